@@ -1,0 +1,77 @@
+"""EventCore: multi-stream event sourcing.
+
+Commands declare the streams they need; :func:`execute` reads them, folds state with a pure
+``apply``, calls a pure ``handle`` and appends the new events to several streams atomically,
+with optimistic concurrency checked on every stream read.
+"""
+
+from eventcore.clock import SeededIds, TickingClock, system_clock, uuid7
+from eventcore.commands import Command, require, stream
+from eventcore.errors import (
+    BusinessRuleViolation,
+    ConcurrencyError,
+    ConfigurationError,
+    Conflict,
+    DefinitionError,
+    DeserializationError,
+    EventCoreError,
+    InvalidStreamId,
+    InvalidStreamSelector,
+    SerializationError,
+    StoreError,
+    StoreFailure,
+    UndeclaredStream,
+    ValidationError,
+    VersionConflict,
+)
+from eventcore.events import EventTypes, Metadata, RecordedEvent, event, event_info, stream_of
+from eventcore.execution import execute
+from eventcore.pipeline import ExecutionResult
+from eventcore.retry import RetryAttempt, RetryPolicy
+from eventcore.store import EventStore
+from eventcore.stores.memory import InMemoryEventStore
+from eventcore.stores.sqlite import SqliteEventStore
+from eventcore.types import StreamId, StreamPattern, StreamPrefix
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BusinessRuleViolation",
+    "Command",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "Conflict",
+    "DefinitionError",
+    "DeserializationError",
+    "EventCoreError",
+    "EventStore",
+    "EventTypes",
+    "ExecutionResult",
+    "InMemoryEventStore",
+    "InvalidStreamId",
+    "InvalidStreamSelector",
+    "Metadata",
+    "RecordedEvent",
+    "RetryAttempt",
+    "RetryPolicy",
+    "SeededIds",
+    "SerializationError",
+    "SqliteEventStore",
+    "StoreError",
+    "StoreFailure",
+    "StreamId",
+    "StreamPattern",
+    "StreamPrefix",
+    "TickingClock",
+    "UndeclaredStream",
+    "ValidationError",
+    "VersionConflict",
+    "event",
+    "event_info",
+    "execute",
+    "require",
+    "stream",
+    "stream_of",
+    "system_clock",
+    "uuid7",
+]

@@ -1,0 +1,442 @@
+"""A JSON codec for event dataclasses, compiled once per class from its type hints.
+
+Supported field types: ``str``, ``int``, ``float``, ``bool``, ``None``, ``Decimal``, ``UUID``,
+timezone-aware ``datetime``, ``date``, ``Enum`` subclasses, ``StreamId``, ``Literal``,
+``X | None``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``list[X]``, ``dict[K, V]`` (keys ``str``,
+``StreamId``, ``int``, ``UUID`` or an Enum), nested frozen-or-not dataclasses, and ``Any``
+(JSON values only). Anything else is refused when the class is checked, so a bad field never
+reaches the database. Values are checked against the hints when encoding: a wrong value fails
+at append time, never at read time.
+
+>>> from dataclasses import dataclass
+>>> from decimal import Decimal
+>>> @dataclass(frozen=True)
+... class Priced:
+...     sku: str
+...     price: Decimal
+>>> codec = compile_codec(Priced)
+>>> codec.encode(Priced("tea", Decimal("2.50")))
+{'sku': 'tea', 'price': '2.50'}
+>>> codec.decode({'sku': 'tea', 'price': '2.50'})
+Priced(sku='tea', price=Decimal('2.50'))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, Union
+from uuid import UUID
+
+from eventcore.errors import DefinitionError, DeserializationError, SerializationError
+from eventcore.types import StreamId
+
+__all__ = ["ClassCodec", "check_json_value", "compile_codec", "type_hints"]
+
+Convert = Callable[[Any, str], Any]
+"""A converter takes a value and its dotted path (for error messages)."""
+
+
+class _EncodeError(Exception):
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+
+
+class _DecodeError(Exception):
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class ClassCodec:
+    """Encode an instance of ``cls`` to a JSON-ready dict, and decode it back."""
+
+    cls: type
+    _encode: Convert
+    _decode: Convert
+
+    def encode(self, obj: object) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = self._encode(obj, self.cls.__name__)
+        except _EncodeError as exc:
+            raise SerializationError(
+                f"cannot encode {self.cls.__name__}: {exc}. Nothing was written."
+            ) from None
+        return result
+
+    def decode(self, data: object) -> Any:
+        try:
+            return self._decode(data, self.cls.__name__)
+        except _DecodeError as exc:
+            raise DeserializationError(f"cannot decode {self.cls.__name__}: {exc}") from None
+
+
+_CODECS: dict[type, ClassCodec] = {}
+
+
+def compile_codec(cls: type) -> ClassCodec:
+    """Build (once) the codec for a dataclass, or raise :class:`DefinitionError`."""
+    codec = _CODECS.get(cls)
+    if codec is None:
+        enc, dec = _dataclass_converters(cls, cls.__name__, stack=())
+        codec = ClassCodec(cls, enc, dec)
+        _CODECS[cls] = codec
+    return codec
+
+
+def type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints`` that also resolves ``StreamId`` written as a string
+    annotation in a scope that did not import it (doctests, notebooks)."""
+    return typing.get_type_hints(cls, localns={"StreamId": StreamId})
+
+
+def check_json_value(value: object, path: str = "value") -> None:
+    """Raise :class:`SerializationError` unless ``value`` is plain JSON data."""
+    try:
+        _check_json(value, path)
+    except _EncodeError as exc:
+        raise SerializationError(f"{exc}. Nothing was written.") from None
+
+
+def _type_name(hint: object) -> str:
+    return getattr(hint, "__name__", None) or repr(hint)
+
+
+def _dataclass_converters(cls: type, path: str, stack: tuple[type, ...]) -> tuple[Convert, Convert]:
+    if not dataclasses.is_dataclass(cls):
+        raise DefinitionError(f"{path}: {cls.__name__} is not a dataclass")
+    if cls in stack:
+        raise DefinitionError(
+            f"{path}: {cls.__name__} contains itself; recursive event types are not supported"
+        )
+    try:
+        hints = type_hints(cls)
+    except Exception as exc:  # NameError for unresolvable forward references, and friends
+        raise DefinitionError(
+            f"cannot resolve the type hints of {cls.__name__} ({exc}); define the classes it "
+            "refers to at module level"
+        ) from None
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    plan: list[tuple[str, Convert | None, Convert | None]] = []
+    for f in fields:
+        enc, dec = _converters(hints[f.name], f"{path}.{f.name}", (*stack, cls))
+        plan.append((f.name, enc, dec))
+    names = tuple(name for name, _, _ in plan)
+    enc_plan = tuple(plan)
+    dec_plan = tuple((name, dec) for name, _, dec in plan if dec is not None)
+    cls_name = cls.__name__
+
+    def encode(obj: Any, where: str) -> dict[str, Any]:
+        if type(obj) is not cls and not isinstance(obj, cls):
+            raise _EncodeError(where, f"expected {cls_name}, got {type(obj).__name__}")
+        out: dict[str, Any] = {}
+        for name, conv, _ in enc_plan:
+            value = getattr(obj, name)
+            out[name] = value if conv is None else conv(value, f"{where}.{name}")
+        return out
+
+    def decode(data: Any, where: str) -> Any:
+        if type(data) is not dict:
+            raise _DecodeError(where, f"expected an object, got {type(data).__name__}")
+        if dec_plan:
+            data = dict(data)
+            for name, conv in dec_plan:
+                if name in data:
+                    data[name] = conv(data[name], f"{where}.{name}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            missing = [n for n in names if n not in data]
+            extra = [n for n in data if n not in names]
+            raise _DecodeError(
+                where,
+                f"fields do not match the class (missing {missing}, unexpected {extra}): {exc}",
+            ) from None
+
+    return encode, decode
+
+
+def _check(kind: type | tuple[type, ...], label: str) -> Convert:
+    def check(value: Any, where: str) -> Any:
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _EncodeError(where, f"expected {label}, got {type(value).__name__} {value!r}")
+        return value
+
+    return check
+
+
+def _encode_float(value: Any, where: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _EncodeError(where, f"expected float, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise _EncodeError(where, f"{value!r} is not a finite number; JSON cannot store it")
+    return value
+
+
+def _decode_float(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _DecodeError(where, f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _decoder(parse: Callable[[Any], Any], label: str) -> Convert:
+    def decode(value: Any, where: str) -> Any:
+        try:
+            return parse(value)
+        except (TypeError, ValueError, InvalidOperation, AttributeError):
+            raise _DecodeError(where, f"cannot read {value!r} as {label}") from None
+
+    return decode
+
+
+def _encode_decimal(value: Any, where: str) -> str:
+    if not isinstance(value, Decimal):
+        raise _EncodeError(where, f"expected Decimal, got {type(value).__name__} {value!r}")
+    return str(value)
+
+
+def _encode_uuid(value: Any, where: str) -> str:
+    if not isinstance(value, UUID):
+        raise _EncodeError(where, f"expected UUID, got {type(value).__name__} {value!r}")
+    return str(value)
+
+
+def _encode_datetime(value: Any, where: str) -> str:
+    if not isinstance(value, datetime):
+        raise _EncodeError(where, f"expected datetime, got {type(value).__name__} {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _EncodeError(
+            where,
+            f"datetime {value.isoformat()} is naive; use a timezone-aware value "
+            "such as datetime.now(UTC)",
+        )
+    return value.isoformat()
+
+
+def _encode_date(value: Any, where: str) -> str:
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise _EncodeError(where, f"expected date, got {type(value).__name__} {value!r}")
+    return value.isoformat()
+
+
+def _encode_stream_id(value: Any, where: str) -> str:
+    if isinstance(value, StreamId):
+        return value
+    if isinstance(value, str):
+        try:
+            return StreamId(value)
+        except ValueError as exc:
+            raise _EncodeError(where, str(exc)) from None
+    raise _EncodeError(where, f"expected StreamId, got {type(value).__name__} {value!r}")
+
+
+def _decode_stream_id(value: Any, where: str) -> StreamId:
+    if not isinstance(value, str):
+        raise _DecodeError(where, f"expected a stream id string, got {value!r}")
+    return StreamId._trusted(value)
+
+
+def _check_json(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return _encode_float(value, where)
+    if isinstance(value, (list, tuple)):
+        return [_check_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise _EncodeError(where, f"JSON object keys must be str, got {key!r}")
+        return {k: _check_json(v, f"{where}.{k}") for k, v in value.items()}
+    raise _EncodeError(
+        where,
+        f"{type(value).__name__} {value!r} is not JSON data; give the field a precise type "
+        "(for example Decimal or UUID) instead of Any",
+    )
+
+
+_KEY_TYPES = (str, int, UUID)
+
+
+def _key_converters(hint: Any, path: str) -> tuple[Convert, Convert]:
+    if hint is str:
+        return _check(str, "str"), lambda v, w: v
+    if hint is StreamId:
+        return _encode_stream_id, _decode_stream_id
+    if hint is int:
+        return (
+            lambda v, w: str(_check(int, "int")(v, w)),
+            _decoder(int, "an int key"),
+        )
+    if hint is UUID:
+        return _encode_uuid, _decoder(UUID, "a UUID key")
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        enc, dec = _enum_converters(hint, path)
+        return (lambda v, w: str(enc(v, w))), (lambda v, w: dec(_enum_key(hint, v), w))
+    raise DefinitionError(
+        f"{path}: dict keys of type {_type_name(hint)} are not supported; use str, StreamId, "
+        "int, UUID or an Enum"
+    )
+
+
+def _enum_key(cls: type[enum.Enum], raw: str) -> Any:
+    for member in cls:
+        if str(member.value) == raw:
+            return member.value
+    return raw
+
+
+def _enum_converters(cls: type[enum.Enum], path: str) -> tuple[Convert, Convert]:
+    for member in cls:
+        if not isinstance(member.value, (str, int)) or isinstance(member.value, bool):
+            raise DefinitionError(
+                f"{path}: enum {cls.__name__}.{member.name} has value {member.value!r}; "
+                "only str and int enum values can be stored"
+            )
+
+    def encode(value: Any, where: str) -> Any:
+        if not isinstance(value, cls):
+            raise _EncodeError(where, f"expected {cls.__name__}, got {value!r}")
+        return value.value
+
+    return encode, _decoder(cls, cls.__name__)
+
+
+def _converters(
+    hint: Any, path: str, stack: tuple[type, ...]
+) -> tuple[Convert | None, Convert | None]:
+    """Return (encoder, decoder) for a hint; ``None`` means the value passes unchanged."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any or hint is object:
+        return _check_json, None
+    if hint is type(None) or hint is None:
+        return _check(type(None), "None"), None
+    if hint is bool:
+        return _check(bool, "bool"), None
+    if hint is StreamId:
+        return _encode_stream_id, _decode_stream_id
+    if hint is str:
+        return _check(str, "str"), None
+    if hint is int:
+        return _check(int, "int"), None
+    if hint is float:
+        return _encode_float, _decode_float
+    if hint is Decimal:
+        return _encode_decimal, _decoder(Decimal, "Decimal")
+    if hint is UUID:
+        return _encode_uuid, _decoder(UUID, "UUID")
+    if hint is datetime:
+        return _encode_datetime, _decoder(datetime.fromisoformat, "datetime")
+    if hint is date:
+        return _encode_date, _decoder(date.fromisoformat, "date")
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return _enum_converters(hint, path)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _dataclass_converters(hint, path, stack)
+    if origin is Literal:
+        allowed = args
+
+        def check_literal(value: Any, where: str) -> Any:
+            if value not in allowed:
+                raise _EncodeError(where, f"{value!r} is not one of {allowed!r}")
+            return value
+
+        return check_literal, None
+    if origin is Union or origin is types.UnionType:
+        members = [a for a in args if a is not type(None)]
+        if len(members) != 1 or len(args) != 2:
+            raise DefinitionError(
+                f"{path}: union {hint!r} is ambiguous in JSON; only 'X | None' is supported"
+            )
+        enc, dec = _converters(members[0], path, stack)
+
+        def enc_optional(value: Any, where: str) -> Any:
+            return None if value is None else (value if enc is None else enc(value, where))
+
+        def dec_optional(value: Any, where: str) -> Any:
+            return None if value is None or dec is None else dec(value, where)
+
+        return enc_optional, (dec_optional if dec is not None else None)
+    if origin in (list, tuple) or hint in (list, tuple):
+        return _sequence_converters(hint, origin or hint, args, path, stack)
+    if origin in (dict, Mapping) or hint is dict:
+        key_hint, value_hint = args if args else (str, Any)
+        kenc, kdec = _key_converters(key_hint, path)
+        venc, vdec = _converters(value_hint, f"{path}[]", stack)
+
+        def enc_dict(value: Any, where: str) -> Any:
+            if not isinstance(value, Mapping):
+                raise _EncodeError(where, f"expected a dict, got {type(value).__name__}")
+            return {
+                kenc(k, where): (v if venc is None else venc(v, f"{where}[{k!r}]"))
+                for k, v in value.items()
+            }
+
+        def dec_dict(value: Any, where: str) -> Any:
+            if not isinstance(value, dict):
+                raise _DecodeError(where, f"expected an object, got {value!r}")
+            return {
+                kdec(k, where): (v if vdec is None else vdec(v, f"{where}[{k!r}]"))
+                for k, v in value.items()
+            }
+
+        return enc_dict, dec_dict
+    raise DefinitionError(
+        f"{path}: type {_type_name(hint)} cannot be stored in an event. Supported: str, int, "
+        "float, bool, None, Decimal, UUID, datetime, date, Enum, StreamId, Literal, "
+        "X | None, list, tuple, dict and nested dataclasses"
+    )
+
+
+def _sequence_converters(
+    hint: Any, origin: Any, args: tuple[Any, ...], path: str, stack: tuple[type, ...]
+) -> tuple[Convert, Convert]:
+    make = tuple if origin is tuple else list
+    label = "tuple" if origin is tuple else "list"
+    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        item_convs = [_converters(a, f"{path}[{i}]", stack) for i, a in enumerate(args)]
+        size = len(item_convs)
+
+        def enc_fixed(value: Any, where: str) -> Any:
+            if not isinstance(value, (tuple, list)) or len(value) != size:
+                raise _EncodeError(where, f"expected a tuple of {size} items, got {value!r}")
+            return [
+                v if e is None else e(v, f"{where}[{i}]")
+                for i, (v, (e, _)) in enumerate(zip(value, item_convs, strict=True))
+            ]
+
+        def dec_fixed(value: Any, where: str) -> Any:
+            if not isinstance(value, list) or len(value) != size:
+                raise _DecodeError(where, f"expected {size} items, got {value!r}")
+            return tuple(
+                v if d is None else d(v, f"{where}[{i}]")
+                for i, (v, (_, d)) in enumerate(zip(value, item_convs, strict=True))
+            )
+
+        return enc_fixed, dec_fixed
+    item_hint = args[0] if args else Any
+    ienc, idec = _converters(item_hint, f"{path}[]", stack)
+
+    def enc_seq(value: Any, where: str) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise _EncodeError(where, f"expected a {label}, got {type(value).__name__}")
+        if ienc is None:
+            return list(value)
+        return [ienc(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+    def dec_seq(value: Any, where: str) -> Any:
+        if not isinstance(value, list):
+            raise _DecodeError(where, f"expected a list, got {value!r}")
+        if idec is None:
+            return make(value)
+        return make(idec(v, f"{where}[{i}]") for i, v in enumerate(value))
+
+    return enc_seq, dec_seq

@@ -1,0 +1,164 @@
+"""One error hierarchy for everything EventCore raises.
+
+Every message says what happened and what to do about it::
+
+    EventCoreError
+    ├── ValidationError            bad input at the boundary (also a ValueError)
+    │   ├── InvalidStreamId
+    │   └── InvalidStreamSelector  (a bad prefix or pattern)
+    ├── DefinitionError            a command or event class is malformed (also a TypeError)
+    ├── ConfigurationError         a store or policy was configured wrongly (also a ValueError)
+    ├── BusinessRuleViolation      ``require`` failed inside ``handle``; never retried
+    ├── ConcurrencyError           version conflicts outlasted the retry policy
+    └── StoreError
+        ├── VersionConflict        a stream moved since it was read
+        ├── UndeclaredStream       an event for a stream the command did not read
+        ├── SerializationError     an event cannot be encoded (nothing is written)
+        ├── DeserializationError   a stored row cannot be decoded
+        └── StoreFailure           the database failed; the driver error is ``__cause__``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "BusinessRuleViolation",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "Conflict",
+    "DefinitionError",
+    "DeserializationError",
+    "EventCoreError",
+    "InvalidStreamId",
+    "InvalidStreamSelector",
+    "SerializationError",
+    "StoreError",
+    "StoreFailure",
+    "UndeclaredStream",
+    "ValidationError",
+    "VersionConflict",
+]
+
+
+class EventCoreError(Exception):
+    """Base class of every error raised by EventCore."""
+
+
+class ValidationError(EventCoreError, ValueError):
+    """A value given to EventCore breaks a rule; the message names the value and the rule."""
+
+
+class InvalidStreamId(ValidationError):
+    """A stream id is empty, too long or contains a character reserved for patterns."""
+
+
+class InvalidStreamSelector(ValidationError):
+    """A stream prefix or pattern cannot be used."""
+
+
+class DefinitionError(EventCoreError, TypeError):
+    """A command or event class is malformed; raised when the class is defined or registered."""
+
+
+class ConfigurationError(EventCoreError, ValueError):
+    """A store, retry policy or other component was configured with an unusable value."""
+
+
+class BusinessRuleViolation(EventCoreError):
+    """A business rule checked in ``handle`` failed. Never retried: the decision is final.
+
+    Subclass it for typed domain errors::
+
+        class InsufficientFunds(BusinessRuleViolation):
+            pass
+    """
+
+    def _repr_html_(self) -> str:
+        from eventcore._html import error_html
+
+        return error_html(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """One stream whose version differs from what the command read."""
+
+    stream_id: str
+    expected: int
+    actual: int
+
+    def __str__(self) -> str:
+        return f"{self.stream_id!r}: expected version {self.expected}, found {self.actual}"
+
+
+def _describe(conflicts: Sequence[Conflict]) -> str:
+    return "; ".join(str(c) for c in conflicts)
+
+
+class StoreError(EventCoreError):
+    """Base class for errors reported by an event store."""
+
+
+class VersionConflict(StoreError):
+    """A stream changed between read and append; nothing was written.
+
+    ``conflicts`` lists every stream that moved, with the version the writer expected and
+    the version found.
+    """
+
+    def __init__(self, conflicts: Iterable[Conflict]) -> None:
+        self.conflicts: tuple[Conflict, ...] = tuple(conflicts)
+        super().__init__(
+            f"version conflict on {_describe(self.conflicts)}; nothing was written. "
+            "Read the streams again and retry (execute() does this for you)."
+        )
+
+
+class ConcurrencyError(EventCoreError):
+    """Version conflicts persisted through every attempt the retry policy allowed."""
+
+    def __init__(self, conflicts: Iterable[Conflict], attempts: int) -> None:
+        self.conflicts: tuple[Conflict, ...] = tuple(conflicts)
+        self.attempts = attempts
+        super().__init__(
+            f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}: "
+            f"{_describe(self.conflicts)}. Other writers keep changing these streams; "
+            "allow more retries (RetryPolicy) or reduce contention on them."
+        )
+
+    def _repr_html_(self) -> str:
+        from eventcore._html import error_html
+
+        return error_html(self)
+
+
+class UndeclaredStream(StoreError):
+    """An event targets a stream that the command neither declared nor discovered."""
+
+    def __init__(self, stream_id: str, event_type: str, participating: Iterable[str]) -> None:
+        self.stream_id = stream_id
+        self.event_type = event_type
+        names = ", ".join(repr(s) for s in sorted(participating)) or "none"
+        super().__init__(
+            f"event {event_type} targets stream {stream_id!r}, which this write did not read "
+            f"(streams read: {names}); nothing was written. Declare the stream on the "
+            "command with stream() or return it from discover_streams()."
+        )
+
+
+class SerializationError(StoreError):
+    """An event or metadata value cannot be encoded; nothing was written."""
+
+
+class DeserializationError(StoreError):
+    """A stored event cannot be decoded into its class (unknown type, changed schema, bad row)."""
+
+
+class StoreFailure(StoreError):
+    """The underlying database failed. The driver's exception is kept as ``__cause__``."""
+
+    def __init__(self, operation: str, detail: str) -> None:
+        self.operation = operation
+        super().__init__(f"{operation} failed: {detail}")

@@ -1,0 +1,372 @@
+"""Events: plain frozen dataclasses, their type names and streams, and the recorded envelope.
+
+An event class is an ordinary frozen dataclass. Its *stream* is its one field typed
+:class:`~eventcore.types.StreamId`; its *type name* is the class name. Both can be set
+explicitly with the optional :func:`event` decorator, which also checks the class at once:
+
+>>> from dataclasses import dataclass
+>>> @dataclass(frozen=True)
+... class MoneyDeposited:
+...     account: StreamId
+...     amount: int
+>>> info = event_info(MoneyDeposited)
+>>> info.type_name, info.stream_field
+('MoneyDeposited', 'account')
+>>> @event(name="transfer-recorded", stream="source", version=2)
+... @dataclass(frozen=True)
+... class TransferRecorded:
+...     source: StreamId
+...     target: StreamId
+...     amount: int
+>>> event_info(TransferRecorded).type_name
+'transfer-recorded'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar, overload
+from uuid import UUID
+
+from eventcore.codec import ClassCodec, check_json_value, compile_codec, type_hints
+from eventcore.errors import DefinitionError, DeserializationError, SerializationError
+from eventcore.types import StreamId
+
+__all__ = [
+    "EventInfo",
+    "EventTypes",
+    "Metadata",
+    "RecordedEvent",
+    "Upcaster",
+    "event",
+    "event_info",
+    "stream_of",
+]
+
+T = TypeVar("T", bound=type)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+"""Turns the JSON data of one schema version into the data of the next version."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventInfo:
+    """What EventCore knows about one event class."""
+
+    cls: type
+    type_name: str
+    version: int
+    stream_field: str
+    codec: ClassCodec
+
+
+_INFO: dict[type, EventInfo] = {}
+_INFO_LOCK = threading.Lock()
+
+
+@overload
+def event(cls: T, /) -> T: ...
+@overload
+def event(
+    *, name: str | None = None, stream: str | None = None, version: int = 1
+) -> Callable[[T], T]: ...
+def event(
+    cls: T | None = None,
+    /,
+    *,
+    name: str | None = None,
+    stream: str | None = None,
+    version: int = 1,
+) -> T | Callable[[T], T]:
+    """Check an event class now (not at its first append) and optionally set its type name,
+    stream field and schema version. Put it *above* ``@dataclass(frozen=True)``."""
+
+    def apply(c: T) -> T:
+        if name is not None:
+            c.__event_type__ = name  # type: ignore[attr-defined]
+        if stream is not None:
+            c.__event_stream__ = stream  # type: ignore[attr-defined]
+        c.__event_version__ = version  # type: ignore[attr-defined]
+        event_info(c)
+        return c
+
+    return apply(cls) if cls is not None else apply
+
+
+def event_info(cls: type) -> EventInfo:
+    """Check ``cls`` as an event class and describe it, or raise :class:`DefinitionError`."""
+    info = _INFO.get(cls)
+    if info is not None:
+        return info
+    with _INFO_LOCK:
+        info = _INFO.get(cls) or _describe(cls)
+        _INFO[cls] = info
+    return info
+
+
+def _describe(cls: type) -> EventInfo:
+    if not isinstance(cls, type):
+        raise DefinitionError(f"{cls!r} is not a class; events are frozen dataclass instances")
+    if not dataclasses.is_dataclass(cls):
+        raise DefinitionError(
+            f"{cls.__name__} is not a dataclass; declare events as @dataclass(frozen=True)"
+        )
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen:
+        raise DefinitionError(
+            f"{cls.__name__} is not frozen; events are facts and must be immutable: "
+            "use @dataclass(frozen=True)"
+        )
+    type_name = cls.__dict__.get("__event_type__", cls.__name__)
+    if not isinstance(type_name, str) or not type_name.strip() or len(type_name) > 200:
+        raise DefinitionError(
+            f"{cls.__name__}.__event_type__ must be a non-empty str of at most 200 characters, "
+            f"got {type_name!r}"
+        )
+    version = cls.__dict__.get("__event_version__", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise DefinitionError(
+            f"{cls.__name__}.__event_version__ must be an int >= 1, got {version!r}"
+        )
+    codec = compile_codec(cls)  # raises DefinitionError for unsupported field types
+    hints = type_hints(cls)
+    stream_fields = [f.name for f in dataclasses.fields(cls) if hints.get(f.name) is StreamId]
+    explicit = getattr(cls, "__event_stream__", None)
+    if explicit is not None:
+        if explicit not in stream_fields:
+            raise DefinitionError(
+                f"{cls.__name__} names {explicit!r} as its stream field, but its StreamId "
+                f"fields are {stream_fields}; name one of them"
+            )
+        stream_field = explicit
+    elif len(stream_fields) == 1:
+        stream_field = stream_fields[0]
+    elif not stream_fields:
+        raise DefinitionError(
+            f"{cls.__name__} has no StreamId field, so EventCore cannot tell which stream it "
+            "belongs to; add one (for example 'account: StreamId')"
+        )
+    else:
+        raise DefinitionError(
+            f"{cls.__name__} has several StreamId fields {stream_fields}; say which one is its "
+            f"stream with @event(stream={stream_fields[0]!r}) or "
+            f"__event_stream__ = {stream_fields[0]!r}"
+        )
+    return EventInfo(cls, type_name.strip(), version, stream_field, codec)
+
+
+def stream_of(evt: object) -> StreamId:
+    """The stream an event belongs to.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Opened:
+    ...     account: StreamId
+    >>> stream_of(Opened(StreamId("account-1")))
+    StreamId('account-1')
+    """
+    info = event_info(type(evt))
+    value = getattr(evt, info.stream_field)
+    if isinstance(value, StreamId):
+        return value
+    try:
+        return StreamId(value)
+    except ValueError as exc:
+        raise SerializationError(
+            f"{info.type_name}.{info.stream_field} is not a valid stream id: {exc}"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """Who and what caused an event. Stamped on every event one command writes.
+
+    ``correlation_id`` groups all events of one business flow; ``causation_id`` is the id of
+    the event (or message) that caused this one; ``custom`` is free-form JSON data.
+    """
+
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+    custom: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("correlation_id", "causation_id"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, UUID):
+                raise SerializationError(
+                    f"Metadata.{name} must be a UUID or None, got {type(value).__name__} "
+                    f"{value!r}; put other identifiers in Metadata.custom"
+                )
+        if not isinstance(self.custom, Mapping):
+            raise SerializationError(
+                f"Metadata.custom must be a dict, got {type(self.custom).__name__}"
+            )
+        check_json_value(dict(self.custom), "Metadata.custom")
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "correlation_id": None if self.correlation_id is None else str(self.correlation_id),
+                "causation_id": None if self.causation_id is None else str(self.causation_id),
+                "custom": dict(self.custom),
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+            sort_keys=True,
+        )
+
+    @staticmethod
+    def from_json(text: str | bytes | Mapping[str, Any]) -> Metadata:
+        try:
+            data = text if isinstance(text, Mapping) else json.loads(text)
+            corr = data.get("correlation_id")
+            cause = data.get("causation_id")
+            return Metadata(
+                correlation_id=UUID(corr) if corr else None,
+                causation_id=UUID(cause) if cause else None,
+                custom=data.get("custom") or {},
+            )
+        except (ValueError, TypeError, AttributeError, SerializationError) as exc:
+            raise DeserializationError(f"stored metadata {text!r} is corrupt: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored: the domain event and its envelope.
+
+    ``stream_version`` counts events in the stream (the first is 1); ``position`` is the
+    global position, strictly increasing in commit order.
+    """
+
+    position: int
+    stream_id: StreamId
+    stream_version: int
+    event_type: str
+    event: Any
+    event_id: UUID
+    recorded_at: datetime
+    metadata: Metadata
+
+    def _repr_html_(self) -> str:
+        from eventcore._html import recorded_event_html
+
+        return recorded_event_html(self)
+
+
+class EventTypes:
+    """Maps stored type names to event classes, for one store. Not global: each store owns one.
+
+    Classes are added when they are first appended, or up front (``events=[...]`` on a store)
+    so that a fresh process can read what an earlier one wrote.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Opened:
+    ...     account: StreamId
+    >>> types = EventTypes([Opened])
+    >>> types.class_for("Opened").__name__
+    'Opened'
+    """
+
+    def __init__(self, classes: Iterable[type] = ()) -> None:
+        self._by_name: dict[str, EventInfo] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._lock = threading.Lock()
+        for cls in classes:
+            self.register(cls)
+
+    def register(self, cls: type) -> EventInfo:
+        """Add an event class; a different class with the same type name is an error."""
+        info = event_info(cls)
+        known = self._by_name.get(info.type_name)
+        if known is not None and known.cls is cls:
+            return known
+        with self._lock:
+            known = self._by_name.get(info.type_name)
+            if known is not None and known.cls is not cls:
+                raise DefinitionError(
+                    f"event type name {info.type_name!r} is used by both "
+                    f"{known.cls.__module__}.{known.cls.__qualname__} and "
+                    f"{cls.__module__}.{cls.__qualname__}; give one of them another name "
+                    "with @event(name=...)"
+                )
+            self._by_name[info.type_name] = info
+        return info
+
+    def register_upcaster(self, type_name: str, from_version: int, upcaster: Upcaster) -> None:
+        """Teach the registry to turn stored ``type_name`` data of ``from_version`` into the
+        data of ``from_version + 1``. Chains run until the class's current version."""
+        self._upcasters[(type_name, from_version)] = upcaster
+
+    def names_for(self, selectors: Iterable[str | type]) -> frozenset[str]:
+        """Type names for a mix of names and classes (classes are registered on the way)."""
+        return frozenset(s if isinstance(s, str) else self.register(s).type_name for s in selectors)
+
+    def class_for(self, type_name: str) -> type:
+        return self._info_for_name(type_name, "").cls
+
+    def _info_for_name(self, type_name: str, where: str) -> EventInfo:
+        info = self._by_name.get(type_name)
+        if info is None:
+            known = ", ".join(sorted(self._by_name)) or "none"
+            raise DeserializationError(
+                f"unknown event type {type_name!r}{where}; this store knows: {known}. "
+                "Pass the class to the store, for example "
+                f"SqliteEventStore(path, events=[{type_name}, ...])"
+            )
+        return info
+
+    def encode(self, evt: object) -> tuple[EventInfo, str]:
+        """Return the event's info and its JSON text, or raise SerializationError."""
+        try:
+            info = self.register(type(evt))
+        except DefinitionError as exc:
+            raise SerializationError(f"cannot store {evt!r}: {exc}") from None
+        data = info.codec.encode(evt)
+        try:
+            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:  # pragma: no cover - the codec checks first
+            raise SerializationError(f"cannot encode {info.type_name}: {exc}") from None
+        return info, text
+
+    def decode(
+        self, type_name: str, version: int, data: str | bytes | dict[str, Any], where: str = ""
+    ) -> Any:
+        """Decode stored data (JSON text or an already-parsed dict) into an event."""
+        info = self._info_for_name(type_name, where)
+        try:
+            payload = json.loads(data) if isinstance(data, (str, bytes)) else data
+        except ValueError as exc:
+            raise DeserializationError(
+                f"stored data of {type_name}{where} is not valid JSON: {exc}"
+            ) from None
+        if version != info.version:
+            payload = self._upcast(info, version, payload, where)
+        try:
+            return info.codec.decode(payload)
+        except DeserializationError as exc:
+            raise DeserializationError(f"{exc}{where}") from None
+
+    def _upcast(self, info: EventInfo, version: int, payload: Any, where: str) -> Any:
+        if version > info.version:
+            raise DeserializationError(
+                f"{info.type_name}{where} was stored with schema version {version}, newer than "
+                f"the class's version {info.version}; upgrade the code that reads it"
+            )
+        while version < info.version:
+            up = self._upcasters.get((info.type_name, version))
+            if up is None:
+                raise DeserializationError(
+                    f"{info.type_name}{where} was stored with schema version {version} but the "
+                    f"class is version {info.version}; register an upcaster with "
+                    f"register_upcaster({info.type_name!r}, {version}, fn)"
+                )
+            payload = up(payload)
+            version += 1
+        return payload

@@ -1,0 +1,169 @@
+"""The event store protocol, and the validation every store shares before it writes.
+
+Every store offers the same five operations; the contract suite in
+:mod:`eventcore.testing.contract` holds each store to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+from uuid import UUID
+
+from eventcore.clock import Clock, IdFactory
+from eventcore.errors import (
+    ConfigurationError,
+    InvalidStreamSelector,
+    UndeclaredStream,
+    ValidationError,
+)
+from eventcore.events import EventInfo, EventTypes, Metadata, RecordedEvent, stream_of
+from eventcore.types import StreamId, StreamPattern, StreamPrefix
+
+__all__ = ["EventStore", "PendingEvent", "StreamSelector", "check_read_args", "prepare_append"]
+
+StreamSelector = StreamPrefix | StreamPattern
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """What ``execute`` and projections need from a store."""
+
+    types: EventTypes
+
+    def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[RecordedEvent]:
+        """Events of one stream in version order, lazily, those after ``after_version``.
+        A missing stream reads as empty."""
+        ...
+
+    def stream_version(self, stream_id: StreamId) -> int:
+        """The number of events in the stream (0 when it does not exist)."""
+        ...
+
+    def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+    ) -> list[RecordedEvent]:
+        """Append atomically: every stream in ``expected`` must be at exactly that version
+        (read-only participants too), every event must belong to one of them, and either all
+        events are written or none. Raises ``VersionConflict`` listing every stale stream."""
+        ...
+
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        streams: StreamSelector | None = None,
+        event_types: Iterable[str | type] | None = None,
+    ) -> list[RecordedEvent]:
+        """Events with position > ``after`` in position order, filtered (in the database,
+        before the limit) by a stream prefix or pattern and by event types."""
+        ...
+
+    def head(self) -> int:
+        """The highest global position written so far (0 for an empty store)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An event validated and encoded, waiting for its stream version and position."""
+
+    stream_id: StreamId
+    event: object
+    info: EventInfo
+    data: str
+    event_id: UUID
+    recorded_at: datetime
+
+
+def prepare_append(
+    types: EventTypes,
+    expected: Mapping[StreamId, int],
+    events: Sequence[object],
+    metadata: Metadata | None,
+    clock: Clock,
+    ids: IdFactory,
+) -> tuple[dict[StreamId, int], list[PendingEvent], Metadata]:
+    """Check and encode a write before any database work, so bad input writes nothing.
+
+    Returns the expected versions (keys validated), the encoded events and the metadata to
+    stamp (with a correlation id: the one given, or the first event's id).
+    """
+    if not isinstance(expected, Mapping):
+        raise ValidationError(
+            f"expected versions must be a mapping of stream id to version, got "
+            f"{type(expected).__name__}"
+        )
+    checked: dict[StreamId, int] = {}
+    for sid, version in expected.items():
+        stream_id = StreamId(sid)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise ValidationError(
+                f"expected version for {stream_id!r} must be an int >= 0, got {version!r}"
+            )
+        if stream_id in checked and checked[stream_id] != version:
+            raise ValidationError(
+                f"stream {stream_id!r} appears twice with different expected versions "
+                f"({checked[stream_id]} and {version})"
+            )
+        checked[stream_id] = version
+    if isinstance(events, (str, bytes)) or not isinstance(events, Sequence):
+        raise ValidationError(f"events must be a list, got {type(events).__name__}")
+    metadata = metadata if metadata is not None else Metadata()
+    if not isinstance(metadata, Metadata):
+        raise ValidationError(f"metadata must be a Metadata, got {type(metadata).__name__}")
+    pending: list[PendingEvent] = []
+    for evt in events:
+        info, data = types.encode(evt)
+        target = stream_of(evt)
+        if target not in checked:
+            raise UndeclaredStream(target, info.type_name, checked)
+        pending.append(PendingEvent(target, evt, info, data, ids(), clock()))
+    if pending and metadata.correlation_id is None:
+        metadata = Metadata(pending[0].event_id, metadata.causation_id, metadata.custom)
+    return checked, pending, metadata
+
+
+def check_read_args(
+    types: EventTypes,
+    after: int,
+    limit: int | None,
+    streams: StreamSelector | None,
+    event_types: Iterable[str | type] | None,
+) -> frozenset[str] | None:
+    """Validate ``read_all`` arguments; return the event type names to filter on."""
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise ValidationError(f"after must be a position >= 0, got {after!r}")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise ValidationError(f"limit must be an int >= 0 or None, got {limit!r}")
+    if streams is not None and not isinstance(streams, (StreamPrefix, StreamPattern)):
+        raise InvalidStreamSelector(
+            f"streams must be a StreamPrefix or StreamPattern, got {type(streams).__name__} "
+            f"{streams!r}; wrap it, for example StreamPattern('customer-*')"
+        )
+    if event_types is None:
+        return None
+    if isinstance(event_types, (str, type)):
+        event_types = [event_types]
+    return types.names_for(event_types)
+
+
+def check_after_version(after_version: int) -> None:
+    if not isinstance(after_version, int) or isinstance(after_version, bool) or after_version < 0:
+        raise ValidationError(f"after_version must be an int >= 0, got {after_version!r}")
+
+
+def check_positive(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive int, got {value!r}")

@@ -1,0 +1,145 @@
+"""An in-memory event store: thread-safe, for tests, notebooks and prototypes.
+
+Events are encoded on append exactly as the SQL stores encode them (so a bad field fails
+here too) and decoded once, so the stored copy shares nothing with the caller's objects.
+
+>>> from dataclasses import dataclass
+>>> @dataclass(frozen=True)
+... class Opened:
+...     account: StreamId
+>>> store = InMemoryEventStore()
+>>> [e.stream_version for e in store.append({StreamId("a"): 0}, [Opened(StreamId("a"))])]
+[1]
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from eventcore.clock import Clock, IdFactory, system_clock, uuid7
+from eventcore.errors import Conflict, VersionConflict
+from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.store import (
+    StreamSelector,
+    check_after_version,
+    check_read_args,
+    prepare_append,
+)
+from eventcore.types import StreamId
+
+__all__ = ["InMemoryEventStore"]
+
+
+class InMemoryEventStore:
+    """Keeps every event in process memory; nothing survives the process."""
+
+    def __init__(
+        self,
+        *,
+        events: Iterable[type] | EventTypes = (),
+        clock: Clock = system_clock,
+        ids: IdFactory = uuid7,
+    ) -> None:
+        self.types = events if isinstance(events, EventTypes) else EventTypes(events)
+        self._clock = clock
+        self._ids = ids
+        self._lock = threading.RLock()
+        self._log: list[RecordedEvent] = []
+        self._streams: dict[StreamId, list[RecordedEvent]] = {}
+
+    def __repr__(self) -> str:
+        return f"InMemoryEventStore(events={len(self._log)}, streams={len(self._streams)})"
+
+    def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[RecordedEvent]:
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        with self._lock:
+            events = self._streams.get(sid, ())[after_version:]
+        return iter(events)
+
+    def stream_version(self, stream_id: StreamId) -> int:
+        with self._lock:
+            return len(self._streams.get(StreamId(stream_id), ()))
+
+    def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+    ) -> list[RecordedEvent]:
+        checked, pending, meta = prepare_append(
+            self.types, expected, events, metadata, self._clock, self._ids
+        )
+        # The stored event is a decoded copy: exactly what a SQL store would read back.
+        copies = [self.types.decode(p.info.type_name, p.info.version, p.data) for p in pending]
+        with self._lock:
+            conflicts = [
+                Conflict(sid, version, len(self._streams.get(sid, ())))
+                for sid, version in checked.items()
+                if len(self._streams.get(sid, ())) != version
+            ]
+            if conflicts:
+                raise VersionConflict(conflicts)
+            recorded: list[RecordedEvent] = []
+            versions = dict(checked)
+            position = len(self._log)
+            for p, copy in zip(pending, copies, strict=True):
+                versions[p.stream_id] += 1
+                position += 1
+                recorded.append(
+                    RecordedEvent(
+                        position=position,
+                        stream_id=p.stream_id,
+                        stream_version=versions[p.stream_id],
+                        event_type=p.info.type_name,
+                        event=copy,
+                        event_id=p.event_id,
+                        recorded_at=p.recorded_at,
+                        metadata=meta,
+                    )
+                )
+            for rec in recorded:
+                self._streams.setdefault(rec.stream_id, []).append(rec)
+            self._log.extend(recorded)
+        return recorded
+
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        streams: StreamSelector | None = None,
+        event_types: Iterable[str | type] | None = None,
+    ) -> list[RecordedEvent]:
+        names = check_read_args(self.types, after, limit, streams, event_types)
+        out: list[RecordedEvent] = []
+        if limit == 0:
+            return out
+        with self._lock:
+            candidates = self._log[after:]  # position n lives at index n - 1
+        for rec in candidates:
+            if streams is not None and not streams.matches(rec.stream_id):
+                continue
+            if names is not None and rec.event_type not in names:
+                continue
+            out.append(rec)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def head(self) -> int:
+        with self._lock:
+            return len(self._log)
+
+    def close(self) -> None:
+        """Nothing to release; present so every store can be closed the same way."""
+
+    def __enter__(self) -> InMemoryEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,453 @@
+"""The SQLite event store: one file, durable by default, safe for several processes.
+
+Appends run in ``BEGIN IMMEDIATE`` transactions, so writers are serialised by SQLite's own
+file lock: positions are the table's integer rowid — commit-ordered and gapless — and a
+reader polling "after position P" can never miss an event. WAL mode lets readers run while a
+writer commits. ``synchronous=FULL`` (the default) survives power loss; ``NORMAL`` is faster
+and survives application crashes only.
+
+>>> from dataclasses import dataclass
+>>> @dataclass(frozen=True)
+... class Opened:
+...     account: StreamId
+>>> store = SqliteEventStore(":memory:")
+>>> [e.position for e in store.append({StreamId("a"): 0}, [Opened(StreamId("a"))])]
+[1]
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final, Literal
+from uuid import UUID
+
+from eventcore.clock import Clock, IdFactory, system_clock, uuid7
+from eventcore.errors import (
+    ConfigurationError,
+    Conflict,
+    DeserializationError,
+    StoreFailure,
+    VersionConflict,
+)
+from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.store import (
+    StreamSelector,
+    check_after_version,
+    check_positive,
+    check_read_args,
+    prepare_append,
+)
+from eventcore.types import StreamId, StreamPattern, StreamPrefix
+
+__all__ = ["SqliteEventStore"]
+
+_MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
+    (
+        1,
+        """
+        CREATE TABLE eventcore_events (
+            position        INTEGER PRIMARY KEY,
+            event_id        TEXT    NOT NULL,
+            stream_id       TEXT    NOT NULL,
+            stream_version  INTEGER NOT NULL CHECK (stream_version > 0),
+            event_type      TEXT    NOT NULL,
+            schema_version  INTEGER NOT NULL,
+            data            TEXT    NOT NULL,
+            metadata        TEXT    NOT NULL,
+            recorded_at     TEXT    NOT NULL,
+            UNIQUE (stream_id, stream_version)
+        );
+        CREATE UNIQUE INDEX eventcore_events_event_id ON eventcore_events (event_id);
+        CREATE INDEX eventcore_events_type ON eventcore_events (event_type, position);
+        CREATE TRIGGER eventcore_events_no_update BEFORE UPDATE ON eventcore_events
+        BEGIN SELECT RAISE(ABORT, 'eventcore events are immutable: UPDATE is not allowed'); END;
+        CREATE TRIGGER eventcore_events_no_delete BEFORE DELETE ON eventcore_events
+        BEGIN SELECT RAISE(ABORT, 'eventcore events are immutable: DELETE is not allowed'); END;
+        """,
+    ),
+)
+
+SCHEMA_VERSION: Final = _MIGRATIONS[-1][0]
+
+_COLUMNS: Final = (
+    "position, stream_id, stream_version, event_type, schema_version, data, event_id, "
+    "recorded_at, metadata"
+)
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+
+class SqliteEventStore:
+    """An event store in one SQLite file (or ``":memory:"``, or a connection you own).
+
+    ``busy_timeout`` is how long a writer waits for another process's write lock before
+    failing; ``synchronous`` is ``"FULL"`` (durable, the default) or ``"NORMAL"``.
+    Tables are named ``eventcore_*`` so the file can also hold your read models.
+    """
+
+    def __init__(
+        self,
+        database: str | os.PathLike[str] | sqlite3.Connection,
+        *,
+        events: Iterable[type] | EventTypes = (),
+        clock: Clock = system_clock,
+        ids: IdFactory = uuid7,
+        synchronous: Synchronous = "FULL",
+        busy_timeout: float = 30.0,
+        page_size: int = 1000,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ConfigurationError(
+                f"synchronous must be 'FULL' (durable) or 'NORMAL' (faster), got {synchronous!r}"
+            )
+        if not isinstance(busy_timeout, (int, float)) or busy_timeout < 0:
+            raise ConfigurationError(f"busy_timeout must be seconds >= 0, got {busy_timeout!r}")
+        check_positive("page_size", page_size)
+        self.types = events if isinstance(events, EventTypes) else EventTypes(events)
+        self._clock = clock
+        self._ids = ids
+        self._page_size = page_size
+        self._busy_timeout = float(busy_timeout)
+        self._lock = threading.RLock()
+        if isinstance(database, sqlite3.Connection):
+            self._conn = database
+            self._owns_connection = False
+            self._name = "<connection>"
+        else:
+            if not isinstance(database, (str, os.PathLike)):
+                raise ConfigurationError(
+                    "database must be a file path, ':memory:' or a sqlite3.Connection, got "
+                    f"{type(database).__name__}"
+                )
+            self._name = os.fspath(database)
+            try:
+                self._conn = sqlite3.connect(
+                    self._name,
+                    timeout=self._busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            except sqlite3.Error as exc:
+                raise StoreFailure(
+                    "open", f"cannot open SQLite database {self._name!r}: {exc}"
+                ) from exc
+            self._owns_connection = True
+        try:
+            self._configure(synchronous)
+            self._migrate()
+        except sqlite3.Error as exc:
+            if self._owns_connection:
+                self._conn.close()
+            raise StoreFailure(
+                "open", f"cannot prepare SQLite database {self._name!r}: {exc}"
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"SqliteEventStore({self._name!r})"
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def _configure(self, synchronous: str) -> None:
+        conn = self._conn
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        if self._name != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() not in ("wal", "memory"):
+                raise ConfigurationError(
+                    f"SQLite database {self._name!r} refused WAL mode (got {mode!r}); "
+                    "use a local file system"
+                )
+        conn.execute(f"PRAGMA synchronous = {synchronous}")  # validated literal above
+
+    def _migrate(self) -> None:
+        """Apply missing migrations in one immediate transaction (safe across processes)."""
+        conn = self._conn
+        with self._lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS eventcore_migrations "
+                    "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+                )
+                row = conn.execute("SELECT MAX(version) FROM eventcore_migrations").fetchone()
+                current = row[0] or 0
+                if current > SCHEMA_VERSION:
+                    raise ConfigurationError(
+                        f"SQLite database {self._name!r} has EventCore schema version {current}, "
+                        f"newer than this library's {SCHEMA_VERSION}; upgrade eventcore"
+                    )
+                for version, script in _MIGRATIONS:
+                    if version <= current:
+                        continue
+                    for statement in _statements(script):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO eventcore_migrations (version, applied_at) VALUES (?, ?)",
+                        (version, self._clock().isoformat()),
+                    )
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[RecordedEvent]:
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        return self._read_stream_pages(sid, after_version)
+
+    def _read_stream_pages(self, sid: StreamId, after_version: int) -> Iterator[RecordedEvent]:
+        sql = (
+            f"SELECT {_COLUMNS} FROM eventcore_events WHERE stream_id = ? AND stream_version > ? "
+            "ORDER BY stream_version LIMIT ?"
+        )
+        while True:
+            rows = self._fetch("read_stream", sql, (sid, after_version, self._page_size))
+            yield from self._decode_rows(rows)
+            if len(rows) < self._page_size:
+                return
+            after_version = rows[-1][2]
+
+    def stream_version(self, stream_id: StreamId) -> int:
+        rows = self._fetch(
+            "stream_version",
+            "SELECT COALESCE(MAX(stream_version), 0) FROM eventcore_events WHERE stream_id = ?",
+            (StreamId(stream_id),),
+        )
+        return int(rows[0][0])
+
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        streams: StreamSelector | None = None,
+        event_types: Iterable[str | type] | None = None,
+    ) -> list[RecordedEvent]:
+        names = check_read_args(self.types, after, limit, streams, event_types)
+        where = ["position > ?"]
+        params: list[Any] = [after]
+        if streams is not None:
+            where.append("stream_id GLOB ?")
+            params.append(_glob(streams))
+        if names is not None:
+            if not names:
+                return []
+            where.append(f"event_type IN ({', '.join('?' * len(names))})")
+            params.extend(sorted(names))
+        params.append(-1 if limit is None else limit)
+        sql = (
+            f"SELECT {_COLUMNS} FROM eventcore_events WHERE {' AND '.join(where)} "
+            "ORDER BY position LIMIT ?"
+        )
+        return self._decode_rows(self._fetch("read_all", sql, params))
+
+    def head(self) -> int:
+        rows = self._fetch("head", "SELECT COALESCE(MAX(position), 0) FROM eventcore_events", ())
+        return int(rows[0][0])
+
+    def _fetch(self, operation: str, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreFailure(operation, _explain(exc, self._busy_timeout)) from exc
+
+    def _decode_rows(self, rows: list[Any]) -> list[RecordedEvent]:
+        decode = self.types.decode
+        metas: dict[str, Metadata] = {}
+        out: list[RecordedEvent] = []
+        for row in rows:
+            position, sid, version, type_name, schema, data, event_id, recorded_at, meta = row
+            where = f" at position {position} (stream {sid!r}, version {version})"
+            meta_obj = metas.get(meta)
+            if meta_obj is None:
+                meta_obj = metas[meta] = Metadata.from_json(meta)
+            try:
+                envelope_id = UUID(event_id)
+                recorded = datetime.fromisoformat(recorded_at)
+            except (TypeError, ValueError) as exc:
+                raise DeserializationError(f"corrupt event row{where}: {exc}") from None
+            out.append(
+                RecordedEvent(
+                    position=position,
+                    stream_id=StreamId._trusted(sid),
+                    stream_version=version,
+                    event_type=type_name,
+                    event=decode(type_name, schema, data, where),
+                    event_id=envelope_id,
+                    recorded_at=recorded,
+                    metadata=meta_obj,
+                )
+            )
+        return out
+
+    # -- writes --------------------------------------------------------------------------
+
+    def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+    ) -> list[RecordedEvent]:
+        checked, pending, meta = prepare_append(
+            self.types, expected, events, metadata, self._clock, self._ids
+        )
+        meta_json = meta.to_json()
+        conn = self._conn
+        with self._lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreFailure("append", _explain(exc, self._busy_timeout)) from exc
+            try:
+                actual = self._versions(list(checked))
+                conflicts = [
+                    Conflict(sid, version, actual.get(sid, 0))
+                    for sid, version in checked.items()
+                    if actual.get(sid, 0) != version
+                ]
+                if conflicts:
+                    raise VersionConflict(conflicts)
+                position = conn.execute(
+                    "SELECT COALESCE(MAX(position), 0) FROM eventcore_events"
+                ).fetchone()[0]
+                versions = dict(checked)
+                rows = []
+                recorded = []
+                for p in pending:
+                    position += 1
+                    versions[p.stream_id] += 1
+                    rows.append(
+                        (
+                            position,
+                            str(p.event_id),
+                            p.stream_id,
+                            versions[p.stream_id],
+                            p.info.type_name,
+                            p.info.version,
+                            p.data,
+                            meta_json,
+                            p.recorded_at.isoformat(),
+                        )
+                    )
+                    recorded.append(
+                        RecordedEvent(
+                            position=position,
+                            stream_id=p.stream_id,
+                            stream_version=versions[p.stream_id],
+                            event_type=p.info.type_name,
+                            event=p.event,
+                            event_id=p.event_id,
+                            recorded_at=p.recorded_at,
+                            metadata=meta,
+                        )
+                    )
+                conn.executemany(
+                    "INSERT INTO eventcore_events (position, event_id, stream_id, stream_version, "
+                    "event_type, schema_version, data, metadata, recorded_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                conn.commit()
+            except VersionConflict:
+                conn.rollback()
+                raise
+            except sqlite3.Error as exc:
+                _rollback_quietly(conn)
+                raise StoreFailure("append", _explain(exc, self._busy_timeout)) from exc
+            except BaseException:
+                _rollback_quietly(conn)
+                raise
+        return recorded
+
+    def _versions(self, stream_ids: list[StreamId]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(stream_ids), 500):
+            chunk = stream_ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for sid, version in self._conn.execute(
+                "SELECT stream_id, MAX(stream_version) FROM eventcore_events "
+                f"WHERE stream_id IN ({marks}) GROUP BY stream_id",
+                chunk,
+            ):
+                found[sid] = version
+        return found
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection if this store opened it (a connection you passed stays open)."""
+        if self._owns_connection:
+            with self._lock:
+                self._conn.close()
+
+    def __enter__(self) -> SqliteEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (triggers keep their inner ';')."""
+    out: list[str] = []
+    buffer = ""
+    for line in script.strip().splitlines():
+        buffer += line + "\n"
+        if sqlite3.complete_statement(buffer):
+            out.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        out.append(buffer.strip())
+    return out
+
+
+def _glob(selector: StreamSelector) -> str:
+    """Translate a prefix or pattern into SQLite GLOB syntax (case-sensitive, anchored).
+
+    Stream ids cannot contain ``* ? [ ]``, so a prefix needs no escaping in GLOB; ``%`` and
+    ``_`` are ordinary characters there.
+    """
+    if isinstance(selector, StreamPrefix):
+        return f"{selector}*"
+    assert isinstance(selector, StreamPattern)
+    out = []
+    for kind, text in selector.parts():
+        if kind == "class":
+            negate = text.startswith("!")
+            body = text[1:] if negate else text
+            if not negate and body.startswith("^"):
+                if body == "^":
+                    out.append("^")  # a class of just '^' is the literal character
+                    continue
+                body = body[1:] + "^"  # '^' first would negate in SQLite; move it
+            out.append(f"[{'^' if negate else ''}{body}]")
+        else:
+            out.append(text)
+    return "".join(out)
+
+
+def _explain(exc: sqlite3.Error, busy_timeout: float) -> str:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return (
+            f"{text}: another connection held the write lock for longer than "
+            f"busy_timeout={busy_timeout:g}s; raise busy_timeout or shorten other transactions"
+        )
+    return text
+
+
+def _rollback_quietly(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.rollback()
