@@ -1,9 +1,11 @@
 # EventCore for Python — the two commands a user needs are `make lab` and `make test`.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 PORT   ?= 8888
+# Jupyter refuses to run as root unless told; containers and CI machines often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lab test lint typecheck unit notebooks demo clean
@@ -15,7 +17,8 @@ help:
 
 # The venv is (re)built when pyproject.toml changes; the stamp records which extras it holds.
 $(PY):
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH; install Python 3.11"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: $(PYTHON) is older than Python 3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
@@ -30,7 +33,7 @@ $(VENV)/.dev: pyproject.toml | $(PY)
 venv: $(VENV)/.dev
 
 lab: $(VENV)/.course
-	$(BIN)/jupyter lab notebooks --ip 127.0.0.1 --port $(PORT) --no-browser $(LAB_ARGS)
+	$(BIN)/jupyter lab notebooks --ip 127.0.0.1 --port $(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -40,17 +43,17 @@ typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
 unit: $(VENV)/.dev
-	$(BIN)/pytest tests eventcore --doctest-modules -p no:cacheprovider
+	$(BIN)/pytest -p no:cacheprovider --doctest-modules eventcore tests
 
 notebooks: $(VENV)/.dev
-	$(BIN)/pytest --nbval --nbval-current-env -p no:cacheprovider notebooks
+	$(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env notebooks
 
+# One pytest run: unit, property and contract tests, doctests, and the notebooks (nbval strict).
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check eventcore tests
 	$(BIN)/mypy
-	$(BIN)/pytest -p no:cacheprovider --doctest-modules eventcore tests
-	$(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env notebooks
+	$(BIN)/pytest -p no:cacheprovider --doctest-modules --nbval --nbval-current-env eventcore tests notebooks
 
 demo: $(VENV)/.course
 	$(PY) -m eventcore.demo
