@@ -1,0 +1,103 @@
+"""``execute_async``: an asyncio shell over the same sans-IO command pipeline.
+
+It drives :func:`eventcore.pipeline.command_pipeline` exactly as :func:`eventcore.execute`
+does, awaiting each effect instead of blocking. A store whose methods are coroutines
+(an *async store*) is awaited directly; a synchronous store runs in a worker thread, so the
+event loop is never blocked.
+
+>>> import asyncio
+>>> from dataclasses import dataclass
+>>> from eventcore import Command, InMemoryEventStore, StreamId, stream
+>>> @dataclass(frozen=True)
+... class Pinged:
+...     target: StreamId
+>>> class Ping(Command[int]):
+...     target: StreamId = stream()
+...     def initial_state(self) -> int:
+...         return 0
+...     def apply(self, count: int, event: Pinged) -> int:
+...         return count + 1
+...     def handle(self, count: int) -> list[Pinged]:
+...         return [Pinged(self.target)]
+>>> store = InMemoryEventStore()
+>>> result = asyncio.run(execute_async(store, Ping(target="host-1")))
+>>> result.positions
+(1,)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from eventcore.commands import Command
+from eventcore.errors import ConfigurationError, StoreError
+from eventcore.events import Metadata
+from eventcore.execution import _metadata
+from eventcore.pipeline import (
+    AppendEvents,
+    ExecutionResult,
+    ReadStream,
+    Sleep,
+    command_pipeline,
+)
+from eventcore.retry import RetryPolicy
+
+__all__ = ["execute_async"]
+
+_DEFAULT_RETRY = RetryPolicy()
+
+
+async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    if inspect.iscoroutinefunction(method):
+        return await method(*args, **kwargs)
+    return await asyncio.to_thread(method, *args, **kwargs)
+
+
+async def execute_async(
+    store: Any,
+    command: Command[Any],
+    *,
+    retry: RetryPolicy = _DEFAULT_RETRY,
+    metadata: Metadata | Mapping[str, Any] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> ExecutionResult:
+    """The asyncio counterpart of :func:`eventcore.execute`, with the same semantics."""
+    if not isinstance(command, Command):
+        raise ConfigurationError(
+            f"execute_async() takes a Command instance, got {type(command).__name__}"
+        )
+    pipeline = command_pipeline(command, retry, _metadata(metadata))
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        try:
+            effect = pipeline.throw(to_throw) if to_throw is not None else pipeline.send(to_send)
+        except StopIteration as done:
+            result: ExecutionResult = done.value
+            return result
+        to_send, to_throw = None, None
+        try:
+            if isinstance(effect, ReadStream):
+                to_send = await _read(store, effect)
+            elif isinstance(effect, AppendEvents):
+                to_send = await _call(
+                    store.append, effect.expected, effect.events, metadata=effect.metadata
+                )
+            elif isinstance(effect, Sleep):
+                if retry.on_retry is not None:
+                    retry.on_retry(effect.retry)
+                await sleep(effect.seconds)
+        except StoreError as exc:
+            to_throw = exc
+
+
+async def _read(store: Any, effect: ReadStream) -> list[Any]:
+    method = store.read_stream
+    if inspect.isasyncgenfunction(method):
+        return [event async for event in method(effect.stream_id)]
+    if inspect.iscoroutinefunction(method):
+        return list(await method(effect.stream_id))
+    return await asyncio.to_thread(lambda: list(method(effect.stream_id)))
