@@ -172,6 +172,18 @@ def _check(kind: type | tuple[type, ...], label: str) -> Convert:
     return check
 
 
+def _expect(kind: type, label: str) -> Convert:
+    """A decoder that only checks the stored JSON value has the hinted type (corrupt rows
+    fail loudly at read time instead of handing a str to code that expects an int)."""
+
+    def expect(value: Any, where: str) -> Any:
+        if type(value) is not kind:
+            raise _DecodeError(where, f"expected {label}, found {value!r}")
+        return value
+
+    return expect
+
+
 def _encode_float(value: Any, where: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _EncodeError(where, f"expected float, got {type(value).__name__} {value!r}")
@@ -199,6 +211,8 @@ def _decoder(parse: Callable[[Any], Any], label: str) -> Convert:
 def _encode_decimal(value: Any, where: str) -> str:
     if not isinstance(value, Decimal):
         raise _EncodeError(where, f"expected Decimal, got {type(value).__name__} {value!r}")
+    if not value.is_finite():
+        raise _EncodeError(where, f"Decimal {str(value)!r} is not a finite number")
     return str(value)
 
 
@@ -318,15 +332,15 @@ def _converters(
     if hint is Any or hint is object:
         return _check_json, None
     if hint is type(None) or hint is None:
-        return _check(type(None), "None"), None
+        return _check(type(None), "None"), _expect(type(None), "null")
     if hint is bool:
-        return _check(bool, "bool"), None
+        return _check(bool, "bool"), _expect(bool, "a boolean")
     if hint is StreamId:
         return _encode_stream_id, _decode_stream_id
     if hint is str:
-        return _check(str, "str"), None
+        return _check(str, "str"), _expect(str, "a string")
     if hint is int:
-        return _check(int, "int"), None
+        return _check(int, "int"), _expect(int, "an integer")
     if hint is float:
         return _encode_float, _decode_float
     if hint is Decimal:
@@ -349,7 +363,12 @@ def _converters(
                 raise _EncodeError(where, f"{value!r} is not one of {allowed!r}")
             return value
 
-        return check_literal, None
+        def decode_literal(value: Any, where: str) -> Any:
+            if value not in allowed:
+                raise _DecodeError(where, f"stored {value!r} is not one of {allowed!r}")
+            return value
+
+        return check_literal, decode_literal
     if origin is Union or origin is types.UnionType:
         members = [a for a in args if a is not type(None)]
         if len(members) != 1 or len(args) != 2:

@@ -164,7 +164,11 @@ def _stream_fields_of(cls: type) -> tuple[tuple[str, bool], ...]:
         elif typing.get_origin(hint) is tuple and typing.get_args(hint) == (StreamId, ...):
             found.append((f.name, True))
         else:
-            shown = getattr(hint, "__name__", None) or repr(hint)
+            shown = (
+                repr(hint).replace("eventcore.types.", "")  # list[StreamId], not just list
+                if typing.get_origin(hint) is not None
+                else getattr(hint, "__name__", None) or repr(hint)
+            )
             raise DefinitionError(
                 f"{cls.__name__}.{f.name} is marked stream() but typed {shown}; "
                 "stream fields must be StreamId or tuple[StreamId, ...]"

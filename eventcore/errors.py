@@ -16,6 +16,7 @@ Every message says what happened and what to do about it::
         ├── SerializationError     an event cannot be encoded (nothing is written)
         ├── DeserializationError   a stored row cannot be decoded
         └── StoreFailure           the database failed; the driver error is ``__cause__``
+            └── StoreTimeout       a lock or statement timeout expired
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "SerializationError",
     "StoreError",
     "StoreFailure",
+    "StoreTimeout",
     "UndeclaredStream",
     "ValidationError",
     "VersionConflict",
@@ -90,7 +92,7 @@ class Conflict:
     actual: int
 
     def __str__(self) -> str:
-        return f"{self.stream_id!r}: expected version {self.expected}, found {self.actual}"
+        return f"{str(self.stream_id)!r}: expected version {self.expected}, found {self.actual}"
 
 
 def _describe(conflicts: Sequence[Conflict]) -> str:
@@ -140,9 +142,9 @@ class UndeclaredStream(StoreError):
     def __init__(self, stream_id: str, event_type: str, participating: Iterable[str]) -> None:
         self.stream_id = stream_id
         self.event_type = event_type
-        names = ", ".join(repr(s) for s in sorted(participating)) or "none"
+        names = ", ".join(repr(str(s)) for s in sorted(participating)) or "none"
         super().__init__(
-            f"event {event_type} targets stream {stream_id!r}, which this write did not read "
+            f"event {event_type} targets stream {str(stream_id)!r}, which this write did not read "
             f"(streams read: {names}); nothing was written. Declare the stream on the "
             "command with stream() or return it from discover_streams()."
         )
@@ -162,3 +164,11 @@ class StoreFailure(StoreError):
     def __init__(self, operation: str, detail: str) -> None:
         self.operation = operation
         super().__init__(f"{operation} failed: {detail}")
+
+
+class StoreTimeout(StoreFailure):
+    """The database gave up waiting: a lock timeout or a statement timeout expired.
+
+    Nothing was written. Another transaction held a lock too long, or a statement ran longer
+    than allowed; retry later, shorten the other work, or raise the timeout.
+    """

@@ -207,6 +207,10 @@ class Metadata:
                 f"Metadata.custom must be a dict, got {type(self.custom).__name__}"
             )
         check_json_value(dict(self.custom), "Metadata.custom")
+        try:
+            self.to_json().encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate in some str
+            raise SerializationError(f"Metadata.custom is not valid Unicode text: {exc}") from None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -333,6 +337,13 @@ class EventTypes:
             text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:  # pragma: no cover - the codec checks first
             raise SerializationError(f"cannot encode {info.type_name}: {exc}") from None
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate in some str field
+            raise SerializationError(
+                f"cannot encode {type(evt).__name__}: its text is not valid Unicode ({exc}). "
+                "Nothing was written."
+            ) from None
         return info, text
 
     def decode(

@@ -9,6 +9,7 @@ True
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,17 +52,34 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         problems = []
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+        if (
+            not isinstance(self.max_retries, int)
+            or isinstance(self.max_retries, bool)
+            or self.max_retries < 0
+        ):
             problems.append(f"max_retries must be an int >= 0, got {self.max_retries!r}")
-        if self.base_delay < 0:
+        ok = set()
+        for name in ("base_delay", "multiplier", "max_delay", "jitter"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
+                ok.add(name)
+            else:
+                problems.append(f"{name} must be a finite number, got {value!r}")
+        if self.on_retry is not None and not callable(self.on_retry):
+            problems.append(f"on_retry must be callable or None, got {self.on_retry!r}")
+        if "base_delay" in ok and self.base_delay < 0:
             problems.append(f"base_delay must be >= 0 seconds, got {self.base_delay!r}")
-        if self.multiplier < 1:
+        if "multiplier" in ok and self.multiplier < 1:
             problems.append(f"multiplier must be >= 1, got {self.multiplier!r}")
-        if self.max_delay < self.base_delay:
+        if {"base_delay", "max_delay"} <= ok and self.max_delay < self.base_delay:
             problems.append(
                 f"max_delay ({self.max_delay!r}) must be >= base_delay ({self.base_delay!r})"
             )
-        if not 0 <= self.jitter < 1:
+        if "jitter" in ok and not 0 <= self.jitter < 1:
             problems.append(f"jitter must be a fraction in [0, 1), got {self.jitter!r}")
         if problems:
             raise ConfigurationError("invalid RetryPolicy: " + "; ".join(problems))
@@ -87,7 +105,11 @@ class RetryPolicy:
         """Seconds to wait before the ``retry``-th retry (1-based), or None when exhausted."""
         if retry > self.max_retries:
             return None
-        raw = min(self.max_delay, self.base_delay * self.multiplier ** (retry - 1))
+        try:
+            grown = self.base_delay * self.multiplier ** (retry - 1)
+        except OverflowError:  # thousands of retries: the cap applies long before
+            grown = self.max_delay
+        raw = min(self.max_delay, grown)
         if self.jitter:
             rng = self.rng or random
             raw *= 1 + rng.uniform(-self.jitter, self.jitter)

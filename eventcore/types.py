@@ -22,6 +22,9 @@ __all__ = ["MAX_STREAM_ID_LENGTH", "StreamId", "StreamPattern", "StreamPrefix"]
 
 MAX_STREAM_ID_LENGTH: Final = 255
 _RESERVED: Final = frozenset("*?[]")
+# Characters no stream id may hold: the pattern syntax, and lone surrogates (not valid text).
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_FORBIDDEN: Final = re.compile("[*?\\[\\]\ud800-\udfff]")
 
 
 class StreamId(str):
@@ -54,12 +57,18 @@ class StreamId(str):
                 f"stream id {text[:40]!r}... is {len(text)} characters long; "
                 f"the limit is {MAX_STREAM_ID_LENGTH}"
             )
-        for ch in text:
+        bad = _FORBIDDEN.search(text)
+        if bad is not None:
+            ch = bad.group()
             if ch in _RESERVED:
                 raise InvalidStreamId(
                     f"stream id {text!r} contains {ch!r}, which is reserved for patterns; "
                     "remove it (StreamPattern selects several streams)"
                 )
+            raise InvalidStreamId(
+                f"stream id {text!r} contains the lone surrogate {ch!r}, which is not "
+                "valid Unicode text"
+            )
         return str.__new__(cls, text)
 
     @classmethod
@@ -97,6 +106,10 @@ class StreamPrefix(str):
                 f"stream prefix {value!r} contains {bad[0]!r}, which no stream id can contain; "
                 "use StreamPattern for wildcards"
             )
+        if _SURROGATE.search(value):
+            raise InvalidStreamSelector(
+                f"stream prefix {value!r} contains a lone surrogate, which is not valid text"
+            )
         if len(value) > MAX_STREAM_ID_LENGTH:
             raise InvalidStreamSelector(
                 f"stream prefix of {len(value)} characters can match no stream id "
@@ -129,6 +142,10 @@ class StreamPattern(str):
             return value
         if not isinstance(value, str) or not value:
             raise InvalidStreamSelector(f"stream pattern must be a non-empty str, got {value!r}")
+        if _SURROGATE.search(value):
+            raise InvalidStreamSelector(
+                f"stream pattern {value!r} contains a lone surrogate, which is not valid text"
+            )
         _parse(value)  # raises on malformed classes
         return str.__new__(cls, value)
 
@@ -184,6 +201,13 @@ def _parse(pattern: str) -> list[tuple[str, str]]:
                 raise InvalidStreamSelector(
                     f"stream pattern {pattern!r} has an empty character class at position {i}"
                 )
+            try:
+                re.compile(_regex_part("class", body))
+            except re.error as exc:  # for example a reversed range such as [z-a]
+                raise InvalidStreamSelector(
+                    f"stream pattern {pattern!r} has an invalid character class at position "
+                    f"{i}: {exc}"
+                ) from None
             flush()
             parts.append(("class", body))
             i = end + 1
