@@ -1,0 +1,707 @@
+"""The event store contract: one pytest suite that every store must pass.
+
+Subclass :class:`EventStoreContract` in your own tests and give it a ``make_store`` fixture
+returning a factory ``make_store(**kwargs) -> EventStore``. The keyword arguments
+(``events``, ``clock``, ``ids``) go to the store's constructor. For a persistent store every
+call opens a *new handle on the same database*, so tests can read with a second handle
+that has its own event registry; close the handles when the fixture ends::
+
+    import pytest
+    from eventcore.testing.contract import EventStoreContract, StoreFactory
+
+    class TestMyStore(EventStoreContract):
+        @pytest.fixture
+        def make_store(self, tmp_path):
+            handles = []
+
+            def factory(**kwargs):
+                handles.append(MyStore(tmp_path / "events.db", **kwargs))
+                return handles[-1]
+
+            yield factory
+            for handle in handles:
+                handle.close()
+
+A store that keeps nothing outside the handle (such as the in-memory store) sets
+``supports_reopen = False`` and may return the same store from every call; the tests that
+need a second handle are then skipped. A store whose positions may have gaps sets
+``gapless_positions = False``.
+
+Test names carry the behaviour numbers of the EventCore store contract (``b01`` … ``b19``).
+For readable assertion failures call
+``pytest.register_assert_rewrite("eventcore.testing.contract")`` in your ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import itertools
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, ClassVar
+from uuid import UUID
+
+import pytest
+
+from eventcore.clock import SeededIds, TickingClock
+from eventcore.errors import (
+    Conflict,
+    DeserializationError,
+    InvalidStreamId,
+    InvalidStreamSelector,
+    SerializationError,
+    UndeclaredStream,
+    ValidationError,
+    VersionConflict,
+)
+from eventcore.events import Metadata, RecordedEvent, event
+from eventcore.store import EventStore
+from eventcore.types import StreamId, StreamPattern, StreamPrefix
+
+__all__ = [
+    "Address",
+    "Currency",
+    "Deposited",
+    "DepositedInCents",
+    "EventStoreContract",
+    "NotFrozen",
+    "Opened",
+    "RateChanged",
+    "StoreFactory",
+    "Withdrawn",
+]
+
+StoreFactory = Callable[..., EventStore]
+"""``make_store(**kwargs) -> EventStore``; kwargs (``events``, ``clock``, ``ids``) go to the
+store's constructor."""
+
+
+# -- event classes used by the contract (module level, so other processes can import them) --
+
+
+class Currency(enum.Enum):
+    EUR = "EUR"
+    USD = "USD"
+
+
+@dataclass(frozen=True)
+class Address:
+    city: str
+    postcode: str | None = None
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An event with one field of (nearly) every supported type."""
+
+    account: StreamId
+    owner: str
+    currency: Currency
+    opened_at: datetime
+    opened_on: date
+    address: Address
+    tags: list[str] = field(default_factory=list)
+    limits: dict[str, Decimal] = field(default_factory=dict)
+    pair: tuple[int, str] = (0, "")
+    reference: UUID | None = None
+    extra: Any = None
+
+
+@dataclass(frozen=True)
+class Deposited:
+    account: StreamId
+    amount: int
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    account: StreamId
+    amount: int
+
+
+@dataclass(frozen=True)
+class RateChanged:
+    account: StreamId
+    rate: float
+
+
+@dataclass
+class NotFrozen:
+    """Deliberately mutable: a store must refuse it."""
+
+    account: StreamId
+    amount: int
+
+
+@event(name="Deposited")
+@dataclass(frozen=True)
+class DepositedInCents:
+    """Claims the stored type name ``Deposited`` but has other fields: old data cannot fit."""
+
+    account: StreamId
+    cents: int
+    currency: Currency
+
+
+A = StreamId("account-a")
+B = StreamId("account-b")
+C = StreamId("account-c")
+
+
+def _opened(account: StreamId, **changes: Any) -> Opened:
+    base = Opened(
+        account=account,
+        owner="Alice",
+        currency=Currency.EUR,
+        opened_at=datetime(2026, 3, 1, 12, 30, tzinfo=timezone(timedelta(hours=2))),
+        opened_on=date(2026, 3, 1),
+        address=Address("Lyon", None),
+        tags=["gold"],
+        limits={"daily": Decimal("250.00")},
+        pair=(7, "seven"),
+        reference=UUID("12345678-1234-5678-1234-567812345678"),
+        extra={"nested": [1, 2.5, None, True, "x"]},
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def _raw(value: object) -> Any:
+    """Pass a deliberately wrong value past the type checker."""
+    return value
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """Everything observable about a store: head, the global log and some streams."""
+
+    head: int
+    log: list[tuple[int, str, int, UUID]]
+    streams: dict[str, tuple[int, list[tuple[int, UUID]]]]
+
+
+def _state(store: EventStore, *streams: StreamId) -> _Snapshot:
+    return _Snapshot(
+        store.head(),
+        [(r.position, r.stream_id, r.stream_version, r.event_id) for r in store.read_all()],
+        {
+            sid: (
+                store.stream_version(sid),
+                [(r.stream_version, r.event_id) for r in store.read_stream(sid)],
+            )
+            for sid in streams
+        },
+    )
+
+
+def _ids(records: list[RecordedEvent]) -> list[tuple[str, int]]:
+    return [(r.stream_id, r.stream_version) for r in records]
+
+
+class EventStoreContract:
+    """Behaviour every :class:`~eventcore.store.EventStore` must show. Subclass it; provide
+    a ``make_store`` fixture (see the module docstring)."""
+
+    supports_reopen: ClassVar[bool] = True
+    """Calling the factory again opens a second handle on the same data, with its own
+    event registry built from the keyword arguments."""
+
+    gapless_positions: ClassVar[bool] = True
+    """Positions are exactly 1..head with no gaps."""
+
+    @pytest.fixture
+    def make_store(self) -> StoreFactory:
+        raise NotImplementedError(
+            f"{type(self).__name__} must define a make_store fixture returning "
+            "a factory make_store(**kwargs) -> EventStore"
+        )
+
+    @pytest.fixture
+    def store(self, make_store: StoreFactory) -> EventStore:
+        return make_store()
+
+    def reopen(self, make_store: StoreFactory, **kwargs: Any) -> EventStore:
+        """A second handle on the same data, or skip the test."""
+        if not self.supports_reopen:
+            pytest.skip(f"{type(self).__name__}: the store cannot open a second handle")
+        return make_store(**kwargs)
+
+    def assert_unchanged(self, store: EventStore, before: _Snapshot) -> None:
+        """Fail if head, the global log or the streams in ``before`` changed."""
+        after = _state(store, *(StreamId(s) for s in before.streams))
+        assert after == before, "a failed write changed the store"
+
+    # -- writing and reading (behaviours 1-8) ---------------------------------------------
+
+    def test_b01_append_one_event_and_read_it_back(self, store: EventStore) -> None:
+        written = store.append({A: 0}, [Deposited(A, 10)])
+        read = list(store.read_stream(A))
+        assert len(read) == 1
+        assert read == written
+        rec = read[0]
+        assert (rec.stream_id, rec.stream_version, rec.event_type) == (A, 1, "Deposited")
+        assert isinstance(rec.stream_id, StreamId)
+        assert rec.event == Deposited(A, 10)
+        assert store.stream_version(A) == 1
+        assert store.head() == rec.position
+
+    def test_b02_second_append_expecting_zero_conflicts(self, store: EventStore) -> None:
+        store.append({A: 0}, [Deposited(A, 10)])
+        before = _state(store, A)
+        with pytest.raises(VersionConflict, match="expected version 0, found 1") as info:
+            store.append({A: 0}, [Deposited(A, 20)])
+        assert info.value.conflicts == (Conflict(A, 0, 1),)
+        self.assert_unchanged(store, before)
+
+    def test_b03_stale_read_only_participant_fails_the_whole_write(self, store: EventStore) -> None:
+        store.append({B: 0}, [Deposited(B, 1)])
+        before = _state(store, A, B)
+        with pytest.raises(VersionConflict, match="account-b") as info:
+            store.append({A: 0, B: 0}, [Deposited(A, 10)])
+        assert info.value.conflicts == (Conflict(B, 0, 1),)
+        assert list(store.read_stream(A)) == []
+        self.assert_unchanged(store, before)
+
+    def test_b04_current_read_only_participant_lets_the_write_through(
+        self, store: EventStore
+    ) -> None:
+        store.append({B: 0}, [Deposited(B, 1)])
+        written = store.append({A: 0, B: 1}, [Deposited(A, 10)])
+        assert _ids(written) == [(A, 1)]
+        assert store.stream_version(B) == 1
+
+    def test_b05_one_write_to_two_streams(self, store: EventStore) -> None:
+        written = store.append({A: 0, B: 0}, [Withdrawn(A, 5), Deposited(B, 5)])
+        assert [r.event for r in store.read_stream(A)] == [Withdrawn(A, 5)]
+        assert [r.event for r in store.read_stream(B)] == [Deposited(B, 5)]
+        assert _ids(written) == [(A, 1), (B, 1)]
+        assert written[1].position == written[0].position + 1
+
+    def test_b06_missing_stream_reads_empty(self, store: EventStore) -> None:
+        assert list(store.read_stream(StreamId("never-written"))) == []
+        assert store.stream_version(StreamId("never-written")) == 0
+        assert store.head() == 0
+        assert store.read_all() == []
+
+    def test_b07_one_stale_one_current_neither_changes(self, store: EventStore) -> None:
+        store.append({A: 0, B: 0}, [Deposited(A, 1), Deposited(B, 1), Deposited(B, 2)])
+        before = _state(store, A, B)
+        with pytest.raises(VersionConflict, match="account-b") as info:
+            store.append({A: 1, B: 1}, [Deposited(A, 3), Deposited(B, 3)])
+        assert info.value.conflicts == (Conflict(B, 1, 2),)
+        self.assert_unchanged(store, before)
+
+    def test_b08_unknown_stored_type_fails_to_deserialize(self, make_store: StoreFactory) -> None:
+        writer = make_store()
+        writer.append({A: 0}, [Deposited(A, 10)])
+        reader = self.reopen(make_store, events=[])
+        with pytest.raises(DeserializationError, match="unknown event type 'Deposited'"):
+            list(reader.read_stream(A))
+        with pytest.raises(DeserializationError, match="unknown event type 'Deposited'"):
+            reader.read_all(event_types=["Deposited"])
+        knowing = self.reopen(make_store, events=[Deposited])
+        assert [r.event for r in knowing.read_stream(A)] == [Deposited(A, 10)]
+
+    def test_b08_data_that_no_longer_fits_the_class_fails(self, make_store: StoreFactory) -> None:
+        writer = make_store()
+        writer.append({A: 0}, [Deposited(A, 10)])
+        reader = self.reopen(make_store, events=[DepositedInCents])
+        with pytest.raises(DeserializationError, match="DepositedInCents"):
+            list(reader.read_stream(A))
+        with pytest.raises(DeserializationError, match="DepositedInCents"):
+            reader.read_all()
+
+    def test_second_handle_sees_the_same_events(self, make_store: StoreFactory) -> None:
+        writer = make_store()
+        written = writer.append({A: 0}, [_opened(A), Deposited(A, 1)])
+        reader = self.reopen(make_store, events=[Opened, Deposited])
+        assert list(reader.read_stream(A)) == written
+        assert reader.head() == writer.head()
+
+    # -- global reads (behaviours 9-16) ---------------------------------------------------
+
+    def test_b09_read_all_in_append_order(self, store: EventStore) -> None:
+        for sid in (A, B, C):
+            store.append({sid: 0}, [Deposited(sid, 1)])
+        read = store.read_all()
+        assert [r.stream_id for r in read] == [A, B, C]
+        assert [r.position for r in read] == sorted({r.position for r in read})
+
+    def test_b10_resume_after_a_position(self, store: EventStore) -> None:
+        for i in range(5):
+            store.append({A: i}, [Deposited(A, i)])
+        every = store.read_all()
+        rest = store.read_all(after=every[2].position)
+        assert [r.event.amount for r in rest] == [3, 4]
+        assert rest[0].position < rest[1].position
+        assert store.read_all(after=store.head()) == []
+
+    def _streams(self, store: EventStore, *ids: str) -> None:
+        sids = [StreamId(i) for i in ids]
+        store.append(dict.fromkeys(sids, 0), [Deposited(s, 1) for s in sids])
+
+    def _selected(self, store: EventStore, selector: StreamPrefix | StreamPattern) -> set[str]:
+        return {r.stream_id for r in store.read_all(streams=selector)}
+
+    def test_b11_prefix_selects_only_matching_streams(self, store: EventStore) -> None:
+        self._streams(store, "account-1", "order-1", "account-2", "accounting")
+        assert self._selected(store, StreamPrefix("account-")) == {"account-1", "account-2"}
+
+    def test_b12_prefix_means_starts_with(self, store: EventStore) -> None:
+        self._streams(store, "account-1", "my-account-1", "x/account-2")
+        assert self._selected(store, StreamPrefix("account-")) == {"account-1"}
+
+    def test_b13_pattern_filter_applies_before_limit(self, store: EventStore) -> None:
+        noise = [StreamId(f"other-{i}") for i in range(50)]
+        store.append(dict.fromkeys(noise, 0), [Deposited(s, 1) for s in noise])
+        self._streams(store, "account-1", "account-2")
+        found = store.read_all(streams=StreamPattern("account-*"), limit=10)
+        assert [r.stream_id for r in found] == ["account-1", "account-2"]
+
+    def test_b14_question_mark_matches_exactly_one_character(self, store: EventStore) -> None:
+        self._streams(store, "account-1", "account-x", "account-12", "account-")
+        assert self._selected(store, StreamPattern("account-?")) == {"account-1", "account-x"}
+
+    def test_b15_character_classes(self, store: EventStore) -> None:
+        self._streams(store, "order-1", "order-42x", "order-x1", "order-", "order-7/a")
+        assert self._selected(store, StreamPattern("order-[0-9]*")) == {
+            "order-1",
+            "order-42x",
+            "order-7/a",
+        }
+        assert self._selected(store, StreamPattern("order-[!0-9]*")) == {"order-x1"}
+
+    def test_b16_limit_returns_exactly_that_many(self, store: EventStore) -> None:
+        store.append({A: 0}, [Deposited(A, i) for i in range(20)])
+        first = store.read_all(limit=10)
+        assert [r.event.amount for r in first] == list(range(10))
+        assert store.read_all(limit=0) == []
+        assert len(store.read_all(after=first[-1].position, limit=100)) == 10
+
+    def test_b19_read_stream_after_version(self, store: EventStore) -> None:
+        store.append({A: 0}, [Deposited(A, 1), Deposited(A, 2), Deposited(A, 3)])
+        after = list(store.read_stream(A, after_version=2))
+        assert [(r.stream_version, r.event.amount) for r in after] == [(3, 3)]
+        assert list(store.read_stream(A, after_version=3)) == []
+        assert list(store.read_stream(A, after_version=9)) == []
+
+    # -- beyond the original 27 -------------------------------------------------------------
+
+    def test_several_events_to_one_stream_in_one_write(self, store: EventStore) -> None:
+        store.append({A: 0}, [Deposited(A, 1), Deposited(A, 2)])
+        written = store.append({A: 2}, [Deposited(A, 3), Withdrawn(A, 4), Deposited(A, 5)])
+        assert [r.stream_version for r in written] == [3, 4, 5]
+        positions = [r.position for r in written]
+        assert positions == list(range(positions[0], positions[0] + 3))
+        assert [r.stream_version for r in store.read_stream(A)] == [1, 2, 3, 4, 5]
+
+    def test_parallel_appends_from_8_threads(self, store: EventStore) -> None:
+        threads, rounds = 8, 15
+        shared = StreamId("shared")
+        barrier = threading.Barrier(threads)
+        returned: list[RecordedEvent] = []
+        failures: list[BaseException] = []
+        lock = threading.Lock()
+
+        def work(n: int) -> None:
+            own = StreamId(f"own-{n}")
+            try:
+                barrier.wait()
+                for i in range(rounds):
+                    mine = store.append({own: 2 * i}, [Deposited(own, i)])
+                    for _ in range(10_000):
+                        version = store.stream_version(shared)
+                        try:
+                            both = store.append(
+                                {own: 2 * i + 1, shared: version},
+                                [Deposited(own, i), Withdrawn(shared, n * 1000 + i)],
+                            )
+                            break
+                        except VersionConflict:
+                            continue
+                    else:
+                        raise AssertionError("no progress on the shared stream")
+                    with lock:
+                        returned.extend(mine + both)
+            except BaseException as exc:
+                failures.append(exc)
+
+        workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join(60)
+        assert not failures, failures
+        everything = store.read_all()
+        total = threads * rounds * 3
+        assert len(everything) == total
+        positions = [r.position for r in everything]
+        assert positions == sorted(set(positions)), "positions must be unique and increasing"
+        assert store.head() == positions[-1]
+        if self.gapless_positions:
+            assert positions == list(range(1, total + 1))
+        shared_events = list(store.read_stream(shared))
+        assert [r.stream_version for r in shared_events] == list(range(1, threads * rounds + 1))
+        assert sorted(r.event.amount for r in shared_events) == sorted(
+            n * 1000 + i for n in range(threads) for i in range(rounds)
+        )
+        for n in range(threads):
+            own = list(store.read_stream(StreamId(f"own-{n}")))
+            assert [r.stream_version for r in own] == list(range(1, 2 * rounds + 1))
+        assert sorted((r.position, r.event_id) for r in returned) == [
+            (r.position, r.event_id) for r in everything
+        ]
+
+    def test_event_type_filter_applies_before_limit(self, store: EventStore) -> None:
+        store.append({A: 0}, [Deposited(A, i) for i in range(30)])
+        store.append({B: 0}, [Withdrawn(B, 1)])
+        store.append({A: 30}, [Deposited(A, 99)])
+        store.append({C: 0}, [Withdrawn(C, 2)])
+        assert [r.stream_id for r in store.read_all(event_types=["Withdrawn"], limit=1)] == [B]
+        assert [r.stream_id for r in store.read_all(event_types=[Withdrawn], limit=5)] == [B, C]
+        assert len(store.read_all(event_types=[Withdrawn, "Deposited"])) == 33
+        assert store.read_all(event_types=[]) == []
+        assert store.read_all(event_types=["NoSuchType"]) == []
+
+    def test_prefix_and_type_filters_combined(self, store: EventStore) -> None:
+        for sid in (StreamId("account-1"), StreamId("other-1"), StreamId("account-2")):
+            store.append({sid: 0}, [Deposited(sid, 1), Withdrawn(sid, 1)])
+        both = store.read_all(streams=StreamPrefix("account-"), event_types=[Withdrawn])
+        assert [(r.stream_id, r.event_type) for r in both] == [
+            ("account-1", "Withdrawn"),
+            ("account-2", "Withdrawn"),
+        ]
+        one = store.read_all(streams=StreamPattern("*-2"), event_types=["Deposited"], limit=1)
+        assert [(r.stream_id, r.event_type) for r in one] == [("account-2", "Deposited")]
+
+    def test_events_read_back_are_frozen(self, store: EventStore) -> None:
+        store.append({A: 0}, [Deposited(A, 1)])
+        rec = next(store.read_stream(A))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            rec.event.amount = 2
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            rec.position = 99  # type: ignore[misc]
+        assert next(store.read_stream(A)).event == Deposited(A, 1)
+
+    def test_mutating_the_appended_object_does_not_change_the_stored_event(
+        self, store: EventStore
+    ) -> None:
+        tags, limits = ["gold"], {"daily": Decimal("250.00")}
+        store.append({A: 0}, [_opened(A, tags=tags, limits=limits)])
+        tags.append("hacked")
+        limits["daily"] = Decimal("1000000")
+        read = next(store.read_stream(A)).event
+        assert read.tags == ["gold"]
+        assert read.limits == {"daily": Decimal("250.00")}
+
+    def test_every_field_type_round_trips(self, store: EventStore) -> None:
+        original = _opened(A)
+        store.append({A: 0}, [original, _opened(A, reference=None, extra=None, tags=[])])
+        read = [r.event for r in store.read_stream(A)]
+        assert read[0] == original
+        assert read[0].opened_at.utcoffset() == timedelta(hours=2)
+        assert isinstance(read[0].currency, Currency)
+        assert isinstance(read[0].pair, tuple)
+        assert read[1].reference is None
+
+    def test_empty_write_with_current_versions_writes_nothing(self, store: EventStore) -> None:
+        store.append({A: 0}, [Deposited(A, 1)])
+        before = _state(store, A, B)
+        assert store.append({A: 1, B: 0}, []) == []
+        self.assert_unchanged(store, before)
+
+    def test_empty_write_with_a_stale_version_conflicts(self, store: EventStore) -> None:
+        store.append({A: 0}, [Deposited(A, 1)])
+        before = _state(store, A)
+        with pytest.raises(VersionConflict, match="expected version 0, found 1"):
+            store.append({A: 0}, [])
+        self.assert_unchanged(store, before)
+
+    def test_stream_field_given_as_plain_str(self, store: EventStore) -> None:
+        written = store.append({A: 0}, [Deposited(_raw("account-a"), 1)])
+        assert isinstance(written[0].stream_id, StreamId)
+        assert next(store.read_stream(A)).event == Deposited(A, 1)
+
+    # -- validation -----------------------------------------------------------------------
+
+    BAD_STREAM_IDS: ClassVar[list[object]] = ["", "   ", "a*b", "who?", "[x]", "x" * 256, 42]
+
+    @pytest.mark.parametrize("bad", BAD_STREAM_IDS)
+    def test_bad_stream_ids_are_rejected(self, store: EventStore, bad: object) -> None:
+        store.append({A: 0}, [Deposited(A, 1)])
+        before = _state(store, A)
+        with pytest.raises(InvalidStreamId, match="stream id"):
+            store.append({A: 1, _raw(bad): 0}, [Deposited(A, 2)])
+        with pytest.raises(InvalidStreamId, match="stream id"):
+            list(store.read_stream(_raw(bad)))
+        with pytest.raises(InvalidStreamId, match="stream id"):
+            store.stream_version(_raw(bad))
+        self.assert_unchanged(store, before)
+
+    @pytest.mark.parametrize("bad", ["account-", "account-*", 42])
+    def test_bad_selectors_are_rejected(self, store: EventStore, bad: object) -> None:
+        store.append({A: 0}, [Deposited(A, 1)])
+        before = _state(store, A)
+        with pytest.raises(InvalidStreamSelector, match="StreamPrefix or StreamPattern"):
+            store.read_all(streams=_raw(bad))
+        self.assert_unchanged(store, before)
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"after": -1}, "after must be"),
+            ({"after": "3"}, "after must be"),
+            ({"after": True}, "after must be"),
+            ({"limit": -1}, "limit must be"),
+            ({"limit": 2.5}, "limit must be"),
+        ],
+    )
+    def test_bad_read_all_arguments(
+        self, store: EventStore, kwargs: dict[str, Any], message: str
+    ) -> None:
+        store.append({A: 0}, [Deposited(A, 1)])
+        before = _state(store, A)
+        with pytest.raises(ValidationError, match=message):
+            store.read_all(**kwargs)
+        self.assert_unchanged(store, before)
+
+    @pytest.mark.parametrize("bad", [-1, "1", 1.0])
+    def test_bad_after_version_is_rejected(self, store: EventStore, bad: object) -> None:
+        store.append({A: 0}, [Deposited(A, 1)])
+        before = _state(store, A)
+        with pytest.raises(ValidationError, match="after_version"):
+            list(store.read_stream(A, after_version=_raw(bad)))
+        self.assert_unchanged(store, before)
+
+    @pytest.mark.parametrize(
+        ("expected", "events", "message"),
+        [
+            ({A: -1}, [], "expected version"),
+            ({A: _raw("0")}, [], "expected version"),
+            ({A: _raw(True)}, [], "expected version"),
+            ({A: 0, _raw(" account-a "): 1}, [], "appears twice"),
+            (_raw([(A, 0)]), [], "mapping"),
+            ({A: 0}, _raw(Deposited(A, 1)), "events must be a list"),
+            ({A: 0}, _raw("Deposited"), "events must be a list"),
+        ],
+    )
+    def test_bad_append_arguments_write_nothing(
+        self, store: EventStore, expected: Any, events: Any, message: str
+    ) -> None:
+        before = _state(store, A)
+        with pytest.raises(ValidationError, match=message):
+            store.append(expected, events)
+        self.assert_unchanged(store, before)
+
+    def test_metadata_must_be_metadata(self, store: EventStore) -> None:
+        with pytest.raises(ValidationError, match="metadata must be a Metadata"):
+            store.append({A: 0}, [Deposited(A, 1)], metadata=_raw({"user": "x"}))
+        assert store.head() == 0
+        assert store.stream_version(A) == 0
+
+    @pytest.mark.parametrize(
+        ("prefix", "selected"),
+        [
+            ("acc_", {"acc_1"}),
+            ("50%", {"50%", "50%-off"}),
+            ("a\\", {"a\\b"}),
+            ("%", set()),
+            ("_", set()),
+            ("a", {"acc_1", "accX1", "a\\b", "ab"}),
+        ],
+    )
+    def test_prefix_special_characters_match_literally(
+        self, store: EventStore, prefix: str, selected: set[str]
+    ) -> None:
+        ids = ["acc_1", "accX1", "50%", "50%-off", "50-x", "5000", "a\\b", "ab"]
+        self._streams(store, *ids)
+        assert self._selected(store, StreamPrefix(prefix)) == selected
+        assert selected == {i for i in ids if StreamPrefix(prefix).matches(i)}
+        assert self._selected(store, StreamPattern(prefix + "*")) == selected
+
+    # -- write errors: nothing is written -------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("bad", "message"),
+        [
+            (_opened(A, opened_at=datetime(2026, 1, 1)), "naive"),
+            (RateChanged(A, math.nan), "not a finite number"),
+            (RateChanged(A, math.inf), "not a finite number"),
+            (_opened(A, extra=object()), "not JSON data"),
+            (_opened(A, extra={"when": Decimal("1")}), "not JSON data"),
+            (Deposited(A, _raw("5")), "expected int"),
+            (Deposited(_raw("bad*id"), 5), "reserved"),
+            (NotFrozen(A, 5), "not frozen"),
+        ],
+    )
+    def test_unserializable_events_write_nothing(
+        self, store: EventStore, bad: object, message: str
+    ) -> None:
+        store.append({A: 0}, [Deposited(A, 1)])
+        before = _state(store, A)
+        with pytest.raises(SerializationError, match=message):
+            store.append({A: 1}, [Deposited(A, 2), bad])
+        self.assert_unchanged(store, before)
+
+    def test_event_for_an_undeclared_stream_writes_nothing(self, store: EventStore) -> None:
+        before = _state(store, A, B)
+        with pytest.raises(UndeclaredStream, match="targets stream 'account-b'") as info:
+            store.append({A: 0}, [Deposited(A, 1), Deposited(B, 2)])
+        assert (info.value.stream_id, info.value.event_type) == (B, "Deposited")
+        self.assert_unchanged(store, before)
+
+    def test_conflict_lists_every_stale_stream(self, store: EventStore) -> None:
+        store.append({A: 0, B: 0}, [Deposited(A, 1), Deposited(B, 1), Deposited(B, 2)])
+        before = _state(store, A, B, C)
+        with pytest.raises(VersionConflict) as info:
+            store.append({A: 0, B: 1, C: 0}, [Deposited(C, 1)])
+        assert set(info.value.conflicts) == {Conflict(A, 0, 1), Conflict(B, 1, 2)}
+        text = str(info.value)
+        assert "'account-a': expected version 0, found 1" in text
+        assert "'account-b': expected version 1, found 2" in text
+        assert "account-c" not in text
+        self.assert_unchanged(store, before)
+
+    # -- metadata, clock and ids ----------------------------------------------------------
+
+    def test_metadata_round_trips(self, store: EventStore) -> None:
+        meta = Metadata(
+            correlation_id=UUID("0190c2a4-0000-7000-8000-000000000001"),
+            causation_id=UUID("0190c2a4-0000-7000-8000-000000000002"),
+            custom={"user": "alice", "attempt": 2, "ratio": 0.5, "tags": ["a"], "x": None},
+        )
+        written = store.append({A: 0, B: 0}, [Deposited(A, 1), Deposited(B, 1)], metadata=meta)
+        assert all(r.metadata == meta for r in written)
+        assert all(r.metadata == meta for r in store.read_all())
+
+    def test_default_correlation_id_is_the_first_event_id(self, store: EventStore) -> None:
+        written = store.append({A: 0, B: 0}, [Deposited(A, 1), Deposited(B, 1)])
+        for rec in store.read_all():
+            assert rec.metadata == Metadata(written[0].event_id, None, {})
+        cause = UUID("0190c2a4-0000-7000-8000-000000000009")
+        again = store.append({A: 1}, [Deposited(A, 2)], metadata=Metadata(causation_id=cause))
+        read = next(store.read_stream(A, after_version=1))
+        assert read.metadata == Metadata(again[0].event_id, cause, {})
+
+    def test_recorded_at_and_event_id_come_from_the_injected_clock_and_ids(
+        self, make_store: StoreFactory
+    ) -> None:
+        start, step = datetime(2030, 1, 1, tzinfo=UTC), timedelta(seconds=5)
+        store = make_store(clock=TickingClock(start, step), ids=SeededIds(seed=11))
+        first = store.append({A: 0, B: 0}, [Deposited(A, 1), Deposited(B, 1), Deposited(A, 2)])
+        second = store.append({A: 2}, [Deposited(A, 3)])
+        written = first + second
+        expected_ids = SeededIds(seed=11)
+        assert [r.event_id for r in written] == [expected_ids() for _ in written]
+        times = [r.recorded_at for r in written]
+        assert all(t >= start and (t - start) % step == timedelta(0) for t in times)
+        assert [b - a for a, b in itertools.pairwise(times)] == [step] * 3
+        read = store.read_all()
+        assert [(r.event_id, r.recorded_at) for r in read] == [
+            (r.event_id, r.recorded_at) for r in written
+        ]
+        assert all(r.recorded_at.utcoffset() == timedelta(0) for r in read)

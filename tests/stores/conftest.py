@@ -1,0 +1,8 @@
+"""Store tests: let pytest rewrite the asserts of the shipped contract suite."""
+
+import sys
+
+import pytest
+
+if "eventcore.testing.contract" not in sys.modules:  # imported early by --doctest-modules
+    pytest.register_assert_rewrite("eventcore.testing.contract")
