@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import Conflict, VersionConflict
@@ -31,6 +32,26 @@ from eventcore.types import StreamId
 __all__ = ["InMemoryEventStore"]
 
 
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """How an event was written: its JSON and the registry that wrote it, so a handle with
+    another registry decodes it as an SQL store would (and fails the same way)."""
+
+    data: str
+    schema_version: int
+    writer: EventTypes
+
+
+class _Log:
+    """The events themselves, shared by every handle opened with :meth:`reopen`."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.events: list[RecordedEvent] = []
+        self.stored: list[_Stored] = []
+        self.streams: dict[StreamId, list[RecordedEvent]] = {}
+
+
 class InMemoryEventStore:
     """Keeps every event in process memory; nothing survives the process."""
 
@@ -44,9 +65,37 @@ class InMemoryEventStore:
         self.types = events if isinstance(events, EventTypes) else EventTypes(events)
         self._clock = clock
         self._ids = ids
-        self._lock = threading.RLock()
-        self._log: list[RecordedEvent] = []
-        self._streams: dict[StreamId, list[RecordedEvent]] = {}
+        self._shared = _Log()
+        self._lock = self._shared.lock
+        self._log = self._shared.events
+        self._streams = self._shared.streams
+
+    def reopen(
+        self,
+        *,
+        events: Iterable[type] | EventTypes = (),
+        clock: Clock | None = None,
+        ids: IdFactory | None = None,
+    ) -> InMemoryEventStore:
+        """A second handle on the same events with its own event-type registry — what
+        opening the same SQLite file again gives. Events written through another handle are
+        decoded with this handle's classes (an unknown type raises DeserializationError)."""
+        other = InMemoryEventStore(events=events, clock=clock or self._clock, ids=ids or self._ids)
+        other._shared = self._shared
+        other._lock, other._log, other._streams = self._lock, self._log, self._streams
+        return other
+
+    def _view(self, records: Sequence[RecordedEvent]) -> list[RecordedEvent]:
+        """The records as this handle's registry reads them."""
+        stored = self._shared.stored
+        out = list(records)
+        for i, rec in enumerate(out):
+            raw = stored[rec.position - 1]
+            if raw.writer is not self.types:
+                where = f" at position {rec.position} (stream {str(rec.stream_id)!r})"
+                event = self.types.decode(rec.event_type, raw.schema_version, raw.data, where)
+                out[i] = replace(rec, event=event)
+        return out
 
     def __repr__(self) -> str:
         return f"InMemoryEventStore(events={len(self._log)}, streams={len(self._streams)})"
@@ -58,7 +107,7 @@ class InMemoryEventStore:
         check_after_version(after_version)
         with self._lock:
             events = self._streams.get(sid, ())[after_version:]
-        return iter(events)
+        return iter(self._view(events))
 
     def stream_version(self, stream_id: StreamId) -> int:
         with self._lock:
@@ -102,8 +151,9 @@ class InMemoryEventStore:
                         metadata=meta,
                     )
                 )
-            for rec in recorded:
+            for rec, p in zip(recorded, pending, strict=True):
                 self._streams.setdefault(rec.stream_id, []).append(rec)
+                self._shared.stored.append(_Stored(p.data, p.info.version, self.types))
             self._log.extend(recorded)
         return recorded
 
@@ -129,7 +179,7 @@ class InMemoryEventStore:
             out.append(rec)
             if limit is not None and len(out) >= limit:
                 break
-        return out
+        return self._view(out)
 
     def head(self) -> int:
         with self._lock:

@@ -16,16 +16,15 @@ from eventcore.testing.contract import EventStoreContract, StoreFactory
 
 
 class TestInMemoryContract(EventStoreContract):
-    supports_reopen = False  # nothing outside the handle: the factory returns one store
+    """Later handles are ``reopen()``-ed: the same events, their own event-type registry."""
 
     @pytest.fixture
     def make_store(self) -> StoreFactory:
         stores: list[InMemoryEventStore] = []
 
         def factory(**kwargs: Any) -> EventStore:
-            if not stores:
-                stores.append(InMemoryEventStore(**kwargs))
-            return stores[0]
+            stores.append(stores[0].reopen(**kwargs) if stores else InMemoryEventStore(**kwargs))
+            return stores[-1]
 
         return factory
 
