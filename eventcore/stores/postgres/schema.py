@@ -1,0 +1,226 @@
+"""Tables, triggers and the append function of the PostgreSQL store, as versioned migrations.
+
+Migrations run when a store opens. They are idempotent (each version is applied once and
+recorded in ``<schema>.migrations``) and serialised across processes by a transaction-level
+advisory lock, so two processes opening a fresh database at once are safe. A store that is
+already up to date only reads the migrations table (no lock, no DDL privileges needed).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+
+from eventcore.errors import ConfigurationError
+
+__all__ = [
+    "CONFLICT_SQLSTATE",
+    "IMMUTABLE_SQLSTATE",
+    "ISOLATION_SQLSTATE",
+    "SCHEMA_VERSION",
+    "migrate",
+]
+
+CONFLICT_SQLSTATE: Final = "EC001"
+"""Raised by ``eventcore_append`` on a version conflict; the detail is a JSON list."""
+IMMUTABLE_SQLSTATE: Final = "EC002"
+"""Raised by the triggers that reject UPDATE, DELETE and TRUNCATE on events."""
+ISOLATION_SQLSTATE: Final = "EC003"
+"""Raised by ``eventcore_append`` outside READ COMMITTED (its checks need fresh snapshots)."""
+
+# Each script is formatted with {schema} (an Identifier), {prefix} (the lock-key prefix of
+# streams, a Literal), {global_key} (the text hashed into the schema-wide write lock, a
+# Literal) and {channel} (the NOTIFY channel, a Literal). Literal braces are doubled.
+_V1: Final = """
+CREATE TABLE {schema}.events (
+    position        bigint      PRIMARY KEY,
+    event_id        uuid        NOT NULL UNIQUE,
+    stream_id       text        NOT NULL CHECK (length(stream_id) BETWEEN 1 AND 255),
+    stream_version  bigint      NOT NULL CHECK (stream_version > 0),
+    event_type      text        NOT NULL,
+    schema_version  integer     NOT NULL,
+    data            jsonb       NOT NULL,
+    metadata        jsonb       NOT NULL,
+    recorded_at     timestamptz NOT NULL,
+    CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version)
+);
+
+-- stream reads use the unique (stream_id, stream_version) index; global reads the primary key
+CREATE INDEX events_type_position ON {schema}.events (event_type, position);
+CREATE INDEX events_stream_prefix ON {schema}.events (stream_id text_pattern_ops, position);
+
+CREATE FUNCTION {schema}.reject_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'eventcore events are immutable: % is not allowed', TG_OP
+        USING ERRCODE = 'EC002',
+              HINT = 'append a compensating event instead of changing history';
+END
+$fn$;
+
+CREATE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON {schema}.events
+    FOR EACH ROW EXECUTE FUNCTION {schema}.reject_change();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON {schema}.events
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.reject_change();
+
+-- The append, in one round trip. Streams are locked in a fixed (sorted key) order, so two
+-- writers never deadlock; every participant's version is checked after its lock, in a fresh
+-- READ COMMITTED snapshot; then the schema-wide write lock, held until commit, makes
+-- positions commit-ordered and gapless.
+CREATE FUNCTION {schema}.eventcore_append(
+    p_streams         text[],
+    p_expected        bigint[],
+    p_event_ids       uuid[],
+    p_event_streams   text[],
+    p_types           text[],
+    p_schema_versions integer[],
+    p_data            text[],
+    p_metadata        text,
+    p_recorded_at     timestamptz[]
+) RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_key       bigint;
+    v_conflicts jsonb;
+    v_first     bigint;
+    v_count     integer := coalesce(cardinality(p_event_ids), 0);
+    v_inserted  integer;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'eventcore appends need READ COMMITTED, not %',
+            current_setting('transaction_isolation') USING ERRCODE = 'EC003';
+    END IF;
+
+    FOR v_key IN
+        SELECT DISTINCT hashtextextended({prefix} || s, 0) FROM unnest(p_streams) AS s ORDER BY 1
+    LOOP
+        PERFORM pg_advisory_xact_lock(v_key);
+    END LOOP;
+
+    SELECT jsonb_agg(jsonb_build_object(
+               'stream', c.stream_id, 'expected', c.expected, 'actual', c.actual)
+               ORDER BY c.ord)
+      INTO v_conflicts
+      FROM (SELECT x.stream_id, x.expected, x.ord,
+                   coalesce((SELECT max(e.stream_version) FROM {schema}.events e
+                              WHERE e.stream_id = x.stream_id), 0) AS actual
+              FROM unnest(p_streams, p_expected) WITH ORDINALITY AS x(stream_id, expected, ord)
+           ) AS c
+     WHERE c.actual <> c.expected;
+    IF v_conflicts IS NOT NULL THEN
+        RAISE EXCEPTION 'eventcore version conflict' USING ERRCODE = 'EC001',
+            DETAIL = v_conflicts::text;
+    END IF;
+
+    IF v_count = 0 THEN
+        RETURN 0;
+    END IF;
+
+    PERFORM pg_advisory_xact_lock(hashtextextended({global_key}, 0));
+    SELECT coalesce(max(position), 0) + 1 INTO v_first FROM {schema}.events;
+
+    INSERT INTO {schema}.events (position, event_id, stream_id, stream_version, event_type,
+                                 schema_version, data, metadata, recorded_at)
+    SELECT v_first + r.ord - 1, r.event_id, r.stream_id,
+           x.expected + row_number() OVER (PARTITION BY r.stream_id ORDER BY r.ord),
+           r.event_type, r.schema_version, r.data::jsonb, p_metadata::jsonb, r.recorded_at
+      FROM unnest(p_event_ids, p_event_streams, p_types, p_schema_versions, p_data,
+                  p_recorded_at)
+           WITH ORDINALITY AS r(event_id, stream_id, event_type, schema_version, data,
+                                recorded_at, ord)
+      JOIN unnest(p_streams, p_expected) AS x(stream_id, expected) USING (stream_id);
+    GET DIAGNOSTICS v_inserted = ROW_COUNT;
+    IF v_inserted <> v_count THEN
+        RAISE EXCEPTION 'eventcore append: % of % events target undeclared streams',
+            v_count - v_inserted, v_count USING ERRCODE = 'EC004';
+    END IF;
+
+    PERFORM pg_notify({channel}, (v_first + v_count - 1)::text);
+    RETURN v_first;
+END
+$fn$;
+"""
+
+_MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
+    (1, "events table, immutability triggers, eventcore_append()", _V1),
+)
+
+SCHEMA_VERSION: Final = _MIGRATIONS[-1][0]
+
+
+def stream_lock_prefix(schema: str) -> str:
+    """The text put before a stream id when hashing it into an advisory-lock key."""
+    return f"eventcore/{schema}/stream/"
+
+
+def global_lock_text(schema: str) -> str:
+    """The text hashed into the schema-wide write lock (held from insert to commit)."""
+    return f"eventcore/{schema}/write"
+
+
+def _migration_lock_text(schema: str) -> str:
+    return f"eventcore/{schema}/migrate"
+
+
+def migrate(conn: psycopg.Connection[Any], schema: str, channel: str) -> int:
+    """Bring ``schema`` up to :data:`SCHEMA_VERSION`; return the version found before.
+
+    ``conn`` must be in autocommit mode; the work runs in one transaction per call.
+    """
+    ident = sql.Identifier(schema)
+    current = _current_version(conn, schema)
+    if current == SCHEMA_VERSION:
+        return current
+    _check_not_newer(current, schema)
+    with conn.transaction():
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (_migration_lock_text(schema),),
+        )
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.migrations ("
+                "version integer PRIMARY KEY, description text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            ).format(ident)
+        )
+        found = _current_version(conn, schema)  # again, now that we hold the lock
+        _check_not_newer(found, schema)
+        params = {
+            "schema": ident,
+            "prefix": sql.Literal(stream_lock_prefix(schema)),
+            "global_key": sql.Literal(global_lock_text(schema)),
+            "channel": sql.Literal(channel),
+        }
+        for version, description, script in _MIGRATIONS:
+            if version <= found:
+                continue
+            conn.execute(sql.SQL(script).format(**params))
+            conn.execute(
+                sql.SQL("INSERT INTO {}.migrations (version, description) VALUES (%s, %s)").format(
+                    ident
+                ),
+                (version, description),
+            )
+    return current
+
+
+def _current_version(conn: psycopg.Connection[Any], schema: str) -> int:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.migrations",)).fetchone()
+    if not row or not row[0]:
+        return 0
+    row = conn.execute(
+        sql.SQL("SELECT coalesce(max(version), 0) FROM {}.migrations").format(
+            sql.Identifier(schema)
+        )
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _check_not_newer(version: int, schema: str) -> None:
+    if version > SCHEMA_VERSION:
+        raise ConfigurationError(
+            f"PostgreSQL schema {schema!r} has EventCore schema version {version}, newer than "
+            f"this library's {SCHEMA_VERSION}; upgrade eventcore"
+        )
