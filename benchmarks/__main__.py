@@ -1,0 +1,99 @@
+"""Command line: ``python -m benchmarks run [--quick] [--only NAME] [--stores ...] [--out DIR]``
+and ``python -m benchmarks profile`` (cProfile of transfers and rebuild on SQLite)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from benchmarks.config import STORES, WORKLOADS, Sizes
+
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def _names(text: str, allowed: Sequence[str], what: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(unknown) or '(none)'}; choose from {', '.join(allowed)}"
+        )
+    return names
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the workloads and write results.json/.md/chart.png")
+    run.add_argument("--quick", action="store_true", help="small counts (about a minute)")
+    run.add_argument(
+        "--only",
+        type=lambda t: _names(t, WORKLOADS, "workload"),
+        default=list(WORKLOADS),
+        metavar="NAME[,NAME]",
+        help=f"workloads to run: {', '.join(WORKLOADS)} (default: all)",
+    )
+    run.add_argument(
+        "--stores",
+        type=lambda t: _names(t, STORES, "store"),
+        default=list(STORES),
+        metavar="memory,sqlite,postgres",
+        help="stores to run on (default: all three)",
+    )
+    run.add_argument("--out", default=DEFAULT_OUT, help="output directory")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SIZE=N",
+        help="override a size, e.g. --set deposits=500 (repeatable)",
+    )
+    redo = sub.add_parser("report", help="redraw results.md and chart.png from results.json")
+    redo.add_argument("--out", default=DEFAULT_OUT)
+    prof = sub.add_parser("profile", help="cProfile transfers and rebuild on SQLite")
+    prof.add_argument("--quick", action="store_true")
+    prof.add_argument("--out", default=DEFAULT_OUT)
+    prof.add_argument("--set", action="append", default=[], metavar="SIZE=N")
+    prof.add_argument(
+        "--stores",
+        type=lambda t: _names(t, ("sqlite", "postgres"), "store"),
+        default=["sqlite", "postgres"],
+        metavar="sqlite,postgres",
+    )
+    prof.add_argument("--dump", action="store_true", help="also write the .prof files")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "report":
+        from benchmarks.report import rerender
+
+        for kind, path in rerender(args.out).items():
+            print(f"wrote {kind}: {path}", file=sys.stderr)
+        return 0
+    base = Sizes.quick() if args.quick else Sizes()
+    try:
+        sizes = base.override(args.set)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "profile":
+        from benchmarks.profiling import profile
+
+        profile(sizes, args.out, args.stores, dump=args.dump)
+        return 0
+    from benchmarks.runner import run
+
+    document = run(sizes, args.only, args.stores, quick=args.quick, out_dir=args.out)
+    failed = [r for r in document["results"] if r["status"] == "error"]
+    bad_checks = [
+        r for r in document["results"] if r["status"] == "ok" and not all(r["checks"].values())
+    ]
+    return 1 if failed or bad_checks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
