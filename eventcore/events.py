@@ -231,11 +231,16 @@ class Metadata:
             data = text if isinstance(text, Mapping) else json.loads(text)
             corr = data.get("correlation_id")
             cause = data.get("causation_id")
-            return Metadata(
-                correlation_id=UUID(corr) if corr else None,
-                causation_id=UUID(cause) if cause else None,
-                custom=data.get("custom") or {},
-            )
+            custom = data.get("custom") or {}
+            if not isinstance(custom, dict):
+                raise TypeError(f"custom must be an object, got {custom!r}")
+            # Stored metadata was validated when it was written: build it without re-checking
+            # the custom data (the hot path of every read).
+            meta = object.__new__(Metadata)
+            object.__setattr__(meta, "correlation_id", UUID(corr) if corr else None)
+            object.__setattr__(meta, "causation_id", UUID(cause) if cause else None)
+            object.__setattr__(meta, "custom", custom)
+            return meta
         except (ValueError, TypeError, AttributeError, SerializationError) as exc:
             raise DeserializationError(f"stored metadata {text!r} is corrupt: {exc}") from None
 
