@@ -63,11 +63,26 @@ def parser() -> argparse.ArgumentParser:
         metavar="sqlite,postgres",
     )
     prof.add_argument("--dump", action="store_true", help="also write the .prof files")
+    snap = sub.add_parser("snapshots", help="deposits on long streams, with and without snapshots")
+    snap.add_argument("--quick", action="store_true", help="streams up to 10,000 events")
+    snap.add_argument("--out", default=DEFAULT_OUT)
+    snap.add_argument(
+        "--stores",
+        type=lambda t: _names(t, ("sqlite", "postgres"), "store"),
+        default=["sqlite", "postgres"],
+        metavar="sqlite,postgres",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "snapshots":
+        from benchmarks.snapshots import LENGTHS, QUICK_LENGTHS, run_snapshots
+
+        lengths = QUICK_LENGTHS if args.quick else LENGTHS
+        run_snapshots(stores=args.stores, lengths=lengths, out_dir=args.out)
+        return 0  # the goal is reported in snapshots.md; timings never fail the run
     if args.command == "report":
         from benchmarks.report import rerender
 

@@ -35,15 +35,18 @@ from typing import Any
 from eventcore.commands import Command
 from eventcore.errors import ConfigurationError, StoreError
 from eventcore.events import Metadata
-from eventcore.execution import _metadata
+from eventcore.execution import _check_snapshots, _metadata
 from eventcore.pipeline import (
     AppendEvents,
     ExecutionResult,
+    LoadSnapshot,
     ReadStream,
+    SaveSnapshot,
     Sleep,
     command_pipeline,
 )
 from eventcore.retry import RetryPolicy
+from eventcore.snapshots.store import load_quietly_async, save_quietly_async
 
 __all__ = ["execute_async"]
 
@@ -63,13 +66,20 @@ async def execute_async(
     retry: RetryPolicy = _DEFAULT_RETRY,
     metadata: Metadata | Mapping[str, Any] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    snapshots: Any = None,
 ) -> ExecutionResult:
-    """The asyncio counterpart of :func:`eventcore.execute`, with the same semantics."""
+    """The asyncio counterpart of :func:`eventcore.execute`, with the same semantics.
+
+    ``snapshots`` is a snapshot store whose methods are coroutines or blocking calls (run
+    in a worker thread).
+    """
     if not isinstance(command, Command):
         raise ConfigurationError(
             f"execute_async() takes a Command instance, got {type(command).__name__}"
         )
-    pipeline = command_pipeline(command, retry, _metadata(metadata))
+    meta = _metadata(metadata)
+    _check_snapshots(snapshots)
+    pipeline = command_pipeline(command, retry, meta, snapshots=snapshots is not None)
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
@@ -82,6 +92,10 @@ async def execute_async(
         try:
             if isinstance(effect, ReadStream):
                 to_send = await _read(store, effect)
+            elif isinstance(effect, LoadSnapshot):
+                to_send = await load_quietly_async(snapshots, effect.snapshot_id)
+            elif isinstance(effect, SaveSnapshot):
+                to_send = await save_quietly_async(snapshots, effect.snapshot)
             elif isinstance(effect, AppendEvents):
                 to_send = await _call(
                     store.append, effect.expected, effect.events, metadata=effect.metadata
@@ -96,8 +110,10 @@ async def execute_async(
 
 async def _read(store: Any, effect: ReadStream) -> list[Any]:
     method = store.read_stream
+    args: tuple[Any, ...] = (effect.stream_id,)
+    kwargs = {"after_version": effect.after_version} if effect.after_version else {}
     if inspect.isasyncgenfunction(method):
-        return [event async for event in method(effect.stream_id)]
+        return [event async for event in method(*args, **kwargs)]
     if inspect.iscoroutinefunction(method):
-        return list(await method(effect.stream_id))
-    return await asyncio.to_thread(lambda: list(method(effect.stream_id)))
+        return list(await method(*args, **kwargs))
+    return await asyncio.to_thread(lambda: list(method(*args, **kwargs)))

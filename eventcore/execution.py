@@ -34,11 +34,14 @@ from eventcore.events import Metadata
 from eventcore.pipeline import (
     AppendEvents,
     ExecutionResult,
+    LoadSnapshot,
     ReadStream,
+    SaveSnapshot,
     Sleep,
     command_pipeline,
 )
 from eventcore.retry import RetryPolicy
+from eventcore.snapshots.store import SnapshotStore, load_quietly, save_quietly
 from eventcore.store import EventStore
 
 __all__ = ["execute"]
@@ -53,6 +56,7 @@ def execute(
     retry: RetryPolicy = _DEFAULT_RETRY,
     metadata: Metadata | Mapping[str, Any] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    snapshots: SnapshotStore | None = None,
 ) -> ExecutionResult:
     """Read the command's streams, fold, handle, and append atomically.
 
@@ -62,6 +66,10 @@ def execute(
 
     ``metadata`` (a :class:`Metadata`, or a dict used as its ``custom`` part) is stamped on
     every event the command writes and is the same on every attempt.
+
+    ``snapshots``: a snapshot store, used for commands that declare a ``snapshot`` policy
+    (restore, read only newer events, save before ``handle``); a snapshot failure is logged
+    and never fails the command. ``result.replay`` tells what was restored and read.
     """
     if not isinstance(command, Command):
         raise ConfigurationError(
@@ -70,7 +78,8 @@ def execute(
     if not isinstance(retry, RetryPolicy):
         raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
     meta = _metadata(metadata)
-    pipeline = command_pipeline(command, retry, meta)
+    _check_snapshots(snapshots)
+    pipeline = command_pipeline(command, retry, meta, snapshots=snapshots is not None)
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
@@ -82,17 +91,33 @@ def execute(
         to_send, to_throw = None, None
         try:
             if isinstance(effect, ReadStream):
-                to_send = list(store.read_stream(effect.stream_id))
+                if effect.after_version:
+                    after = effect.after_version
+                    to_send = list(store.read_stream(effect.stream_id, after_version=after))
+                else:
+                    to_send = list(store.read_stream(effect.stream_id))
+            elif isinstance(effect, LoadSnapshot):
+                to_send = load_quietly(snapshots, effect.snapshot_id)
+            elif isinstance(effect, SaveSnapshot):
+                to_send = save_quietly(snapshots, effect.snapshot)
             elif isinstance(effect, AppendEvents):
                 to_send = store.append(effect.expected, effect.events, metadata=effect.metadata)
             elif isinstance(effect, Sleep):
                 if retry.on_retry is not None:
                     retry.on_retry(effect.retry)
                 sleep(effect.seconds)
-            else:  # pragma: no cover - the pipeline yields only the three effects
+            else:  # pragma: no cover - the pipeline yields only these effects
                 raise TypeError(f"unknown effect {effect!r}")
         except StoreError as exc:
             to_throw = exc
+
+
+def _check_snapshots(snapshots: object) -> None:
+    if snapshots is not None and not isinstance(snapshots, SnapshotStore):
+        raise ConfigurationError(
+            f"snapshots must be a snapshot store (InMemorySnapshotStore, SqliteSnapshotStore, "
+            f"PostgresSnapshotStore...), got {type(snapshots).__name__}"
+        )
 
 
 def _metadata(metadata: Metadata | Mapping[str, Any] | None) -> Metadata:
