@@ -10,6 +10,8 @@ Every message says what happened and what to do about it::
     ├── ConfigurationError         a store or policy was configured wrongly (also a ValueError)
     ├── BusinessRuleViolation      ``require`` failed inside ``handle``; never retried
     ├── ConcurrencyError           version conflicts outlasted the retry policy
+    ├── LeadershipUnavailable      another instance runs this projection
+    ├── ProjectionFailed           a projection gave up (poison event, read failures)
     └── StoreError
         ├── VersionConflict        a stream moved since it was read
         ├── UndeclaredStream       an event for a stream the command did not read
@@ -23,6 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from eventcore.projections.api import ProjectionReport
 
 __all__ = [
     "BusinessRuleViolation",
@@ -34,6 +40,8 @@ __all__ = [
     "EventCoreError",
     "InvalidStreamId",
     "InvalidStreamSelector",
+    "LeadershipUnavailable",
+    "ProjectionFailed",
     "SerializationError",
     "StoreError",
     "StoreFailure",
@@ -46,6 +54,11 @@ __all__ = [
 
 class EventCoreError(Exception):
     """Base class of every error raised by EventCore."""
+
+    def _repr_html_(self) -> str:
+        from eventcore._html import error_html
+
+        return error_html(self)
 
 
 class ValidationError(EventCoreError, ValueError):
@@ -172,3 +185,49 @@ class StoreTimeout(StoreFailure):
     Nothing was written. Another transaction held a lock too long, or a statement ran longer
     than allowed; retry later, shorten the other work, or raise the timeout.
     """
+
+
+class LeadershipUnavailable(EventCoreError):
+    """Another instance holds the leadership of this projection, so this one must not run it.
+
+    ``projection`` names the projection; ``holder`` describes the current holder when the
+    backend can tell (a process id, an application name), else ``None``.
+    """
+
+    def __init__(self, projection: str, detail: str = "", *, holder: str | None = None) -> None:
+        self.projection = projection
+        self.holder = holder
+        held = f" (held by {holder})" if holder else ""
+        super().__init__(
+            f"projection {projection!r} is already running in another instance{held}"
+            f"{'; ' + detail if detail else ''}. Only one instance may run a projection at a "
+            "time: stop the other one, or pass wait_for_leadership=True (or a timeout in "
+            "seconds) to wait for it"
+        )
+
+
+class ProjectionFailed(EventCoreError):
+    """A projection stopped on an error it was not allowed to get past.
+
+    ``projection`` and ``position`` say where (the checkpoint stays before ``position``, so
+    a restart tries that event again); ``cause`` is the last error (also ``__cause__``);
+    ``report`` is the :class:`~eventcore.projections.ProjectionReport` of the run so far
+    (``None`` when it failed before starting).
+    """
+
+    def __init__(
+        self,
+        projection: str,
+        position: int,
+        cause: BaseException,
+        detail: str,
+        report: ProjectionReport | None = None,
+    ) -> None:
+        self.projection = projection
+        self.position = position
+        self.cause = cause
+        self.report = report
+        super().__init__(
+            f"projection {projection!r} stopped at position {position}: {detail}; last error: "
+            f"{type(cause).__name__}: {cause}"
+        )

@@ -22,14 +22,40 @@ from eventcore.errors import (
 from eventcore.events import EventInfo, EventTypes, Metadata, RecordedEvent, stream_of
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
-__all__ = ["EventStore", "PendingEvent", "StreamSelector", "check_read_args", "prepare_append"]
+__all__ = [
+    "EventLookups",
+    "EventStore",
+    "LiveEventStore",
+    "PendingEvent",
+    "StreamSelector",
+    "check_read_args",
+    "prepare_append",
+]
 
 StreamSelector = StreamPrefix | StreamPattern
 
 
 @runtime_checkable
 class EventStore(Protocol):
-    """What ``execute`` and projections need from a store."""
+    """What ``execute`` and projections need from a store.
+
+    The bundled stores also offer two indexed lookups, used by
+    :mod:`eventcore.projections.correlation` (which falls back to scanning ``read_all`` for a
+    store without them; :class:`EventLookups` names the pair):
+
+    - ``read_correlation(correlation_id: UUID) -> list[RecordedEvent]``: every event whose
+      metadata carries that correlation id, in position order — one business flow, however
+      many streams and commands it spans;
+    - ``read_event(event_id: UUID) -> RecordedEvent | None``: one event by its id, or None.
+
+    They also offer live delivery, used by the projection runner in continuous mode (which
+    polls ``head`` for a store without it; :class:`LiveEventStore` names it):
+
+    - ``wait_for_events(after: int, timeout: float) -> bool``: block until an event after
+      position ``after`` exists (True) or ``timeout`` seconds pass (False). Memory and
+      SQLite wake waiters in the same process at once and poll for other processes;
+      PostgreSQL uses LISTEN/NOTIFY with polling as the fallback.
+    """
 
     types: EventTypes
 
@@ -73,6 +99,29 @@ class EventStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class EventLookups(Protocol):
+    """The two indexed lookups the bundled stores offer besides :class:`EventStore`."""
+
+    def read_correlation(self, correlation_id: UUID) -> list[RecordedEvent]:
+        """Every event whose metadata carries ``correlation_id``, in position order."""
+        ...
+
+    def read_event(self, event_id: UUID) -> RecordedEvent | None:
+        """The event with this id, or None."""
+        ...
+
+
+@runtime_checkable
+class LiveEventStore(Protocol):
+    """A store that can wait for new events (all bundled stores)."""
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Block until an event after position ``after`` exists (True) or ``timeout``
+        seconds pass (False). A wake-up is a hint: callers read to see what arrived."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +211,21 @@ def check_read_args(
 def check_after_version(after_version: int) -> None:
     if not isinstance(after_version, int) or isinstance(after_version, bool) or after_version < 0:
         raise ValidationError(f"after_version must be an int >= 0, got {after_version!r}")
+
+
+def check_wait_args(after: object, timeout: object) -> None:
+    """Validate ``wait_for_events`` arguments."""
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise ValidationError(f"after must be a position >= 0, got {after!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+        raise ValidationError(f"timeout must be seconds >= 0, got {timeout!r}")
+
+
+def check_uuid(name: str, value: object) -> UUID:
+    """Validate an event or correlation id argument."""
+    if not isinstance(value, UUID):
+        raise ValidationError(f"{name} must be a UUID, got {type(value).__name__} {value!r}")
+    return value
 
 
 def check_positive(name: str, value: object) -> None:

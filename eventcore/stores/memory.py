@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import Conflict, VersionConflict
@@ -25,6 +26,8 @@ from eventcore.store import (
     StreamSelector,
     check_after_version,
     check_read_args,
+    check_uuid,
+    check_wait_args,
     prepare_append,
 )
 from eventcore.types import StreamId
@@ -50,6 +53,9 @@ class _Log:
         self.events: list[RecordedEvent] = []
         self.stored: list[_Stored] = []
         self.streams: dict[StreamId, list[RecordedEvent]] = {}
+        self.by_correlation: dict[UUID, list[RecordedEvent]] = {}
+        self.by_id: dict[UUID, RecordedEvent] = {}
+        self.changed = threading.Condition(self.lock)  # notified on every append
 
 
 class InMemoryEventStore:
@@ -154,7 +160,12 @@ class InMemoryEventStore:
             for rec, p in zip(recorded, pending, strict=True):
                 self._streams.setdefault(rec.stream_id, []).append(rec)
                 self._shared.stored.append(_Stored(p.data, p.info.version, self.types))
+                self._shared.by_id[rec.event_id] = rec
+                if meta.correlation_id is not None:
+                    self._shared.by_correlation.setdefault(meta.correlation_id, []).append(rec)
             self._log.extend(recorded)
+            if recorded:
+                self._shared.changed.notify_all()
         return recorded
 
     def read_all(
@@ -184,6 +195,27 @@ class InMemoryEventStore:
     def head(self) -> int:
         with self._lock:
             return len(self._log)
+
+    def read_correlation(self, correlation_id: UUID) -> list[RecordedEvent]:
+        """Every event stamped with ``correlation_id``, in position order (a dict index)."""
+        key = check_uuid("correlation_id", correlation_id)
+        with self._lock:
+            found = list(self._shared.by_correlation.get(key, ()))
+        return self._view(found)
+
+    def read_event(self, event_id: UUID) -> RecordedEvent | None:
+        """The event with this id, or None."""
+        key = check_uuid("event_id", event_id)
+        with self._lock:
+            found = self._shared.by_id.get(key)
+        return None if found is None else self._view([found])[0]
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Block until an event after position ``after`` exists (True) or ``timeout``
+        seconds pass (False); woken at once by appends through any handle of this log."""
+        check_wait_args(after, timeout)
+        with self._shared.changed:
+            return self._shared.changed.wait_for(lambda: len(self._log) > after, timeout)
 
     def close(self) -> None:
         """Nothing to release; present so every store can be closed the same way."""

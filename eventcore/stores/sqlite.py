@@ -41,11 +41,18 @@ from eventcore.store import (
     check_after_version,
     check_positive,
     check_read_args,
+    check_uuid,
+    check_wait_args,
     prepare_append,
 )
+from eventcore.stores._notify import notifier_for, wait_for_head
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
 __all__ = ["SqliteEventStore"]
+
+_CORRELATION: Final = (
+    "(CASE WHEN json_valid(metadata) THEN json_extract(metadata, '$.correlation_id') END)"
+)
 
 _MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (
@@ -71,7 +78,19 @@ _MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
         BEGIN SELECT RAISE(ABORT, 'eventcore events are immutable: DELETE is not allowed'); END;
         """,
     ),
+    (
+        2,
+        # read_correlation: all events of one business flow, in position order. The guard
+        # keeps a corrupt metadata row readable (and reported as such) instead of unwritable.
+        f"""
+        CREATE INDEX eventcore_events_correlation
+            ON eventcore_events ({_CORRELATION}, position);
+        """,
+    ),
 )
+
+_WAIT_POLL: Final = 0.05
+"""How often ``wait_for_events`` looks for appends by other processes (seconds)."""
 
 SCHEMA_VERSION: Final = _MIGRATIONS[-1][0]
 
@@ -138,6 +157,11 @@ class SqliteEventStore:
                     "open", f"cannot open SQLite database {self._name!r}: {exc}"
                 ) from exc
             self._owns_connection = True
+        self._notifier = notifier_for(
+            f"conn:{id(self._conn)}"
+            if self._name in (":memory:", "<connection>")
+            else os.path.realpath(self._name)
+        )
         try:
             self._configure(synchronous)
             self._migrate()
@@ -186,14 +210,16 @@ class SqliteEventStore:
                         f"SQLite database {self._name!r} has EventCore schema version {current}, "
                         f"newer than this library's {SCHEMA_VERSION}; upgrade eventcore"
                     )
+                applied_at: str | None = None  # one clock reading per upgrade, however many steps
                 for version, script in _MIGRATIONS:
                     if version <= current:
                         continue
                     for statement in _statements(script):
                         conn.execute(statement)
+                    applied_at = applied_at or self._clock().isoformat()
                     conn.execute(
                         "INSERT INTO eventcore_migrations (version, applied_at) VALUES (?, ?)",
-                        (version, self._clock().isoformat()),
+                        (version, applied_at),
                     )
                 conn.commit()
             except BaseException:
@@ -258,6 +284,19 @@ class SqliteEventStore:
     def head(self) -> int:
         rows = self._fetch("head", "SELECT COALESCE(MAX(position), 0) FROM eventcore_events", ())
         return int(rows[0][0])
+
+    def read_correlation(self, correlation_id: UUID) -> list[RecordedEvent]:
+        """Every event stamped with ``correlation_id``, in position order (indexed)."""
+        key = check_uuid("correlation_id", correlation_id)
+        sql = f"SELECT {_COLUMNS} FROM eventcore_events WHERE {_CORRELATION} = ? ORDER BY position"
+        return self._decode_rows(self._fetch("read_correlation", sql, (str(key),)))
+
+    def read_event(self, event_id: UUID) -> RecordedEvent | None:
+        """The event with this id, or None."""
+        key = check_uuid("event_id", event_id)
+        sql = f"SELECT {_COLUMNS} FROM eventcore_events WHERE event_id = ?"
+        found = self._decode_rows(self._fetch("read_event", sql, (str(key),)))
+        return found[0] if found else None
 
     def _fetch(self, operation: str, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:
@@ -376,20 +415,29 @@ class SqliteEventStore:
             except BaseException:
                 _rollback_quietly(conn)
                 raise
+        if recorded:
+            self._notifier.notify()
         return recorded
 
     def _versions(self, stream_ids: list[StreamId]) -> dict[str, int]:
+        # One MAX per stream: SQLite answers it from the end of the (stream_id,
+        # stream_version) index in O(log n); "IN (...) GROUP BY" scans every row of the
+        # stream, which made appends to a 100,000-event stream cost about 17 ms.
         found: dict[str, int] = {}
-        for start in range(0, len(stream_ids), 500):
-            chunk = stream_ids[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            for sid, version in self._conn.execute(
-                "SELECT stream_id, MAX(stream_version) FROM eventcore_events "
-                f"WHERE stream_id IN ({marks}) GROUP BY stream_id",
-                chunk,
-            ):
-                found[sid] = version
+        for sid in stream_ids:
+            row = self._conn.execute(
+                "SELECT MAX(stream_version) FROM eventcore_events WHERE stream_id = ?", (sid,)
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                found[sid] = row[0]
         return found
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Block until an event after position ``after`` exists (True) or ``timeout``
+        seconds pass (False). Appends by this process wake the waiter at once; appends by
+        other processes are found by polling every 50 ms."""
+        check_wait_args(after, timeout)
+        return wait_for_head(self.head, self._notifier, after, timeout, _WAIT_POLL)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -4,8 +4,9 @@
 
 Hypothesis strategies live in :mod:`eventcore.testing.strategies` (they need the
 ``hypothesis`` package) and the store contract suite, :class:`EventStoreContract`, in
-:mod:`eventcore.testing.contract` (it needs ``pytest``). Both are imported only when used,
-so notebooks can use the scenario helper without either installed.
+:mod:`eventcore.testing.contract` (it needs ``pytest``); the projection contract,
+:class:`ProjectionContract`, in :mod:`eventcore.testing.projection_contract`. They are
+imported only when used, so notebooks can use the scenario helper without them installed.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from eventcore.testing.scenario import Scenario, scenario
 
 if TYPE_CHECKING:
     from eventcore.testing.contract import EventStoreContract
+    from eventcore.testing.projection_contract import ProjectionContract
 
 __all__ = [
     "ChaosStore",
@@ -28,6 +30,7 @@ __all__ = [
     "EventStoreContract",
     "InjectedFault",
     "InterleavingStore",
+    "ProjectionContract",
     "Scenario",
     "StoreWrapper",
     "scenario",
@@ -39,4 +42,8 @@ def __getattr__(name: str) -> Any:
         from eventcore.testing.contract import EventStoreContract
 
         return EventStoreContract
+    if name == "ProjectionContract":
+        from eventcore.testing.projection_contract import ProjectionContract
+
+        return ProjectionContract
     raise AttributeError(f"module 'eventcore.testing' has no attribute {name!r}")

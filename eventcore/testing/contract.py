@@ -60,7 +60,7 @@ from eventcore.errors import (
     VersionConflict,
 )
 from eventcore.events import Metadata, RecordedEvent, event
-from eventcore.store import EventStore
+from eventcore.store import EventLookups, EventStore
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
 __all__ = [
@@ -705,3 +705,54 @@ class EventStoreContract:
             (r.event_id, r.recorded_at) for r in written
         ]
         assert all(r.recorded_at.utcoffset() == timedelta(0) for r in read)
+
+    # -- correlation and event lookups (read_correlation, read_event) ----------------------
+
+    def lookups(self, store: EventStore) -> EventLookups:
+        """The store as :class:`~eventcore.store.EventLookups`, or fail with what is missing."""
+        assert isinstance(store, EventLookups), (
+            f"{type(store).__name__} lacks read_correlation/read_event"
+        )
+        return store
+
+    def test_read_correlation_returns_one_flow_in_position_order(self, store: EventStore) -> None:
+        flow, other = UUID(int=1), UUID(int=2)
+        first = store.append({A: 0}, [Deposited(A, 1)], metadata=Metadata(flow))
+        store.append({C: 0}, [Deposited(C, 9)], metadata=Metadata(other))
+        second = store.append(
+            {A: 1, B: 0}, [Withdrawn(A, 1), Deposited(B, 1)], metadata=Metadata(flow, UUID(int=7))
+        )
+        store.append({C: 1}, [Deposited(C, 10)])
+        found = self.lookups(store).read_correlation(flow)
+        assert found == first + second
+        assert [r.position for r in found] == sorted(r.position for r in found)
+        assert [r.event for r in self.lookups(store).read_correlation(other)] == [Deposited(C, 9)]
+        assert self.lookups(store).read_correlation(UUID(int=3)) == []
+
+    def test_read_correlation_finds_the_default_correlation_id(self, store: EventStore) -> None:
+        written = store.append({A: 0, B: 0}, [Deposited(A, 1), Deposited(B, 1)])
+        assert self.lookups(store).read_correlation(written[0].event_id) == written
+        assert self.lookups(store).read_correlation(written[1].event_id) == []
+
+    def test_read_event_by_id(self, store: EventStore) -> None:
+        written = store.append({A: 0, B: 0}, [Deposited(A, 1), Withdrawn(B, 2)])
+        for rec in written:
+            assert self.lookups(store).read_event(rec.event_id) == rec
+        assert self.lookups(store).read_event(UUID(int=5)) is None
+
+    def test_lookups_decode_with_the_readers_registry(self, make_store: StoreFactory) -> None:
+        writer = make_store()
+        written = writer.append({A: 0}, [Deposited(A, 1)], metadata=Metadata(UUID(int=1)))
+        reader = self.lookups(self.reopen(make_store, events=[Deposited]))
+        assert reader.read_correlation(UUID(int=1)) == written
+        assert reader.read_event(written[0].event_id) == written[0]
+        stranger = self.lookups(self.reopen(make_store, events=[]))
+        with pytest.raises(DeserializationError, match="unknown event type"):
+            stranger.read_event(written[0].event_id)
+
+    @pytest.mark.parametrize("bad", [str(UUID(int=1)), 1, None])
+    def test_lookups_reject_ids_that_are_not_uuids(self, store: EventStore, bad: object) -> None:
+        with pytest.raises(ValidationError, match="correlation_id must be a UUID"):
+            self.lookups(store).read_correlation(_raw(bad))
+        with pytest.raises(ValidationError, match="event_id must be a UUID"):
+            self.lookups(store).read_event(_raw(bad))

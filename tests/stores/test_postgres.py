@@ -265,7 +265,7 @@ class TestSchema:
             s.close()
         assert errors == []
         rows = admin.execute(f"SELECT version FROM {config.schema}.migrations").fetchall()
-        assert rows == [(1,)]
+        assert rows == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
 
     def test_a_newer_schema_version_is_refused(
         self, store: PostgresEventStore, config: PostgresConfig, admin: Any

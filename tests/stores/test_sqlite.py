@@ -29,7 +29,7 @@ from eventcore import (
     TickingClock,
     VersionConflict,
 )
-from eventcore.stores.sqlite import SqliteEventStore
+from eventcore.stores.sqlite import SCHEMA_VERSION, SqliteEventStore
 from eventcore.testing.contract import Deposited, Withdrawn
 
 A = StreamId("account-a")
@@ -113,7 +113,7 @@ def test_migrations_are_idempotent_and_recorded(path: Path) -> None:
     SqliteEventStore(path).close()
     with raw(path) as conn:
         rows = conn.execute("SELECT version, applied_at FROM eventcore_migrations").fetchall()
-        assert rows == [(1, start.isoformat())]
+        assert rows == [(v, start.isoformat()) for v in range(1, SCHEMA_VERSION + 1)]
         assert conn.execute("SELECT COUNT(*) FROM eventcore_events").fetchone()[0] == 1
 
 

@@ -141,11 +141,55 @@ END
 $fn$;
 """
 
+_V2_CORRELATION: Final = """
+-- read_correlation(): every event of one business flow, in position order
+CREATE INDEX events_correlation ON {schema}.events ((metadata->>'correlation_id'), position);
+"""
+
+_V4_SNAPSHOTS: Final = """
+-- command-state snapshots: a cache, one row per snapshot id; saves never regress (the
+-- comparison with the stored versions runs in the upsert itself)
+CREATE TABLE {schema}.snapshots (
+    snapshot_id text        PRIMARY KEY,
+    versions    jsonb       NOT NULL,
+    data        text        NOT NULL,
+    saved_at    timestamptz NOT NULL
+);
+"""
+
+_V3_PROJECTIONS: Final = """
+-- projections: checkpoints (never moved backwards by the library) and dead letters.
+-- Leadership needs no table: it is a session advisory lock. IF NOT EXISTS keeps the script
+-- safe to re-run by hand.
+CREATE TABLE IF NOT EXISTS {schema}.checkpoints (
+    name        text        PRIMARY KEY,
+    position    bigint      NOT NULL CHECK (position >= 0),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS {schema}.dead_letters (
+    projection  text        NOT NULL,
+    position    bigint      NOT NULL,
+    event_id    uuid        NOT NULL,
+    stream_id   text        NOT NULL,
+    event_type  text        NOT NULL,
+    error_type  text        NOT NULL,
+    message     text        NOT NULL,
+    traceback   text        NOT NULL,
+    attempts    integer     NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    PRIMARY KEY (projection, position)
+);
+"""
+
 _MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "events table, immutability triggers, eventcore_append()", _V1),
+    (2, "index on metadata->>'correlation_id'", _V2_CORRELATION),
+    (3, "projection checkpoints and dead letters", _V3_PROJECTIONS),
+    (4, "command-state snapshots table", _V4_SNAPSHOTS),
 )
 
-SCHEMA_VERSION: Final = _MIGRATIONS[-1][0]
+SCHEMA_VERSION: Final = max(version for version, _, _ in _MIGRATIONS)
 
 
 def stream_lock_prefix(schema: str) -> str:
@@ -193,7 +237,7 @@ def migrate(conn: psycopg.Connection[Any], schema: str, channel: str) -> int:
             "global_key": sql.Literal(global_lock_text(schema)),
             "channel": sql.Literal(channel),
         }
-        for version, description, script in _MIGRATIONS:
+        for version, description, script in sorted(_MIGRATIONS):
             if version <= found:
                 continue
             conn.execute(sql.SQL(script).format(**params))

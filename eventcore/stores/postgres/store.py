@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC
 from typing import Any, Final
+from uuid import UUID
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -57,6 +58,7 @@ from eventcore.store import (
     StreamSelector,
     check_after_version,
     check_read_args,
+    check_uuid,
     prepare_append,
 )
 from eventcore.stores.postgres.config import PostgresConfig
@@ -332,6 +334,22 @@ class PostgresEventStore:
     def head(self) -> int:
         """The highest global position written so far (0 for an empty store)."""
         return int(self._fetch("head", self._sql_head, ())[0][0])
+
+    def read_correlation(self, correlation_id: UUID) -> list[RecordedEvent]:
+        """Every event stamped with ``correlation_id``, in position order (indexed)."""
+        key = check_uuid("correlation_id", correlation_id)
+        query = sql.SQL(
+            "SELECT " + _COLUMNS + " FROM {} WHERE metadata->>'correlation_id' = %s "
+            "ORDER BY position"
+        ).format(self._table)
+        return self._decode_rows(self._fetch("read_correlation", query, (str(key),)))
+
+    def read_event(self, event_id: UUID) -> RecordedEvent | None:
+        """The event with this id, or None."""
+        key = check_uuid("event_id", event_id)
+        query = sql.SQL("SELECT " + _COLUMNS + " FROM {} WHERE event_id = %s").format(self._table)
+        found = self._decode_rows(self._fetch("read_event", query, (key,)))
+        return found[0] if found else None
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """Block until an event after position ``after`` exists (True) or ``timeout``

@@ -1,0 +1,580 @@
+"""The projection runner: read pages after the checkpoint, apply, save, repeat.
+
+``run_projection(projector, store, config)`` in **batch** mode drains every page up to the
+head seen at the start and returns; in **continuous** mode it then follows new events
+(woken by the store's ``wait_for_events`` where it has one, polling otherwise) until a
+:class:`~eventcore.projections.StopHandle` is stopped. ``running_projection`` runs it in a
+background thread for the length of a ``with`` block.
+
+Each page is handled in position order: every event is applied under the projector's
+:class:`~eventcore.projections.ErrorPolicy`, then the checkpoint is saved once for the
+page. For a plain projector the checkpoint is saved after its effects (at-least-once: a
+crash re-delivers at most one page). For a transactional projector the page's writes and
+the checkpoint commit in one transaction (exactly-once effects).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, TypeVar
+
+from eventcore.clock import Clock, system_clock
+from eventcore.errors import (
+    ConfigurationError,
+    LeadershipUnavailable,
+    ProjectionFailed,
+    StoreFailure,
+)
+from eventcore.events import RecordedEvent
+from eventcore.projections.api import (
+    ALL_EVENTS,
+    DEFAULT_ERROR_POLICY,
+    ErrorPolicy,
+    EventSelector,
+    ProjectionReport,
+    StopHandle,
+    StopReason,
+    check_projection_name,
+    is_transactional,
+)
+from eventcore.projections.checkpoints import (
+    CheckpointStore,
+    TransactionalCheckpointStore,
+    wait_until,
+)
+from eventcore.projections.dead_letters import DeadLetter, DeadLetterStore, same_database
+from eventcore.projections.leadership import Leadership
+from eventcore.store import EventStore
+
+__all__ = ["Mode", "ProjectionConfig", "ProjectionHandle", "run_projection", "running_projection"]
+
+Mode = Literal["batch", "continuous"]
+T = TypeVar("T")
+
+_STOP_CHECK: Final = 0.25
+"""The longest continuous mode waits for new events before looking at its stop handle."""
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """Where a projection keeps its state and how it paces itself.
+
+    - ``checkpoints``: where the position is saved (required).
+    - ``leadership``: ensures one running instance per projection name (None: no check).
+    - ``dead_letters``: needed by error policies that dead-letter.
+    - ``page_size``: events read per round trip; also how many a crash may re-deliver to
+      a non-transactional projector (the checkpoint is saved once per page).
+    - ``poll_interval``: the longest continuous mode waits before looking for new events
+      (wake-ups from ``wait_for_events`` usually come sooner; a stop request is noticed
+      within 0.25 s at most).
+    - ``max_read_failures`` / ``read_backoff``: a failing store (``StoreFailure``) is tried
+      again after ``read_backoff[0]`` seconds, doubling up to ``read_backoff[1]``; after
+      that many failures in a row the run raises ``ProjectionFailed``.
+    - ``wait_for_leadership``: False raises ``LeadershipUnavailable`` when another
+      instance leads; True waits for it (until stopped); a number waits that many seconds.
+    - ``sleep`` and ``clock``: injectable for tests.
+    """
+
+    checkpoints: CheckpointStore
+    leadership: Leadership | None = None
+    dead_letters: DeadLetterStore | None = None
+    page_size: int = 500
+    poll_interval: float = 0.5
+    max_read_failures: int = 5
+    read_backoff: tuple[float, float] = (0.1, 5.0)
+    wait_for_leadership: bool | float = False
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    clock: Clock = field(default=system_clock, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("load", "save"):
+            if not callable(getattr(self.checkpoints, name, None)):
+                raise ConfigurationError(
+                    f"checkpoints must be a CheckpointStore (load and save), got "
+                    f"{type(self.checkpoints).__name__}"
+                )
+        if self.leadership is not None and not all(
+            callable(getattr(self.leadership, n, None)) for n in ("acquire", "release")
+        ):
+            raise ConfigurationError(
+                f"leadership must have acquire() and release(), got {self.leadership!r}"
+            )
+        if self.dead_letters is not None and not callable(
+            getattr(self.dead_letters, "record", None)
+        ):
+            raise ConfigurationError(
+                f"dead_letters must be a DeadLetterStore, got {self.dead_letters!r}"
+            )
+        if not _is_int(self.page_size) or self.page_size < 1:
+            raise ConfigurationError(f"page_size must be an int >= 1, got {self.page_size!r}")
+        if not _is_int(self.max_read_failures) or self.max_read_failures < 1:
+            raise ConfigurationError(
+                f"max_read_failures must be an int >= 1, got {self.max_read_failures!r}"
+            )
+        if not _is_seconds(self.poll_interval) or self.poll_interval <= 0:
+            raise ConfigurationError(
+                f"poll_interval must be seconds > 0, got {self.poll_interval!r}"
+            )
+        backoff = self.read_backoff
+        if (
+            not isinstance(backoff, tuple)
+            or len(backoff) != 2
+            or not all(_is_seconds(b) for b in backoff)
+            or backoff[0] > backoff[1]
+        ):
+            raise ConfigurationError(
+                f"read_backoff must be (first, max) seconds with first <= max, got {backoff!r}"
+            )
+        wait = self.wait_for_leadership
+        if not isinstance(wait, bool) and not (_is_seconds(wait) and wait > 0):
+            raise ConfigurationError(
+                f"wait_for_leadership must be True, False or seconds > 0, got {wait!r}"
+            )
+
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive store failures."""
+        first, most = self.read_backoff
+        return float(min(most, first * 2 ** (failures - 1)))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_seconds(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value >= 0
+
+
+class _GiveUp(Exception):
+    """The error policy says stop: raised out of the page, turned into ProjectionFailed."""
+
+    def __init__(self, event: RecordedEvent, cause: Exception, attempts: int) -> None:
+        super().__init__(str(cause))
+        self.event = event
+        self.cause = cause
+        self.attempts = attempts
+
+
+@dataclass
+class _Counts:
+    applied: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+
+    def add(self, other: _Counts) -> None:
+        self.applied += other.applied
+        self.skipped += other.skipped
+        self.dead_lettered += other.dead_lettered
+        self.retries += other.retries
+
+
+class _Run:
+    """One call of :func:`run_projection`."""
+
+    def __init__(
+        self,
+        projector: Any,
+        store: EventStore,
+        config: ProjectionConfig,
+        mode: Mode,
+        stop: StopHandle,
+    ) -> None:
+        if not isinstance(config, ProjectionConfig):
+            raise ConfigurationError(f"config must be a ProjectionConfig, got {config!r}")
+        if mode not in ("batch", "continuous"):
+            raise ConfigurationError(f"mode must be 'batch' or 'continuous', got {mode!r}")
+        if not isinstance(stop, StopHandle):
+            raise ConfigurationError(f"stop must be a StopHandle, got {stop!r}")
+        for method in ("read_all", "head"):
+            if not callable(getattr(store, method, None)):
+                raise ConfigurationError(f"store must be an EventStore, got {store!r}")
+        self.name = check_projection_name(getattr(projector, "name", None))
+        if not callable(getattr(projector, "apply", None)):
+            raise ConfigurationError(f"projector {self.name!r} has no apply() method")
+        selector = getattr(projector, "selector", None)
+        if selector is not None and not isinstance(selector, EventSelector):
+            raise ConfigurationError(
+                f"projector {self.name!r}: selector must be an EventSelector, got {selector!r}"
+            )
+        policy = getattr(projector, "error_policy", None) or DEFAULT_ERROR_POLICY
+        if not isinstance(policy, ErrorPolicy):
+            raise ConfigurationError(
+                f"projector {self.name!r}: error_policy must be an ErrorPolicy, got {policy!r}"
+            )
+        if policy.then == "dead_letter" and config.dead_letters is None:
+            raise ConfigurationError(
+                f"projector {self.name!r} dead-letters failing events: set "
+                "ProjectionConfig(dead_letters=...)"
+            )
+        self.transactional = is_transactional(projector)
+        if self.transactional and not isinstance(config.checkpoints, TransactionalCheckpointStore):
+            raise ConfigurationError(
+                f"projector {self.name!r} is transactional: its checkpoints must live in the "
+                "same database, in a SqliteCheckpointStore or PostgresCheckpointStore, not "
+                f"{type(config.checkpoints).__name__}"
+            )
+        self.projector = projector
+        self.store = store
+        self.config = config
+        self.mode = mode
+        self.stop = stop
+        self.selector = selector or ALL_EVENTS
+        self.policy = policy
+        self.counts = _Counts()
+        self.position = 0
+        self.saved: int | None = None
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(self) -> ProjectionReport:
+        leadership = self.config.leadership
+        if leadership is not None and not self._lead(leadership):
+            self.saved = self._io("load checkpoint", self.config.checkpoints.load, self.name)
+            return self.report("stopped")
+        try:
+            self.saved = self._io("load checkpoint", self.config.checkpoints.load, self.name)
+            self.position = self.saved or 0
+            if self.mode == "batch":
+                self._drain(self._io("read head", self.store.head))
+                return self.report("stopped" if self.stop.stopped else "caught_up")
+            while not self.stop.stopped:
+                head = self._io("read head", self.store.head)
+                if head > self.position:
+                    self._drain(head)
+                else:
+                    self._wait()
+            return self.report("stopped")
+        except _GiveUp as exc:
+            cause = exc.cause
+            raise ProjectionFailed(
+                self.name,
+                exc.event.position,
+                cause,
+                f"apply() raised {type(cause).__name__} on event {exc.event.event_type} of "
+                f"stream {str(exc.event.stream_id)!r} after {exc.attempts} attempt"
+                f"{'s' if exc.attempts != 1 else ''} and the error policy says stop; the "
+                f"checkpoint stays at {self.saved or 0}, so a restart tries it again",
+                self.report("failed"),
+            ) from cause
+        finally:
+            if leadership is not None:
+                leadership.release(self.name)
+
+    def report(self, reason: StopReason) -> ProjectionReport:
+        c = self.counts
+        return ProjectionReport(
+            self.name,
+            c.applied,
+            c.skipped,
+            c.dead_lettered,
+            c.retries,
+            self.saved or 0,
+            reason,
+        )
+
+    def _lead(self, leadership: Leadership) -> bool:
+        """Take the leadership (waiting if configured); False if stopped while waiting."""
+        if self._io("acquire leadership", lambda: leadership.acquire(self.name)):
+            return True
+        wait = self.config.wait_for_leadership
+        if wait is False:
+            raise LeadershipUnavailable(self.name, holder=_holder(leadership, self.name))
+        deadline = None if wait is True else time.monotonic() + float(wait)
+        while True:
+            step = self.config.poll_interval
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LeadershipUnavailable(
+                        self.name,
+                        f"waited {float(wait):g}s for it",
+                        holder=_holder(leadership, self.name),
+                    )
+                step = min(step, remaining)
+            if self.stop.wait(step):
+                return False
+            if self._io("acquire leadership", lambda: leadership.acquire(self.name)):
+                return True
+
+    def _check_leadership(self) -> None:
+        """Stop if the leadership was lost (a backend with ``holds(name)`` can tell: the
+        PostgreSQL one when the connection holding its lock has died)."""
+        holds = getattr(self.config.leadership, "holds", None)
+        if callable(holds) and not holds(self.name):
+            raise LeadershipUnavailable(
+                self.name,
+                "this instance lost its leadership (the connection or file holding it is "
+                f"gone) and stopped at position {self.position}, where its checkpoint is",
+            )
+
+    def _wait(self) -> None:
+        """Wait for events after the current position, or poll_interval, or a stop."""
+        waiter = getattr(self.store, "wait_for_events", None)
+        if callable(waiter):
+            # In slices, so that a stop request is noticed within _STOP_CHECK seconds.
+            step = min(self.config.poll_interval, _STOP_CHECK)
+            self._io("wait for events", waiter, self.position, step)
+        else:
+            self.stop.wait(self.config.poll_interval)
+
+    def _drain(self, target: int) -> None:
+        """Handle every selected event up to ``target``, one page at a time."""
+        size = self.config.page_size
+        while self.position < target and not self.stop.stopped:
+            self._check_leadership()
+            after = self.position
+            page = self._io(f"read events after position {after}", self._read, after, size)
+            events = [e for e in page if after < e.position <= target]
+            complete = len(page) < size or page[-1].position > target
+            # A short page holds every selected event up to the head read before it
+            # (positions are commit-ordered), so the checkpoint may move past the rest.
+            end = target if complete else events[-1].position
+            if self.transactional:
+                self._io("commit a page", self._page_in_transaction, events, end)
+            else:
+                self._page(events, end)
+
+    # -- pages -----------------------------------------------------------------------------
+
+    def _page(self, events: list[RecordedEvent], end: int) -> None:
+        apply = self.projector.apply
+        stop = self.stop
+        try:
+            for event in events:
+                if stop.stopped:
+                    break
+                self._handle(event, apply, self.counts, None)
+                self.position = event.position
+            else:
+                self.position = end
+        except BaseException:
+            with contextlib.suppress(Exception):  # the original error matters more
+                self.config.checkpoints.save(self.name, self.position)
+                self.saved = self.position
+            raise
+        if self.position != self.saved:
+            position = self.position
+            self._io("save checkpoint", lambda: self.config.checkpoints.save(self.name, position))
+            self.saved = position
+
+    def _page_in_transaction(self, events: list[RecordedEvent], end: int) -> None:
+        checkpoints: TransactionalCheckpointStore[Any] = self.config.checkpoints  # type: ignore[assignment]
+        counts = _Counts()
+        position = self.position
+        stopped: _GiveUp | None = None
+        with checkpoints.transaction() as tx:
+            savepoint = checkpoints.savepoint
+            apply = self.projector.apply
+
+            def apply_in_savepoint(event: RecordedEvent) -> None:
+                with savepoint(tx):
+                    apply(event, tx)
+
+            try:
+                for event in events:
+                    if self.stop.stopped:
+                        break
+                    self._handle(event, apply_in_savepoint, counts, tx)
+                    position = event.position
+                else:
+                    position = end
+            except _GiveUp as exc:
+                stopped = exc
+            if position != self.saved:
+                checkpoints.save_in(tx, self.name, position, expected=self.saved)
+        self.counts.add(counts)
+        self.position = self.saved = position
+        if stopped is not None:
+            raise stopped
+
+    def _handle(
+        self,
+        event: RecordedEvent,
+        apply: Callable[[RecordedEvent], None],
+        counts: _Counts,
+        tx: Any,
+    ) -> None:
+        """Apply one event under the error policy (retrying in place)."""
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                apply(event)
+            except Exception as exc:
+                delay = self.policy.delay(attempts)
+                if delay is not None:
+                    counts.retries += 1
+                    self.config.sleep(delay)
+                    continue
+                then = self.policy.then
+                if then == "skip":
+                    counts.skipped += 1
+                elif then == "dead_letter":
+                    self._dead_letter(event, exc, attempts, tx)
+                    counts.dead_lettered += 1
+                else:
+                    raise _GiveUp(event, exc, attempts) from exc
+                return
+            counts.applied += 1
+            return
+
+    def _dead_letter(self, event: RecordedEvent, error: Exception, attempts: int, tx: Any) -> None:
+        dead_letters = self.config.dead_letters
+        assert dead_letters is not None  # checked when the run was set up
+        letter = DeadLetter.for_failure(self.name, event, error, attempts, self.config.clock)
+        if tx is not None and same_database(self.config.checkpoints, dead_letters):
+            dead_letters.record_in(tx, letter)  # type: ignore[attr-defined]
+        else:
+            self._io("record a dead letter", lambda: dead_letters.record(letter))
+
+    def _read(self, after: int, size: int) -> list[RecordedEvent]:
+        return self.selector.read(self.store, after=after, limit=size)
+
+    def _io(self, operation: str, call: Callable[..., T], *args: Any) -> T:
+        """Run a store operation, backing off on StoreFailure; give up after
+        ``max_read_failures`` failures in a row."""
+        failures = 0
+        while True:
+            try:
+                return call(*args)
+            except StoreFailure as exc:
+                failures += 1
+                if failures >= self.config.max_read_failures:
+                    raise ProjectionFailed(
+                        self.name,
+                        self.position,
+                        exc,
+                        f"{operation} failed {failures} time{'s' if failures != 1 else ''} in a "
+                        "row (max_read_failures); the checkpoint is saved up to here, so a "
+                        "restart resumes after it",
+                        self.report("failed"),
+                    ) from exc
+                self.config.sleep(self.config.backoff(failures))
+
+
+def _holder(leadership: Leadership, name: str) -> str | None:
+    describe = getattr(leadership, "holder", None)
+    if not callable(describe):
+        return None
+    try:
+        found = describe(name)
+    except Exception:  # only for the message
+        return None
+    return None if found is None else str(found)
+
+
+def run_projection(
+    projector: Any,
+    store: EventStore,
+    config: ProjectionConfig,
+    *,
+    mode: Mode = "batch",
+    stop: StopHandle | None = None,
+) -> ProjectionReport:
+    """Run ``projector`` over ``store`` from its checkpoint; return what it did.
+
+    ``mode="batch"`` handles every selected event up to the head at the start (all
+    pages) and returns with ``stopped_reason="caught_up"``. ``mode="continuous"`` keeps
+    following new events until ``stop.stop()`` is called, then finishes the event in hand,
+    saves the checkpoint and returns with ``stopped_reason="stopped"``.
+
+    Raises :class:`~eventcore.errors.LeadershipUnavailable` when another instance leads
+    (unless ``config.wait_for_leadership``), and
+    :class:`~eventcore.errors.ProjectionFailed` when the error policy says stop or the
+    store keeps failing; the checkpoint then covers everything handled before.
+    """
+    return _Run(projector, store, config, mode, stop or StopHandle()).run()
+
+
+class ProjectionHandle:
+    """A projection running in continuous mode in a background thread.
+
+    Made by :func:`running_projection`; use :meth:`wait_until` for read-your-writes.
+    """
+
+    def __init__(self, projector: Any, store: EventStore, config: ProjectionConfig) -> None:
+        self.name: str = check_projection_name(getattr(projector, "name", None))
+        self.config = config
+        self.stop_handle = StopHandle()
+        self.report: ProjectionReport | None = None
+        self.error: BaseException | None = None
+        run = _Run(projector, store, config, "continuous", self.stop_handle)  # validates now
+        self._thread = threading.Thread(
+            target=self._main, args=(run,), name=f"eventcore-projection-{self.name}", daemon=True
+        )
+
+    def _main(self, run: _Run) -> None:
+        try:
+            self.report = run.run()
+        except BaseException as exc:
+            self.error = exc
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether the background thread is still running."""
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Ask the projection to stop (returns at once)."""
+        self.stop_handle.stop()
+
+    def join(self, timeout: float | None = None) -> ProjectionReport | None:
+        """Wait for the thread to end; its report (None if it failed or is still running)."""
+        self._thread.join(timeout)
+        return self.report
+
+    def wait_until(self, position: int, timeout: float = 10.0) -> bool:
+        """Wait until the checkpoint reaches ``position`` (False after ``timeout``). If the
+        projection has failed, raise its error instead of waiting."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.error is not None:
+                raise self.error
+            remaining = deadline - time.monotonic()
+            step = max(0.0, min(0.05, remaining))
+            if wait_until(self.config.checkpoints, self.name, position, step):
+                return True
+            if remaining <= 0 or not self.running:
+                if self.error is not None:
+                    raise self.error
+                return False
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"ProjectionHandle({self.name!r}, {state})"
+
+
+@contextlib.contextmanager
+def running_projection(
+    projector: Any,
+    store: EventStore,
+    config: ProjectionConfig,
+    *,
+    join_timeout: float | None = 30.0,
+) -> Iterator[ProjectionHandle]:
+    """Run ``projector`` continuously in a background thread while the block runs.
+
+    On exit the projection is stopped (the event in hand is finished and the checkpoint
+    saved) and the thread joined. If the projection failed, its error is raised on exit
+    (unless the block itself raised). ``join_timeout`` bounds the wait for the thread.
+    """
+    handle = ProjectionHandle(projector, store, config)
+    handle.start()
+    try:
+        yield handle
+    except BaseException:
+        handle.stop()
+        handle.join(join_timeout)
+        raise
+    handle.stop()
+    handle.join(join_timeout)
+    if handle.error is not None:
+        raise handle.error

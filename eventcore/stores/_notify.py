@@ -1,0 +1,60 @@
+"""In-process wake-ups for ``wait_for_events``: one notifier per database, shared by every
+store object of this process that writes to it, plus polling for other processes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["Notifier", "notifier_for", "wait_for_head"]
+
+
+class Notifier:
+    """Counts appends to one database in this process and wakes the threads waiting."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def notify(self) -> None:
+        with self._cond:
+            self._count += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> bool:
+        """Block until an append after ``seen`` (a :attr:`count`) or ``timeout``."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._count != seen, timeout)
+
+
+_REGISTRY: dict[str, Notifier] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def notifier_for(key: str | None) -> Notifier:
+    """The process's notifier for database ``key`` (a fresh one when ``key`` is None)."""
+    if key is None:
+        return Notifier()
+    with _REGISTRY_LOCK:
+        return _REGISTRY.setdefault(key, Notifier())
+
+
+def wait_for_head(
+    head: Callable[[], int], notifier: Notifier, after: int, timeout: float, poll: float
+) -> bool:
+    """True as soon as ``head() > after``, False after ``timeout`` seconds; re-reads the head
+    on every in-process append and at least every ``poll`` seconds (other processes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = notifier.count
+        if head() > after:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        notifier.wait(seen, min(remaining, poll))
