@@ -8,12 +8,15 @@ PORT   ?= 8888
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test lint typecheck unit notebooks demo clean
+.PHONY: help venv lab workshop test lint typecheck unit notebooks demo clean
 
 help:
 	@echo "make lab    - install the course and open it in JupyterLab"
 	@echo "make test   - install the dev tools and run lint, types, tests and notebooks"
 	@echo "make demo   - run a short banking scenario against an SQLite file"
+	@echo "make workshop - open the workshop exercises (tutorial/) in JupyterLab"
+	@echo "make bench  - run the benchmarks (BENCH_ARGS=--quick for a short run)"
+	@echo "make book   - build the book (course, concepts, how-tos, API) into book/_build/html"
 
 # The venv is (re)built when pyproject.toml changes; the stamp records which extras it holds.
 $(PY):
@@ -35,6 +38,10 @@ venv: $(VENV)/.dev
 lab: $(VENV)/.course
 	$(BIN)/jupyter lab notebooks --ip 127.0.0.1 --port $(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
+# Instructors: the workshop exercises and solutions (tutorial/) beside the course.
+workshop: $(VENV)/.course
+	$(BIN)/jupyter lab tutorial --ip 127.0.0.1 --port $(PORT) $(ROOT_FLAG) $(LAB_ARGS)
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check eventcore tests
@@ -53,10 +60,32 @@ test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check eventcore tests
 	$(BIN)/mypy
-	$(BIN)/pytest -p no:cacheprovider --doctest-modules --nbval --nbval-current-env eventcore tests notebooks
+	$(BIN)/pytest -p no:cacheprovider --doctest-modules --nbval --nbval-current-env eventcore tests notebooks tutorial
 
 demo: $(VENV)/.course
 	$(PY) -m eventcore.demo
 
+# The book: Sphinx + myst-nb execute the notebooks (results cached in book/_build), -E re-reads
+# every page so each warning is reported on every build, and -W turns any warning into a failure.
+.PHONY: book
+$(VENV)/.book: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[book]"
+	@touch $@ $(VENV)/.dev $(VENV)/.course
+
+book: $(VENV)/.book
+	$(BIN)/sphinx-build -E -W --keep-going -b html book book/_build/html
+
+# Benchmarks: EventCore vs the eventsourcing library vs raw sqlite3/psycopg, on memory, SQLite
+# and PostgreSQL (EVENTCORE_POSTGRES_URL; skipped with a note when unreachable). Writes
+# benchmarks/results/results.{json,md} and chart.png. BENCH_ARGS=--quick for a one-minute run.
+.PHONY: bench
+$(VENV)/.bench: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	@touch $@
+
+bench: $(VENV)/.bench
+	$(PY) -m benchmarks run $(BENCH_ARGS)
+	$(PY) -m benchmarks snapshots $(filter --quick,$(BENCH_ARGS))
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info book/_build

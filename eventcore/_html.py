@@ -6,6 +6,7 @@ id factory makes deterministic in notebooks).
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +15,19 @@ if TYPE_CHECKING:
     from eventcore.pipeline import ExecutionResult
 
 _TABLE = 'style="border-collapse:collapse;font-family:monospace;font-size:90%"'
+_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
+
+
+def _no_address(text: str) -> str:
+    """Drop memory addresses (``<Foo object at 0x7f...>``): they change on every run."""
+    return _ADDRESS.sub("", text)
 
 
 def _event_fields(event: Any) -> str:
-    fields = getattr(event, "__dataclass_fields__", {})
-    return ", ".join(f"{name}={getattr(event, name)!s}" for name in fields)
+    fields = getattr(event, "__dataclass_fields__", None)
+    if fields is None:
+        return _no_address(repr(event))
+    return ", ".join(f"{name}={_no_address(str(getattr(event, name)))}" for name in fields)
 
 
 def events_table(events: list[RecordedEvent] | tuple[RecordedEvent, ...]) -> str:
@@ -51,8 +60,23 @@ def result_html(result: ExecutionResult) -> str:
     )
 
 
+def _conflicts_table(conflicts: Any) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(str(c.stream_id))}</td><td>{c.expected}</td><td>{c.actual}</td></tr>"
+        for c in conflicts
+    )
+    return (
+        f"<table {_TABLE}><thead><tr><th>stream</th><th>expected version</th>"
+        f"<th>found</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
 def error_html(error: BaseException) -> str:
+    """The error's class and message; for version conflicts, a table of the streams that
+    moved (expected version, version found)."""
+    conflicts = getattr(error, "conflicts", None)
+    table = _conflicts_table(conflicts) if conflicts else ""
     return (
         '<div style="border-left:4px solid #c0392b;padding:4px 8px">'
-        f"<b>{escape(type(error).__name__)}</b>: {escape(str(error))}</div>"
+        f"<b>{escape(type(error).__name__)}</b>: {escape(_no_address(str(error)))}{table}</div>"
     )
