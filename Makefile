@@ -76,8 +76,9 @@ book: $(VENV)/.book
 	$(BIN)/sphinx-build -E -W --keep-going -b html book book/_build/html
 
 # Benchmarks: EventCore vs the eventsourcing library vs raw sqlite3/psycopg, on memory, SQLite
-# and PostgreSQL (EVENTCORE_POSTGRES_URL; skipped with a note when unreachable). Writes
-# benchmarks/results/results.{json,md} and chart.png. BENCH_ARGS=--quick for a one-minute run.
+# and PostgreSQL (EVENTCORE_POSTGRES_URL; skipped with a note when unreachable), then projection
+# catch-up and live delivery (their own section). Writes benchmarks/results/results.{json,md}
+# and chart.png. BENCH_ARGS=--quick for a one-minute run (python -m benchmarks run --help).
 .PHONY: bench
 $(VENV)/.bench: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[bench]"

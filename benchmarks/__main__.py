@@ -1,5 +1,6 @@
 """Command line: ``python -m benchmarks run [--quick] [--only NAME] [--stores ...] [--out DIR]``
-and ``python -m benchmarks profile`` (cProfile of transfers and rebuild on SQLite)."""
+(``--only projections`` for projection catch-up and live delivery alone) and
+``python -m benchmarks profile`` (cProfile of transfers and rebuild on SQLite)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from benchmarks.config import STORES, WORKLOADS, Sizes
+
+RUNNABLE = (*WORKLOADS, "projections")  # projections: benchmarks/projections.py
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -30,10 +33,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="small counts (about a minute)")
     run.add_argument(
         "--only",
-        type=lambda t: _names(t, WORKLOADS, "workload"),
-        default=list(WORKLOADS),
+        type=lambda t: _names(t, RUNNABLE, "workload"),
+        default=list(RUNNABLE),
         metavar="NAME[,NAME]",
-        help=f"workloads to run: {', '.join(WORKLOADS)} (default: all)",
+        help=f"workloads to run: {', '.join(RUNNABLE)} (default: all)",
     )
     run.add_argument(
         "--stores",
@@ -48,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SIZE=N",
-        help="override a size, e.g. --set deposits=500 (repeatable)",
+        help="override a size, e.g. --set deposits=500 or proj_events=50000 (repeatable)",
     )
     redo = sub.add_parser("report", help="redraw results.md and chart.png from results.json")
     redo.add_argument("--out", default=DEFAULT_OUT)
@@ -89,9 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for kind, path in rerender(args.out).items():
             print(f"wrote {kind}: {path}", file=sys.stderr)
         return 0
+    from benchmarks.projections import ProjectionSizes, split_sets
+
+    proj_sets, store_sets = split_sets(args.set)
     base = Sizes.quick() if args.quick else Sizes()
     try:
-        sizes = base.override(args.set)
+        sizes = base.override(store_sets)
+        proj_sizes = (ProjectionSizes.quick() if args.quick else ProjectionSizes()).override(
+            proj_sets
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -100,14 +109,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         profile(sizes, args.out, args.stores, dump=args.dump)
         return 0
-    from benchmarks.runner import run
+    from benchmarks.projections import failures, run_all
 
-    document = run(sizes, args.only, args.stores, quick=args.quick, out_dir=args.out)
+    workloads = [w for w in args.only if w != "projections"]
+    if "projections" in args.only:
+        document = run_all(
+            sizes, proj_sizes, workloads, args.stores, quick=args.quick, out_dir=args.out
+        )
+    else:
+        from benchmarks.runner import run
+
+        document = run(sizes, workloads, args.stores, quick=args.quick, out_dir=args.out)
     failed = [r for r in document["results"] if r["status"] == "error"]
     bad_checks = [
         r for r in document["results"] if r["status"] == "ok" and not all(r["checks"].values())
     ]
-    return 1 if failed or bad_checks else 0
+    return 1 if failed or bad_checks or failures(document) else 0
 
 
 if __name__ == "__main__":

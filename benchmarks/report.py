@@ -144,6 +144,21 @@ def markdown(document: dict[str, Any]) -> str:
         f"psycopg {machine['psycopg'] or '—'}, eventsourcing {machine['eventsourcing'] or '—'}.",
         "",
         _cpu_sentence(cpu),
+    ]
+    if document["results"]:
+        lines += _store_tables(document, sizes)
+    if document.get("projections"):
+        from benchmarks.projections_report import markdown as projections_markdown
+
+        lines += projections_markdown(document["projections"])
+    if document["notes"]:
+        lines += ["", "## Notes", ""]
+        lines += [f"- {note}" for note in document["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _store_tables(document: dict[str, Any], sizes: Sizes) -> list[str]:
+    lines = [
         "",
         "Rates are per second (the unit is in the first column); latencies are p50 / p95 / p99 "
         "in milliseconds per command (per rebuild, per append call, per page for the last "
@@ -199,10 +214,7 @@ def markdown(document: dict[str, Any]) -> str:
             f"| {_checks(r['checks'])} | {r['status'] if r['status'] != 'ok' else ''}"
             f"{': ' if r['note'] and r['status'] != 'ok' else ''}{r['note']} |"
         )
-    if document["notes"]:
-        lines += ["", "## Notes", ""]
-        lines += [f"- {note}" for note in document["notes"]]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _cpu_sentence(cpu: dict[str, Any]) -> str:
@@ -235,10 +247,17 @@ def chart(document: dict[str, Any], path: str) -> str | None:
     except ImportError as exc:
         return f"chart skipped: matplotlib is not installed ({exc})"
     rows = document["comparisons"]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    projections = document.get("projections")
+    store_rows = 2 if rows or not projections else 0
+    nrows = store_rows + (1 if projections else 0)
+    fig, axes = plt.subplots(nrows, 3, figsize=(15, 4.25 * nrows), squeeze=False)
+    if projections:
+        from benchmarks.projections_report import draw as draw_projections
+
+        draw_projections(axes[-1], projections)
     colours = {"eventcore": "#1f77b4", "eventsourcing": "#ff7f0e", "raw": "#7f7f7f"}
     width = 0.26
-    for ax, workload in zip(axes.flat, WORKLOADS, strict=True):
+    for ax, workload in zip(axes[:store_rows].flat, WORKLOADS[: 3 * store_rows], strict=True):
         wrows = [r for r in rows if r["workload"] == workload]
         stores = [r["store"] for r in wrows]
         for i, impl in enumerate(IMPLS):
@@ -263,11 +282,13 @@ def chart(document: dict[str, Any], path: str) -> str | None:
         ax.set_title(f"{workload}  ({UNITS[workload]}/s, log scale)", fontsize=10)
         ax.grid(axis="y", which="major", alpha=0.3)
         ax.margins(y=0.25)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False)
+    if store_rows:
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False)
     machine = document["machine"]
+    title = "EventCore vs eventsourcing vs raw driver" if store_rows else "EventCore projections"
     fig.suptitle(
-        f"EventCore vs eventsourcing vs raw driver — {machine['cpu']}, {machine['cores']} cores, "
+        f"{title} — {machine['cpu']}, {machine['cores']} cores, "
         f"{machine['date'][:10]}{' (quick)' if document['quick'] else ''}",
         fontsize=11,
     )

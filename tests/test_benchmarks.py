@@ -29,6 +29,12 @@ TINY = [
     "read_page=20",
     "read_stream_events=10",
     "warmup=1",
+    "proj_events=300",
+    "proj_page=100",
+    "proj_rounds=2",
+    "proj_tx_events=50",
+    "proj_live_appends=5",
+    "proj_live_gap_ms=1",
 ]
 WORKLOADS = {"deposits", "transfers", "contention", "rebuild", "batch_append", "read_all"}
 
@@ -85,6 +91,29 @@ def test_json_shape(run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     assert any(g["workload"] == "rebuild" for g in doc["goals"])
 
 
+def test_projections_json_shape(run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, _ = run
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert doc["workloads"][-1] == "projections"
+    section = doc["projections"]
+    assert section["sizes"]["proj_events"] == 300
+    assert section["sizes"]["proj_live_appends"] == 5
+    (catch,) = section["catch_up"]  # memory: no transactional checkpoint store
+    assert catch["store"] == "memory" and catch["projector"] == "counting"
+    assert catch["status"] == "ok", catch
+    assert catch["events"] == 300 and catch["events_per_s"] > 0
+    assert len(catch["round_rates"]) == 2
+    assert catch["checks"] and all(catch["checks"].values()), catch["checks"]
+    (live,) = section["live"]
+    assert live["store"] == "memory" and live["status"] == "ok", live
+    assert live["samples"] == 5
+    for key in ("latency_ms", "latency_from_append_start_ms", "append_ms"):
+        assert set(live[key]) == {"p50", "p95", "p99", "max"}
+    assert live["checks"] and all(live["checks"].values()), live["checks"]
+    assert section["goals"] == []  # the goals are for SQLite and PostgreSQL
+    assert {"wall_seconds", "this_process_cpu_share"} <= set(section["cpu"])
+
+
 def test_markdown_shape(run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, _ = run
     text = (out / "results.md").read_text(encoding="utf-8")
@@ -95,6 +124,8 @@ def test_markdown_shape(run: tuple[Path, subprocess.CompletedProcess[str]]) -> N
     for workload in WORKLOADS:
         assert f"| {workload} (" in text
     assert "## Goals" in text
+    assert "## Projections" in text
+    assert "| memory | in-process notification |" in text
 
 
 def test_chart_when_matplotlib_is_installed(
@@ -103,6 +134,25 @@ def test_chart_when_matplotlib_is_installed(
     pytest.importorskip("matplotlib")
     out, _ = run
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_only_projections(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "benchmarks", "run", "--only", "projections", "--quick"]
+    args += ["--stores", "memory", "--out", str(tmp_path)]
+    for size in TINY:
+        if size.startswith("proj_"):
+            args += ["--set", size]
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert doc["workloads"] == ["projections"]
+    assert doc["results"] == [] and doc["comparisons"] == []
+    assert doc["projections"]["catch_up"][0]["status"] == "ok"
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "## Projections" in text and "| Workload | Store | EventCore |" not in text
 
 
 def test_bad_arguments_are_refused() -> None:
