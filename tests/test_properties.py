@@ -11,6 +11,7 @@ event reads back equal.
 import sys
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,12 +69,17 @@ def no_sleep(seconds: float) -> None:
 
 
 @contextmanager
-def open_stores(kind: str, count: int = 1) -> Iterator[list[EventStore]]:
+def open_stores(kind: str, count: int = 1, dsn: str = "") -> Iterator[list[EventStore]]:
     """``count`` handles on one fresh store: the same object in memory, separate connections
-    to one file for SQLite (so threads really compete for the database)."""
+    to one file for SQLite and separate pools on one fresh schema for PostgreSQL (so threads
+    really compete for the database)."""
     if kind == "memory":
         shared = InMemoryEventStore(events=EVENTS)
         yield [shared] * count
+        return
+    if kind == "postgres":
+        with postgres_stores(dsn, count) as stores:
+            yield stores
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bank.db"
@@ -85,6 +91,25 @@ def open_stores(kind: str, count: int = 1) -> Iterator[list[EventStore]]:
         finally:
             for s in stores:
                 s.close()
+
+
+@contextmanager
+def postgres_stores(dsn: str, count: int) -> Iterator[list[EventStore]]:
+    import psycopg
+
+    from eventcore.stores.postgres import PostgresConfig, PostgresEventStore
+
+    schema = f"ec_prop_{uuid.uuid4().hex[:12]}"
+    config = PostgresConfig(dsn, schema=schema, pool_min=1, pool_max=2)
+    stores: list[EventStore] = []
+    try:
+        stores.extend(PostgresEventStore(config, events=EVENTS) for _ in range(count))
+        yield stores
+    finally:
+        for s in stores:
+            s.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @contextmanager
@@ -190,17 +215,36 @@ def balances_from(log: list[RecordedEvent]) -> dict[StreamId, int]:
 # -- one after another --------------------------------------------------------------------------
 
 
+sequential_programs = given(
+    program=programs, conflict_rate=st.sampled_from([0.0, 0.3]), seed=st.integers(0, 99)
+)
+
+
 @pytest.mark.parametrize("kind", STORES)
 @settings(property_settings, max_examples=100)
-@given(program=programs, conflict_rate=st.sampled_from([0.0, 0.3]), seed=st.integers(0, 99))
+@sequential_programs
 def test_sequential_programs_agree_with_the_model(
     kind: str, program: list[BankCommand], conflict_rate: float, seed: int
+) -> None:
+    check_sequential_program(kind, program, conflict_rate, seed)
+
+
+@settings(property_settings, max_examples=15)
+@sequential_programs
+def test_sequential_programs_agree_with_the_model_on_postgres(
+    postgres_dsn: str, program: list[BankCommand], conflict_rate: float, seed: int
+) -> None:
+    check_sequential_program("postgres", program, conflict_rate, seed, postgres_dsn)
+
+
+def check_sequential_program(
+    kind: str, program: list[BankCommand], conflict_rate: float, seed: int, dsn: str = ""
 ) -> None:
     model = dict.fromkeys(ACCOUNTS, 0)
     recorded: list[RecordedEvent] = []
     retries = 0
     retry = RetryPolicy(max_retries=60, base_delay=0.0, max_delay=0.0)
-    with open_stores(kind) as (inner,):
+    with open_stores(kind, dsn=dsn) as (inner,):
         store = ChaosStore(inner, conflict_rate=conflict_rate, seed=seed)
         for cmd in program:
             expected = decide(model, cmd)
@@ -238,14 +282,31 @@ contended = st.one_of(
 Outcome = tuple[BankCommand, ExecutionResult | BusinessRuleViolation]
 
 
-@pytest.mark.parametrize("kind", STORES)
-@settings(property_settings, max_examples=30)
-@given(
+concurrent_programs = given(
     per_thread=st.lists(
         st.lists(contended, min_size=3, max_size=8), min_size=THREADS, max_size=THREADS
     )
 )
+
+
+@pytest.mark.parametrize("kind", STORES)
+@settings(property_settings, max_examples=30)
+@concurrent_programs
 def test_concurrent_programs_conserve_money(kind: str, per_thread: list[list[BankCommand]]) -> None:
+    check_concurrent_programs(kind, per_thread)
+
+
+@settings(property_settings, max_examples=6)
+@concurrent_programs
+def test_concurrent_programs_conserve_money_on_postgres(
+    postgres_dsn: str, per_thread: list[list[BankCommand]]
+) -> None:
+    check_concurrent_programs("postgres", per_thread, postgres_dsn)
+
+
+def check_concurrent_programs(
+    kind: str, per_thread: list[list[BankCommand]], dsn: str = ""
+) -> None:
     retry = RetryPolicy(max_retries=200, base_delay=0.0001, max_delay=0.002, jitter=0.5)
     outcomes: list[list[Outcome]] = [[] for _ in range(THREADS)]
     unexpected: list[BaseException] = []
@@ -262,7 +323,7 @@ def test_concurrent_programs_conserve_money(kind: str, per_thread: list[list[Ban
         except BaseException as error:  # reported below
             unexpected.append(error)
 
-    with open_stores(kind, THREADS) as stores, fast_thread_switching():
+    with open_stores(kind, THREADS, dsn) as stores, fast_thread_switching():
         spies = [AppendSpy(s) for s in stores]
         threads = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate(spies)]
         for t in threads:
