@@ -283,8 +283,10 @@ class TransactionalProjector(Protocol[TxT_contra]):
     ``sqlite3.Connection`` for :class:`~eventcore.projections.SqliteCheckpointStore`, a
     psycopg connection for the PostgreSQL one — and writes the read model through it. It
     must not commit or roll back: the runner does, once per page, after saving the
-    checkpoint in the same transaction. Each event runs inside a savepoint, so a failed
-    attempt leaves no trace. Set ``transactional = True`` on the class (the
+    checkpoint in the same transaction. A failed attempt leaves no trace: the runner
+    applies a page without savepoints and, if an ``apply`` raises, rolls the page back and
+    redoes it with each event in a savepoint (so ``apply`` may be called again for events
+    whose writes were rolled back). Set ``transactional = True`` on the class (the
     :func:`transactional_projector` decorator does). On SQLite the transaction holds the
     database's write lock: do not append to the event store from ``apply``.
     """

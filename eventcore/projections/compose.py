@@ -172,8 +172,8 @@ class Composite(_Parts):
 class TransactionalComposite(_Parts):
     """Several transactional projectors run as one, writing through one transaction.
 
-    The runner wraps each event in a savepoint, so a failed attempt undoes every
-    sub-projector's writes and a retry applies them all again.
+    A failed attempt is rolled back (the runner redoes its page with a savepoint per
+    event), so it undoes every sub-projector's writes and a retry applies them all again.
     """
 
     transactional: Literal[True] = True

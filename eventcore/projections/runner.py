@@ -10,7 +10,9 @@ Each page is handled in position order: every event is applied under the project
 :class:`~eventcore.projections.ErrorPolicy`, then the checkpoint is saved once for the
 page. For a plain projector the checkpoint is saved after its effects (at-least-once: a
 crash re-delivers at most one page). For a transactional projector the page's writes and
-the checkpoint commit in one transaction (exactly-once effects).
+the checkpoint commit in one transaction (exactly-once effects); the page is applied
+without savepoints and, only if an ``apply`` raises, rolled back and redone with a
+savepoint per event.
 """
 
 from __future__ import annotations
@@ -157,6 +159,15 @@ class _GiveUp(Exception):
         self.event = event
         self.cause = cause
         self.attempts = attempts
+
+
+class _Redo(Exception):
+    """``apply`` raised on a transactional page's fast path: roll back, redo carefully."""
+
+    def __init__(self, event: RecordedEvent, error: Exception) -> None:
+        super().__init__(str(error))
+        self.event = event
+        self.error = error
 
 
 @dataclass
@@ -363,9 +374,20 @@ class _Run:
             self.saved = position
 
     def _page_in_transaction(self, events: list[RecordedEvent], end: int) -> None:
+        """Apply a page and save its checkpoint in one transaction, without savepoints. If
+        an ``apply`` raises, roll it all back and redo the page carefully (a savepoint per
+        event, the error policy per event, the failure as that event's first attempt)."""
+        try:
+            self._transaction(events, end, None)
+        except _Redo as redo:
+            self._transaction(events, end, redo)
+
+    def _transaction(self, events: list[RecordedEvent], end: int, redo: _Redo | None) -> None:
         checkpoints: TransactionalCheckpointStore[Any] = self.config.checkpoints  # type: ignore[assignment]
         counts = _Counts()
         position = self.position
+        # Events up to a redone failure were in hand when it happened: finish them.
+        in_hand = 0 if redo is None else redo.event.position
         stopped: _GiveUp | None = None
         with checkpoints.transaction() as tx:
             savepoint = checkpoints.savepoint
@@ -377,9 +399,17 @@ class _Run:
 
             try:
                 for event in events:
-                    if self.stop.stopped:
+                    if self.stop.stopped and event.position > in_hand:
                         break
-                    self._handle(event, apply_in_savepoint, counts, tx)
+                    if redo is None:
+                        try:
+                            apply(event, tx)
+                        except Exception as exc:
+                            raise _Redo(event, exc) from exc  # rolls the transaction back
+                        counts.applied += 1
+                    else:
+                        failed = redo.error if event.position == in_hand else None
+                        self._handle(event, apply_in_savepoint, counts, tx, failed)
                     position = event.position
                 else:
                     position = end
@@ -398,30 +428,29 @@ class _Run:
         apply: Callable[[RecordedEvent], None],
         counts: _Counts,
         tx: Any,
+        failed: Exception | None = None,
     ) -> None:
-        """Apply one event under the error policy (retrying in place)."""
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                apply(event)
-            except Exception as exc:
-                delay = self.policy.delay(attempts)
-                if delay is not None:
-                    counts.retries += 1
-                    self.config.sleep(delay)
-                    continue
+        """Apply one event under the error policy (retrying in place). ``failed``: the
+        error of a first attempt already made."""
+        attempts = 1
+        error = _attempt(apply, event) if failed is None else failed
+        while error is not None:
+            delay = self.policy.delay(attempts)
+            if delay is None:
                 then = self.policy.then
                 if then == "skip":
                     counts.skipped += 1
                 elif then == "dead_letter":
-                    self._dead_letter(event, exc, attempts, tx)
+                    self._dead_letter(event, error, attempts, tx)
                     counts.dead_lettered += 1
                 else:
-                    raise _GiveUp(event, exc, attempts) from exc
+                    raise _GiveUp(event, error, attempts) from error
                 return
-            counts.applied += 1
-            return
+            counts.retries += 1
+            self.config.sleep(delay)
+            attempts += 1
+            error = _attempt(apply, event)
+        counts.applied += 1
 
     def _dead_letter(self, event: RecordedEvent, error: Exception, attempts: int, tx: Any) -> None:
         dead_letters = self.config.dead_letters
@@ -455,6 +484,15 @@ class _Run:
                         self.report("failed"),
                     ) from exc
                 self.config.sleep(self.config.backoff(failures))
+
+
+def _attempt(apply: Callable[[RecordedEvent], None], event: RecordedEvent) -> Exception | None:
+    """Call ``apply(event)``; the exception it raised, or None."""
+    try:
+        apply(event)
+    except Exception as exc:
+        return exc
+    return None
 
 
 def _holder(leadership: Leadership, name: str) -> str | None:
