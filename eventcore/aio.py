@@ -41,6 +41,7 @@ from eventcore.pipeline import (
     ExecutionResult,
     LoadSnapshot,
     ReadStream,
+    ReadStreams,
     SaveSnapshot,
     Sleep,
     command_pipeline,
@@ -79,7 +80,9 @@ async def execute_async(
         )
     meta = _metadata(metadata)
     _check_snapshots(snapshots)
-    pipeline = command_pipeline(command, retry, meta, snapshots=snapshots is not None)
+    pipeline = command_pipeline(
+        command, retry, meta, snapshots=snapshots is not None, batch_reads=True
+    )
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
@@ -90,7 +93,9 @@ async def execute_async(
             return result
         to_send, to_throw = None, None
         try:
-            if isinstance(effect, ReadStream):
+            if isinstance(effect, ReadStreams):
+                to_send = await _read_many(store, effect)
+            elif isinstance(effect, ReadStream):
                 to_send = await _read(store, effect)
             elif isinstance(effect, LoadSnapshot):
                 to_send = await load_quietly_async(snapshots, effect.snapshot_id)
@@ -106,6 +111,15 @@ async def execute_async(
                 await sleep(effect.seconds)
         except StoreError as exc:
             to_throw = exc
+
+
+async def _read_many(store: Any, effect: ReadStreams) -> dict[Any, list[Any]]:
+    method = getattr(store, "read_streams", None)
+    if method is None:
+        return {sid: await _read(store, ReadStream(sid)) for sid in effect.stream_ids}
+    if inspect.iscoroutinefunction(method):
+        return dict(await method(effect.stream_ids))
+    return dict(await asyncio.to_thread(method, effect.stream_ids))
 
 
 async def _read(store: Any, effect: ReadStream) -> list[Any]:

@@ -124,32 +124,53 @@ def _dataclass_converters(cls: type, path: str, stack: tuple[type, ...]) -> tupl
             "refers to at module level"
         ) from None
     fields = [f for f in dataclasses.fields(cls) if f.init]
-    plan: list[tuple[str, Convert | None, Convert | None]] = []
+    # Per field: the converters, and the exact type a value may have to skip them (the
+    # common case of a plain str, int, bool or stream id: no call, no path text). A value of
+    # any other type goes through the converter, which converts it or raises.
+    enc_steps: list[tuple[str, type | None, Convert | None]] = []
+    dec_steps: list[tuple[str, type | None, Callable[[Any], Any] | None, Convert]] = []
     for f in fields:
-        enc, dec = _converters(hints[f.name], f"{path}.{f.name}", (*stack, cls))
-        plan.append((f.name, enc, dec))
-    names = tuple(name for name, _, _ in plan)
-    enc_plan = tuple(plan)
-    dec_plan = tuple((name, dec) for name, _, dec in plan if dec is not None)
+        hint = hints[f.name]
+        enc, dec = _converters(hint, f"{path}.{f.name}", (*stack, cls))
+        exact = _EXACT.get(hint) if isinstance(hint, type) else None
+        enc_steps.append((f.name, StreamId if hint is StreamId else exact, enc))
+        if dec is not None:
+            wrap = StreamId._trusted if hint is StreamId else None
+            dec_steps.append((f.name, str if hint is StreamId else exact, wrap, dec))
+    names = tuple(f.name for f in fields)
+    enc_plan = tuple(enc_steps)
+    dec_plan = tuple(dec_steps)
+    # Only wrapping or converting changes the data: then decode works on a copy.
+    copy = any(wrap is not None or exact is None for _, exact, wrap, _ in dec_plan)
     cls_name = cls.__name__
 
     def encode(obj: Any, where: str) -> dict[str, Any]:
         if type(obj) is not cls and not isinstance(obj, cls):
             raise _EncodeError(where, f"expected {cls_name}, got {type(obj).__name__}")
         out: dict[str, Any] = {}
-        for name, conv, _ in enc_plan:
+        for name, exact, conv in enc_plan:
             value = getattr(obj, name)
-            out[name] = value if conv is None else conv(value, f"{where}.{name}")
+            if conv is None or type(value) is exact:
+                out[name] = value
+            else:
+                out[name] = conv(value, f"{where}.{name}")
         return out
 
     def decode(data: Any, where: str) -> Any:
         if type(data) is not dict:
             raise _DecodeError(where, f"expected an object, got {type(data).__name__}")
-        if dec_plan:
+        if copy:
             data = dict(data)
-            for name, conv in dec_plan:
-                if name in data:
-                    data[name] = conv(data[name], f"{where}.{name}")
+        for name, exact, wrap, conv in dec_plan:
+            try:
+                value = data[name]
+            except KeyError:
+                continue  # a default fills it, or the class call below reports it
+            if type(value) is exact:
+                if wrap is not None:
+                    data[name] = wrap(value)
+            else:
+                data[name] = conv(value, f"{where}.{name}")
         try:
             return cls(**data)
         except TypeError as exc:
@@ -161,6 +182,10 @@ def _dataclass_converters(cls: type, path: str, stack: tuple[type, ...]) -> tupl
             ) from None
 
     return encode, decode
+
+
+_EXACT: dict[Any, type] = {str: str, int: int, bool: bool, type(None): type(None)}
+"""Hints whose values pass both ways unchanged when their type is exactly the hint."""
 
 
 def _check(kind: type | tuple[type, ...], label: str) -> Convert:

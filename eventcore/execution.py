@@ -36,13 +36,14 @@ from eventcore.pipeline import (
     ExecutionResult,
     LoadSnapshot,
     ReadStream,
+    ReadStreams,
     SaveSnapshot,
     Sleep,
     command_pipeline,
 )
 from eventcore.retry import RetryPolicy
 from eventcore.snapshots.store import SnapshotStore, load_quietly, save_quietly
-from eventcore.store import EventStore
+from eventcore.store import EventStore, read_streams
 
 __all__ = ["execute"]
 
@@ -79,7 +80,9 @@ def execute(
         raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
     meta = _metadata(metadata)
     _check_snapshots(snapshots)
-    pipeline = command_pipeline(command, retry, meta, snapshots=snapshots is not None)
+    pipeline = command_pipeline(
+        command, retry, meta, snapshots=snapshots is not None, batch_reads=True
+    )
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
@@ -90,7 +93,9 @@ def execute(
             return result
         to_send, to_throw = None, None
         try:
-            if isinstance(effect, ReadStream):
+            if isinstance(effect, ReadStreams):
+                to_send = read_streams(store, effect.stream_ids)
+            elif isinstance(effect, ReadStream):
                 if effect.after_version:
                     after = effect.after_version
                     to_send = list(store.read_stream(effect.stream_id, after_version=after))

@@ -6,6 +6,11 @@ back (or throws the store's error into it). It finishes by returning an
 :class:`ExecutionResult`. :func:`eventcore.execute` is the synchronous shell; an asyncio shell
 drives the same generator with ``await``.
 
+A shell that can read several streams at once passes ``batch_reads=True`` and receives one
+:class:`ReadStreams` for a command's declared streams (then :class:`ReadStream` for each
+stream ``discover_streams`` finds); the bundled shells do, and answer it with the store's
+``read_streams`` (one query) where the store has one.
+
 >>> from eventcore.pipeline import ReadStream
 >>> ReadStream(StreamId("account-1"))
 ReadStream(stream_id=StreamId('account-1'), after_version=0)
@@ -49,6 +54,7 @@ __all__ = [
     "ExecutionResult",
     "LoadSnapshot",
     "ReadStream",
+    "ReadStreams",
     "SaveSnapshot",
     "Sleep",
     "command_pipeline",
@@ -64,6 +70,15 @@ class ReadStream:
 
     stream_id: StreamId
     after_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStreams:
+    """Read several whole streams (a command's declared streams, with ``batch_reads``); send
+    back a mapping of stream id to its events in version order (an empty or absent entry
+    for a stream that does not exist)."""
+
+    stream_ids: tuple[StreamId, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +115,7 @@ class SaveSnapshot:
     snapshot: Snapshot
 
 
-Effect = ReadStream | AppendEvents | Sleep | LoadSnapshot | SaveSnapshot
+Effect = ReadStream | ReadStreams | AppendEvents | Sleep | LoadSnapshot | SaveSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,19 +154,26 @@ def command_pipeline(
     metadata: Metadata,
     *,
     snapshots: bool = False,
+    batch_reads: bool = False,
 ) -> Generator[Effect, Any, ExecutionResult]:
     """Run ``command``: read → fold → handle → append, retrying conflicts per ``retry``.
 
     With ``snapshots`` (the shell has a snapshot store) and a command that declares a
     ``snapshot`` policy, the state is restored from a snapshot and saved again before
     ``handle`` once a replay folded ``policy.every`` events.
+
+    With ``batch_reads``, a command that declares several streams and restores no snapshot
+    has them read with one :class:`ReadStreams` instead of one :class:`ReadStream` each;
+    they are folded in the same order either way.
     """
     plan = _snapshot_plan(command) if snapshots else None
     trusted = True  # False once a conflict showed the snapshot claims versions that do not exist
     attempt = 0
     while True:
         attempt += 1
-        state, expected, replay = yield from _replay(command, plan if trusted else None, plan)
+        state, expected, replay = yield from _replay(
+            command, plan if trusted else None, plan, batch_reads
+        )
 
         new_events = command.handle(state)
         if (
@@ -215,7 +237,7 @@ def _snapshot_plan(command: Command[Any]) -> _Plan | None:
 
 
 def _replay(
-    command: Command[Any], plan: _Plan | None, saving: _Plan | None
+    command: Command[Any], plan: _Plan | None, saving: _Plan | None, batch_reads: bool = False
 ) -> Generator[Effect, Any, tuple[Any, dict[StreamId, int], ReplayReport]]:
     """Fold every stream the command needs, from a snapshot where one fits.
 
@@ -241,6 +263,12 @@ def _replay(
     rows: list[StreamReplay] = []
     applied = 0
     full = snap is None  # from here on, read every stream in full
+    batch: Mapping[StreamId, Sequence[RecordedEvent]] = {}
+    if batch_reads and full and len(declared) > 1:
+        batch = yield ReadStreams(tuple(declared))
+        batched: set[StreamId] = set(declared)
+    else:
+        batched = set()
     while queue:
         stream_id = queue.popleft()
         k = len(checkpoints)
@@ -253,11 +281,16 @@ def _replay(
                 full = True
         else:
             full = True
-        recorded: Sequence[RecordedEvent] = yield ReadStream(stream_id, base or 0)
+        recorded: Sequence[RecordedEvent]
+        if stream_id in batched:
+            recorded = batch.get(stream_id, ())
+        else:
+            recorded = yield ReadStream(stream_id, base or 0)
         version = base or 0
         count = 0
+        apply = command.apply
         for rec in recorded:
-            state = command.apply(state, rec.event)
+            state = apply(state, rec.event)
             version = rec.stream_version
             count += 1
         if count and base is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory
@@ -30,6 +30,7 @@ __all__ = [
     "StreamSelector",
     "check_read_args",
     "prepare_append",
+    "read_streams",
 ]
 
 StreamSelector = StreamPrefix | StreamPattern
@@ -47,6 +48,14 @@ class EventStore(Protocol):
       metadata carries that correlation id, in position order — one business flow, however
       many streams and commands it spans;
     - ``read_event(event_id: UUID) -> RecordedEvent | None``: one event by its id, or None.
+
+    They also read several whole streams in one query, used by ``execute`` for a command's
+    declared streams (which reads them one by one from a store without it;
+    :func:`read_streams` does either):
+
+    - ``read_streams(stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]``:
+      every given stream (duplicates once), each with all its events in version order, as
+      ``read_stream`` reads it (an empty list for a stream that does not exist).
 
     They also offer live delivery, used by the projection runner in continuous mode (which
     polls ``head`` for a store without it; :class:`LiveEventStore` names it):
@@ -172,16 +181,60 @@ def prepare_append(
     metadata = metadata if metadata is not None else Metadata()
     if not isinstance(metadata, Metadata):
         raise ValidationError(f"metadata must be a Metadata, got {type(metadata).__name__}")
-    pending: list[PendingEvent] = []
+    # An id factory with a ``many(n)`` method (uuid7 has one) serves a whole write at once;
+    # any other is called once per event. The clock is read once per event.
+    many = getattr(ids, "many", None)
+    encode = types.encode
+    staged: list[tuple[StreamId, object, EventInfo, str, Any, Any]] = []
     for evt in events:
-        info, data = types.encode(evt)
-        target = stream_of(evt)
+        info, data = encode(evt)
+        target = getattr(evt, info.stream_field)
+        if type(target) is not StreamId:
+            target = stream_of(evt)
         if target not in checked:
             raise UndeclaredStream(target, info.type_name, checked)
-        pending.append(PendingEvent(target, evt, info, data, ids(), clock()))
-    if pending and metadata.correlation_id is None:
+        staged.append(
+            (
+                target,
+                evt,
+                info,
+                data,
+                None if many is not None else ids(),
+                clock(),
+            )
+        )
+    if not staged:
+        return checked, [], metadata
+    event_ids = many(len(staged)) if many is not None else [item[4] for item in staged]
+    pending = [
+        PendingEvent(target, evt, info, data, event_id, at)
+        for (target, evt, info, data, _, at), event_id in zip(staged, event_ids, strict=True)
+    ]
+    if metadata.correlation_id is None:
         metadata = Metadata(pending[0].event_id, metadata.causation_id, metadata.custom)
     return checked, pending, metadata
+
+
+def read_streams(
+    store: EventStore, stream_ids: Iterable[StreamId]
+) -> dict[StreamId, list[RecordedEvent]]:
+    """Several whole streams: with the store's ``read_streams`` when it has one (one query),
+    else with one ``read_stream`` per stream."""
+    method = getattr(store, "read_streams", None)
+    if method is not None:
+        found: dict[StreamId, list[RecordedEvent]] = method(stream_ids)
+        return found
+    return {StreamId(sid): list(store.read_stream(sid)) for sid in stream_ids}
+
+
+def unique_stream_ids(stream_ids: Iterable[StreamId]) -> list[StreamId]:
+    """Validated stream ids, duplicates dropped, in the order given."""
+    if isinstance(stream_ids, (str, bytes)):
+        raise ValidationError(
+            f"stream_ids must be a list of stream ids, got the single {type(stream_ids).__name__} "
+            f"{stream_ids!r}"
+        )
+    return list(dict.fromkeys(StreamId(sid) for sid in stream_ids))
 
 
 def check_read_args(

@@ -94,3 +94,46 @@ def test_execute_async_raises_business_errors_without_writing() -> None:
     with pytest.raises(BusinessRuleViolation, match="by must be positive"):
         asyncio.run(execute_async(store, Count(counter="c-1", by=0)))
     assert store.inner.head() == 0
+
+
+class BatchingAsyncStore(AsyncStore):
+    """An async store that can also read several streams in one call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[tuple[StreamId, ...]] = []
+
+    async def read_streams(self, stream_ids: Sequence[StreamId]) -> dict[StreamId, Any]:
+        self.batches.append(tuple(stream_ids))
+        return self.inner.read_streams(stream_ids)
+
+
+class Move(Command[int]):
+    source: StreamId = stream()
+    target: StreamId = stream()
+
+    def initial_state(self) -> int:
+        return 0
+
+    def apply(self, total: int, event: Counted) -> int:
+        return total + event.by
+
+    def handle(self, total: int) -> list[Counted]:
+        return [Counted(self.source, 1), Counted(self.target, 1)]
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_execute_async_reads_declared_streams_in_one_call_when_it_can(batching: bool) -> None:
+    store = BatchingAsyncStore() if batching else AsyncStore()
+    asyncio.run(execute_async(store, Move(source="a", target="b")))
+    result = asyncio.run(execute_async(store, Move(source="a", target="b")))
+    assert result.stream_versions == {StreamId("a"): 2, StreamId("b"): 2}
+    if isinstance(store, BatchingAsyncStore):
+        assert store.batches == [(StreamId("a"), StreamId("b"))] * 2
+
+
+def test_execute_async_reads_in_one_call_from_a_sync_store() -> None:
+    store = InMemoryEventStore()
+    asyncio.run(execute_async(store, Move(source="a", target="b")))
+    result = asyncio.run(execute_async(store, Move(source="a", target="b")))
+    assert [e.stream_version for e in result.events] == [2, 2]

@@ -2,12 +2,21 @@
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
-from bank import EVENTS, Deposit, InsufficientFunds, MoneyDeposited, MoneyWithdrawn, Transfer
+from bank import (
+    EVENTS,
+    Deposit,
+    InsufficientFunds,
+    MoneyDeposited,
+    MoneyWithdrawn,
+    Transfer,
+    balances_in,
+)
 
 from eventcore import (
     BusinessRuleViolation,
@@ -37,6 +46,7 @@ from eventcore.testing import (
     ConflictInjectingStore,
     InjectedFault,
     InterleavingStore,
+    StoreWrapper,
     scenario,
 )
 
@@ -123,6 +133,56 @@ def test_a_conflict_on_the_target_leaves_the_source_untouched(store: EventStore)
     ]
     assert [(e.position, e.stream_version) for e in result.events] == [(3, 2), (4, 2)]
     assert len(recorder.sleeps) == 1
+
+
+class ReadSpy(StoreWrapper):
+    """Counts reads; offers read_streams only when ``batch`` is set."""
+
+    def __init__(self, inner: EventStore, batch: bool) -> None:
+        super().__init__(inner)
+        self.calls: list[str] = []
+        if batch:
+            self.read_streams = self._read_streams
+
+    def read_stream(self, stream_id: StreamId, *, after_version: int = 0) -> Any:
+        self.calls.append(f"read_stream {stream_id}")
+        return super().read_stream(stream_id, after_version=after_version)
+
+    def _read_streams(self, stream_ids: Iterable[StreamId]) -> Any:
+        self.calls.append(f"read_streams {' '.join(stream_ids)}")
+        return self.inner.read_streams(stream_ids)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_declared_streams_are_read_in_one_call_when_the_store_can(
+    store: EventStore, batch: bool
+) -> None:
+    execute(store, Deposit(account=ALICE, amount=100))
+    spy = ReadSpy(store, batch)
+    result = execute(spy, Transfer(source=ALICE, target=BOB, amount=30))
+    assert result.stream_versions == {ALICE: 2, BOB: 1}
+    expected = (
+        [f"read_streams {ALICE} {BOB}"] if batch else [f"read_stream {ALICE}", f"read_stream {BOB}"]
+    )
+    assert spy.calls == expected
+    assert balances_in(store, ALICE, BOB) == {ALICE: 70, BOB: 30}
+
+
+def test_the_default_ids_of_one_write_are_time_ordered(tmp_path: Path) -> None:
+    for s in (InMemoryEventStore(), SqliteEventStore(tmp_path / "clock.db")):
+        written = s.append({ALICE: 0, BOB: 0}, [MoneyDeposited(ALICE, 1), MoneyDeposited(BOB, 1)])
+        later = s.append({ALICE: 1}, [MoneyDeposited(ALICE, 1)])
+        assert written[0].recorded_at <= written[1].recorded_at <= later[0].recorded_at
+        assert written[0].event_id < written[1].event_id < later[0].event_id
+        assert [r.recorded_at for r in s.read_all()] == [r.recorded_at for r in written + later]
+        s.close()
+
+
+def test_injected_clocks_and_ids_are_still_called_once_per_event(store: EventStore) -> None:
+    written = store.append({ALICE: 0, BOB: 0}, [MoneyDeposited(ALICE, 1), MoneyDeposited(BOB, 1)])
+    ids = SeededIds()
+    assert [r.event_id for r in written] == [ids(), ids()]
+    assert written[1].recorded_at - written[0].recorded_at == timedelta(seconds=1)
 
 
 # -- read-only participants ---------------------------------------------------------------------

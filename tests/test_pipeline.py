@@ -24,7 +24,14 @@ from eventcore import (
     VersionConflict,
     stream,
 )
-from eventcore.pipeline import AppendEvents, ExecutionResult, ReadStream, Sleep, command_pipeline
+from eventcore.pipeline import (
+    AppendEvents,
+    ExecutionResult,
+    ReadStream,
+    ReadStreams,
+    Sleep,
+    command_pipeline,
+)
 
 A, B, C, D = (StreamId(s) for s in "ABCD")
 NO_JITTER = RetryPolicy(max_retries=2, base_delay=0.01, jitter=0.0)
@@ -87,6 +94,50 @@ def test_reads_every_declared_stream_then_appends_with_every_expected_version() 
     assert result.positions == (4, 5)
     assert result.last_position == 5
     assert result.stream_versions == {A: 3, B: 2}
+
+
+def test_batch_reads_ask_for_the_declared_streams_at_once() -> None:
+    p = command_pipeline(Transfer(source=A, target=B, amount=30), NO_JITTER, META, batch_reads=True)
+    assert next(p) == ReadStreams((A, B))
+    append = p.send({B: recorded(MoneyDeposited(B, 5)), A: recorded(MoneyDeposited(A, 50))})
+    assert append == AppendEvents(
+        {A: 1, B: 1}, (MoneyWithdrawn(A, 30), MoneyDeposited(B, 30)), META
+    )
+    result = finish(p, written(append, first_position=3))
+    assert result.stream_versions == {A: 2, B: 2}
+    assert result.replay is not None
+    assert [(r.stream_id, r.events_applied) for r in result.replay.streams] == [(A, 1), (B, 1)]
+
+
+def test_batch_reads_treat_a_missing_entry_as_an_empty_stream() -> None:
+    p = command_pipeline(Transfer(source=A, target=B, amount=5), NO_JITTER, META, batch_reads=True)
+    assert next(p) == ReadStreams((A, B))
+    append = p.send({A: recorded(MoneyDeposited(A, 10))})
+    assert append.expected == {A: 1, B: 0}
+
+
+def test_batch_reads_read_one_declared_stream_alone_and_again_on_retry() -> None:
+    p = command_pipeline(Deposit(account=A, amount=1), NO_JITTER, META, batch_reads=True)
+    assert next(p) == ReadStream(A)
+    p.send([])
+    p = command_pipeline(Transfer(source=A, target=B, amount=5), NO_JITTER, META, batch_reads=True)
+    next(p)
+    p.send({A: recorded(MoneyDeposited(A, 10)), B: []})
+    assert p.throw(VersionConflict([Conflict(B, 0, 1)])).seconds == 0.01
+    assert p.send(None) == ReadStreams((A, B))  # a fresh read of every declared stream
+
+
+def test_batch_reads_read_discovered_streams_one_by_one_after_the_declared_ones() -> None:
+    class Pair(Crawl):
+        other: StreamId = stream()
+
+    p = command_pipeline(Pair(start=A, other=B), NO_JITTER, META, batch_reads=True)
+    assert next(p) == ReadStreams((A, B))
+    effect = p.send({A: recorded(Linked(A, (C, B))), B: recorded(Linked(B, (D,)))})
+    assert effect == ReadStream(C)  # A's discoveries first, B (declared) not read again
+    assert p.send([]) == ReadStream(D)
+    append = p.send([])
+    assert append.expected == {A: 1, B: 1, C: 0, D: 0}
 
 
 def test_missing_streams_read_as_version_zero() -> None:

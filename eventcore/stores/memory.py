@@ -21,7 +21,7 @@ from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import Conflict, VersionConflict
-from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json
 from eventcore.store import (
     StreamSelector,
     check_after_version,
@@ -29,6 +29,7 @@ from eventcore.store import (
     check_uuid,
     check_wait_args,
     prepare_append,
+    unique_stream_ids,
 )
 from eventcore.types import StreamId
 
@@ -55,6 +56,7 @@ class _Log:
         self.streams: dict[StreamId, list[RecordedEvent]] = {}
         self.by_correlation: dict[UUID, list[RecordedEvent]] = {}
         self.by_id: dict[UUID, RecordedEvent] = {}
+        self.writers: set[EventTypes] = set()  # the registries of the handles that appended
         self.changed = threading.Condition(self.lock)  # notified on every append
 
 
@@ -93,8 +95,11 @@ class InMemoryEventStore:
 
     def _view(self, records: Sequence[RecordedEvent]) -> list[RecordedEvent]:
         """The records as this handle's registry reads them."""
-        stored = self._shared.stored
         out = list(records)
+        writers = self._shared.writers
+        if len(writers) == 1 and self.types in writers:
+            return out  # this handle wrote every event: its records are already right
+        stored = self._shared.stored
         for i, rec in enumerate(out):
             raw = stored[rec.position - 1]
             if raw.writer is not self.types:
@@ -115,6 +120,14 @@ class InMemoryEventStore:
             events = self._streams.get(sid, ())[after_version:]
         return iter(self._view(events))
 
+    def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
+        """Several whole streams at once (duplicates once), as ``read_stream`` reads each;
+        an empty list for a stream that does not exist."""
+        ids = unique_stream_ids(stream_ids)
+        with self._lock:
+            found = [self._streams.get(sid, ())[:] for sid in ids]  # copied under the lock
+        return {sid: self._view(events) for sid, events in zip(ids, found, strict=True)}
+
     def stream_version(self, stream_id: StreamId) -> int:
         with self._lock:
             return len(self._streams.get(StreamId(stream_id), ()))
@@ -130,7 +143,7 @@ class InMemoryEventStore:
             self.types, expected, events, metadata, self._clock, self._ids
         )
         # The stored event is a decoded copy: exactly what a SQL store would read back.
-        copies = [self.types.decode(p.info.type_name, p.info.version, p.data) for p in pending]
+        copies = [p.info.codec.decode(loads_json(p.data)) for p in pending]
         with self._lock:
             conflicts = [
                 Conflict(sid, version, len(self._streams.get(sid, ())))
@@ -147,16 +160,18 @@ class InMemoryEventStore:
                 position += 1
                 recorded.append(
                     RecordedEvent(
-                        position=position,
-                        stream_id=p.stream_id,
-                        stream_version=versions[p.stream_id],
-                        event_type=p.info.type_name,
-                        event=copy,
-                        event_id=p.event_id,
-                        recorded_at=p.recorded_at,
-                        metadata=meta,
+                        position,
+                        p.stream_id,
+                        versions[p.stream_id],
+                        p.info.type_name,
+                        copy,
+                        p.event_id,
+                        p.recorded_at,
+                        meta,
                     )
                 )
+            if recorded:
+                self._shared.writers.add(self.types)
             for rec, p in zip(recorded, pending, strict=True):
                 self._streams.setdefault(rec.stream_id, []).append(rec)
                 self._shared.stored.append(_Stored(p.data, p.info.version, self.types))

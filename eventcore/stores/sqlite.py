@@ -31,7 +31,6 @@ from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import (
     ConfigurationError,
     Conflict,
-    DeserializationError,
     StoreFailure,
     VersionConflict,
 )
@@ -44,8 +43,10 @@ from eventcore.store import (
     check_uuid,
     check_wait_args,
     prepare_append,
+    unique_stream_ids,
 )
 from eventcore.stores._notify import notifier_for, wait_for_head
+from eventcore.stores._rows import decode_rows
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
 __all__ = ["SqliteEventStore"]
@@ -98,6 +99,9 @@ _COLUMNS: Final = (
     "position, stream_id, stream_version, event_type, schema_version, data, event_id, "
     "recorded_at, metadata"
 )
+
+_IN_LIMIT: Final = 500
+"""Stream ids per ``read_streams`` query (SQLite bounds the number of parameters)."""
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -247,6 +251,31 @@ class SqliteEventStore:
                 return
             after_version = rows[-1][2]
 
+    def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
+        """Several whole streams (duplicates once) in one query — more only for streams
+        longer than a page; an empty list for a stream that does not exist."""
+        ids = unique_stream_ids(stream_ids)
+        found: dict[StreamId, list[RecordedEvent]] = {sid: [] for sid in ids}
+        for start in range(0, len(ids), _IN_LIMIT):
+            pending = ids[start : start + _IN_LIMIT]
+            while pending:
+                sql = (
+                    f"SELECT {_COLUMNS} FROM eventcore_events WHERE stream_id IN "
+                    f"({', '.join('?' * len(pending))}) ORDER BY stream_id, stream_version LIMIT ?"
+                )
+                rows = self._fetch("read_streams", sql, (*pending, self._page_size))
+                for rec in self._decode_rows(rows):
+                    found[rec.stream_id].append(rec)
+                if len(rows) < self._page_size:
+                    break
+                # A full page: the streams before the last one in it are complete, the last
+                # one may go on (read the rest of it alone), the others come next.
+                last = StreamId._trusted(rows[-1][1])
+                found[last].extend(self._read_stream_pages(last, rows[-1][2]))
+                seen = {row[1] for row in rows}
+                pending = [sid for sid in pending if sid not in seen]
+        return found
+
     def stream_version(self, stream_id: StreamId) -> int:
         rows = self._fetch(
             "stream_version",
@@ -306,36 +335,7 @@ class SqliteEventStore:
                 raise StoreFailure(operation, _explain(exc, self._busy_timeout)) from exc
 
     def _decode_rows(self, rows: list[Any]) -> list[RecordedEvent]:
-        decode = self.types.decode
-        metas: dict[str, Metadata] = {}
-        out: list[RecordedEvent] = []
-        for row in rows:
-            position, sid, version, type_name, schema, data, event_id, recorded_at, meta = row
-            where = f" at position {position} (stream {sid!r}, version {version})"
-            meta_obj = metas.get(meta)
-            if meta_obj is None:
-                try:
-                    meta_obj = metas[meta] = Metadata.from_json(meta)
-                except DeserializationError as exc:
-                    raise DeserializationError(f"corrupt event row{where}: {exc}") from None
-            try:
-                envelope_id = UUID(event_id)
-                recorded = datetime.fromisoformat(recorded_at)
-            except (TypeError, ValueError) as exc:
-                raise DeserializationError(f"corrupt event row{where}: {exc}") from None
-            out.append(
-                RecordedEvent(
-                    position=position,
-                    stream_id=StreamId._trusted(sid),
-                    stream_version=version,
-                    event_type=type_name,
-                    event=decode(type_name, schema, data, where),
-                    event_id=envelope_id,
-                    recorded_at=recorded,
-                    metadata=meta_obj,
-                )
-            )
-        return out
+        return decode_rows(self.types, rows, text_envelope=True)
 
     # -- writes --------------------------------------------------------------------------
 
@@ -371,32 +371,37 @@ class SqliteEventStore:
                 versions = dict(checked)
                 rows = []
                 recorded = []
+                record = RecordedEvent
+                at: datetime | None = None  # the events of one write usually share their time
+                at_text = ""
                 for p in pending:
                     position += 1
-                    versions[p.stream_id] += 1
+                    version = versions[p.stream_id] = versions[p.stream_id] + 1
+                    if p.recorded_at is not at:
+                        at, at_text = p.recorded_at, p.recorded_at.isoformat()
                     rows.append(
                         (
                             position,
                             str(p.event_id),
                             p.stream_id,
-                            versions[p.stream_id],
+                            version,
                             p.info.type_name,
                             p.info.version,
                             p.data,
                             meta_json,
-                            p.recorded_at.isoformat(),
+                            at_text,
                         )
                     )
                     recorded.append(
-                        RecordedEvent(
-                            position=position,
-                            stream_id=p.stream_id,
-                            stream_version=versions[p.stream_id],
-                            event_type=p.info.type_name,
-                            event=p.event,
-                            event_id=p.event_id,
-                            recorded_at=p.recorded_at,
-                            metadata=meta,
+                        record(
+                            position,
+                            p.stream_id,
+                            version,
+                            p.info.type_name,
+                            p.event,
+                            p.event_id,
+                            p.recorded_at,
+                            meta,
                         )
                     )
                 conn.executemany(

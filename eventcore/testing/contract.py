@@ -708,6 +708,39 @@ class EventStoreContract:
 
     # -- correlation and event lookups (read_correlation, read_event) ----------------------
 
+    # -- several streams in one read (optional: execute falls back to read_stream) ---------
+
+    def batch_reader(self, store: EventStore) -> Callable[..., dict[StreamId, Any]]:
+        """The store's ``read_streams``, or skip the test for a store without one."""
+        method = getattr(store, "read_streams", None)
+        if method is None:
+            pytest.skip(f"{type(store).__name__} has no read_streams")
+        return method  # type: ignore[no-any-return]
+
+    def test_read_streams_reads_each_stream_as_read_stream_does(self, store: EventStore) -> None:
+        read_streams = self.batch_reader(store)
+        store.append({A: 0, B: 0}, [Deposited(A, 1), Deposited(B, 2), Withdrawn(A, 3)])
+        store.append({C: 0}, [Deposited(C, 4)])
+        store.append({A: 2}, [Deposited(A, 5)])
+        found = read_streams([B, A, StreamId("nobody")])
+        assert list(found) == [B, A, StreamId("nobody")]
+        for sid in (A, B):
+            assert found[sid] == list(store.read_stream(sid))
+        assert [r.stream_version for r in found[A]] == [1, 2, 3]
+        assert found[StreamId("nobody")] == []
+
+    def test_read_streams_takes_duplicates_once_and_validates_ids(self, store: EventStore) -> None:
+        read_streams = self.batch_reader(store)
+        store.append({A: 0}, [Deposited(A, 1)])
+        found = read_streams([A, "account-a", B])
+        assert list(found) == [A, B]
+        assert [r.event for r in found[A]] == [Deposited(A, 1)]
+        assert read_streams([]) == {}
+        with pytest.raises(InvalidStreamId):
+            read_streams([A, "bad*id"])
+        with pytest.raises(ValidationError, match="list of stream ids"):
+            read_streams("account-a")
+
     def lookups(self, store: EventStore) -> EventLookups:
         """The store as :class:`~eventcore.store.EventLookups`, or fail with what is missing."""
         assert isinstance(store, EventLookups), (

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 psycopg = pytest.importorskip("psycopg")
+from psycopg_pool import ConnectionPool  # noqa: E402
 
 from eventcore import (  # noqa: E402
     ConfigurationError,
@@ -47,6 +48,7 @@ from eventcore.stores.postgres import (  # noqa: E402
     PostgresEventStore,
 )
 from eventcore.stores.postgres.filters import like_prefix, pattern_regex  # noqa: E402
+from eventcore.stores.postgres.pool import _readable, check_idle_connection  # noqa: E402
 from eventcore.stores.postgres.schema import SCHEMA_VERSION  # noqa: E402
 
 SECRET = "s3cr3t-Pa55"
@@ -663,6 +665,41 @@ class TestFaults:
         assert store.head() == 4
         result = execute(store, Transfer(source=a, target=b, amount=10))  # the pool recovered
         assert [e.position for e in result.events] == [5, 6]
+        assert_consistent(store, [a, b], 200)
+
+    def test_checkouts_cost_no_round_trip_yet_a_terminated_connection_is_caught(
+        self, postgres_dsn: str, admin: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        full_checks: list[Any] = []
+        real_check = ConnectionPool.check_connection
+        monkeypatch.setattr(
+            ConnectionPool,
+            "check_connection",
+            staticmethod(lambda conn: (full_checks.append(conn), real_check(conn))[1]),
+        )
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+            check_idle_connection(conn)
+            assert full_checks == []  # a healthy idle connection: no query sent
+            admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+            wait_until(lambda: _readable(conn.pgconn.socket))
+            with pytest.raises(psycopg.OperationalError):
+                check_idle_connection(conn)
+            assert full_checks == [conn]
+
+    def test_a_pooled_connection_killed_while_idle_is_replaced_before_use(
+        self, open_store: Callable[..., PostgresEventStore], config: PostgresConfig, admin: Any
+    ) -> None:
+        store = open_store(pool_min=1, pool_max=1)
+        a, b = open_accounts(store, 2)
+        pids = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (config.application_name,),
+        ).fetchall()
+        assert pids
+        time.sleep(0.1)  # let the termination reach the client's socket
+        result = execute(store, Transfer(source=a, target=b, amount=10), retry=RetryPolicy.none())
+        assert result.attempts == 1 and len(result.events) == 2
         assert_consistent(store, [a, b], 200)
 
     def hold_stream(self, store: PostgresEventStore, sid: StreamId) -> Any:

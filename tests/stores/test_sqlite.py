@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +23,7 @@ from eventcore import (
     ConfigurationError,
     DeserializationError,
     InvalidStreamSelector,
+    Metadata,
     StoreFailure,
     StreamId,
     StreamPattern,
@@ -198,6 +200,14 @@ GOOD_ROW = {
         ("metadata", "[1, 2]", "corrupt event row"),
         ("metadata", '{"correlation_id": "nope"}', "corrupt event row"),
         ("recorded_at", "yesterday", "corrupt event row"),
+        ("data", '{"account": "account-a", "amount": 5} x', "not valid JSON"),
+        ("data", '{"account": "account-a", "amount": "5"}', "expected an integer"),
+        ("data", '{"account": 7, "amount": 5}', "expected a stream id string"),
+        (
+            "metadata",
+            '{"causation_id":null,"correlation_id":"not-a-uuid-at-all-but-36-chars-long","custom":{}}',
+            "corrupt event row",
+        ),
     ],
 )
 def test_corrupt_rows_raise_deserialization_error_naming_the_position(
@@ -214,9 +224,61 @@ def test_corrupt_rows_raise_deserialization_error_naming_the_position(
     with pytest.raises(DeserializationError, match=message) as info:
         list(store.read_stream(A))
     assert "position 2" in str(info.value)
+    with pytest.raises(DeserializationError, match=message):
+        store.read_streams([A])
     with pytest.raises(DeserializationError, match="position 2"):
         store.read_all()
     assert [r.position for r in store.read_all(limit=1)] == [1]  # the good row still reads
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("data", ' {"account": "account-a", "amount": 5}\n'),  # json.loads allows spaces
+        ("event_id", "{0190C2A4-0000-7000-8000-0000000000AA}"),  # so does UUID()
+        ("event_id", "0190c2a40000700080000000000000aa"),
+        (
+            "metadata",
+            '{"causation_id":null,"correlation_id":"0190c2a4-0000-7000-8000-0000000000ab","custom":{}}',
+        ),
+        (
+            "metadata",
+            '{"causation_id":null,"correlation_id":"\\u0030190c2a4-0000-7000-8000-0000000000ab","custom":{}}',
+        ),
+    ],
+)
+def test_unusual_but_valid_rows_read_as_before(
+    store: SqliteEventStore, path: Path, column: str, value: str
+) -> None:
+    store.append({A: 0}, [Deposited(A, 1)])
+    row = {**GOOD_ROW, column: value}
+    with raw(path) as conn:
+        conn.execute(
+            f"INSERT INTO eventcore_events ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
+    rec = list(store.read_stream(A))[1]
+    assert rec.event == Deposited(A, 5)
+    assert rec.event_id == UUID(row["event_id"])
+    assert rec.metadata == Metadata.from_json(json.loads(row["metadata"]))
+    assert store.read_streams([A])[A][1] == rec == store.read_all()[1]
+
+
+@pytest.mark.parametrize("lengths", [(0, 2, 3, 7), (3, 3, 3), (7, 0, 1), (12,)])
+def test_read_streams_pages_through_streams_of_any_length(
+    path: Path, lengths: tuple[int, ...]
+) -> None:
+    ids = [StreamId(f"s-{i}") for i in range(len(lengths))]
+    with SqliteEventStore(path, page_size=3) as store:
+        for round_ in range(max(lengths)):  # interleaved, so positions and versions differ
+            due = [sid for sid, n in zip(ids, lengths, strict=True) if round_ < n]
+            store.append({sid: round_ for sid in due}, [Deposited(sid, round_) for sid in due])
+        wanted = [*reversed(ids), StreamId("none")]
+        found = store.read_streams(wanted)
+        assert list(found) == wanted
+        for sid in ids:
+            assert found[sid] == list(store.read_stream(sid))
+        assert [len(found[sid]) for sid in ids] == list(lengths)
 
 
 def test_the_good_row_template_is_valid(store: SqliteEventStore, path: Path) -> None:

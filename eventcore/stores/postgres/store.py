@@ -28,7 +28,6 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC
 from typing import Any, Final
 from uuid import UUID
 
@@ -43,7 +42,6 @@ from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import (
     ConfigurationError,
     Conflict,
-    DeserializationError,
     EventCoreError,
     InvalidStreamSelector,
     SerializationError,
@@ -60,10 +58,13 @@ from eventcore.store import (
     check_read_args,
     check_uuid,
     prepare_append,
+    unique_stream_ids,
 )
+from eventcore.stores._rows import decode_rows
 from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.filters import like_prefix, pattern_regex
 from eventcore.stores.postgres.notify import Listener, acquire_listener, release_listener
+from eventcore.stores.postgres.pool import check_idle_connection
 from eventcore.stores.postgres.schema import CONFLICT_SQLSTATE, ISOLATION_SQLSTATE, migrate
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
@@ -115,6 +116,10 @@ class PostgresEventStore:
             "SELECT " + _COLUMNS + " FROM {} WHERE stream_id = %s AND stream_version > %s "
             "ORDER BY stream_version LIMIT %s"
         ).format(table)
+        self._sql_streams = sql.SQL(
+            "SELECT " + _COLUMNS + " FROM {} WHERE stream_id = ANY(%s::text[]) "
+            "ORDER BY stream_id, stream_version LIMIT %s"
+        ).format(table)
         self._sql_version = sql.SQL(
             "SELECT coalesce(max(stream_version), 0) FROM {} WHERE stream_id = %s"
         ).format(table)
@@ -137,7 +142,7 @@ class PostgresEventStore:
             max_size=config.pool_max,
             timeout=config.acquire_timeout,
             configure=self._configure_connection,
-            check=ConnectionPool.check_connection,
+            check=check_idle_connection,  # no round trip unless the socket says so
             name=f"eventcore-{config.schema}",
             open=True,
         )
@@ -295,6 +300,27 @@ class PostgresEventStore:
                 return
             after_version = rows[-1][2]
 
+    def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
+        """Several whole streams (duplicates once) in one query — more only for streams
+        longer than a page; an empty list for a stream that does not exist."""
+        ids = unique_stream_ids(stream_ids)
+        found: dict[StreamId, list[RecordedEvent]] = {sid: [] for sid in ids}
+        page = self.config.page_size
+        pending = ids
+        while pending:
+            rows = self._fetch("read_streams", self._sql_streams, (pending, page))
+            for rec in self._decode_rows(rows):
+                found[rec.stream_id].append(rec)
+            if len(rows) < page:
+                break
+            # A full page: the streams before the last one in it are complete, the last one
+            # may go on (read the rest of it alone), the others come next.
+            last = StreamId._trusted(rows[-1][1])
+            found[last].extend(self._read_stream_pages(last, rows[-1][2]))
+            seen = {row[1] for row in rows}
+            pending = [sid for sid in pending if sid not in seen]
+        return found
+
     def stream_version(self, stream_id: StreamId) -> int:
         """The number of events in the stream (0 when it does not exist)."""
         rows = self._fetch("stream_version", self._sql_version, (StreamId(stream_id),))
@@ -391,29 +417,7 @@ class PostgresEventStore:
             return self._listener
 
     def _decode_rows(self, rows: list[Any]) -> list[RecordedEvent]:
-        decode = self.types.decode
-        metas: dict[str, Metadata] = {}
-        out: list[RecordedEvent] = []
-        for position, sid, version, type_name, schema, data, event_id, recorded, meta in rows:
-            where = f" at position {position} (stream {sid!r}, version {version})"
-            meta_obj = metas.get(meta)
-            if meta_obj is None:
-                meta_obj = metas[meta] = Metadata.from_json(meta)
-            if recorded.tzinfo is None:  # pragma: no cover - timestamptz always has a zone
-                raise DeserializationError(f"corrupt event row{where}: naive recorded_at")
-            out.append(
-                RecordedEvent(
-                    position=position,
-                    stream_id=StreamId._trusted(sid),
-                    stream_version=version,
-                    event_type=type_name,
-                    event=decode(type_name, schema, data, where),
-                    event_id=event_id,
-                    recorded_at=recorded.astimezone(UTC),
-                    metadata=meta_obj,
-                )
-            )
-        return out
+        return decode_rows(self.types, rows, text_envelope=False)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -460,17 +464,17 @@ class PostgresEventStore:
         versions = dict(checked)
         recorded: list[RecordedEvent] = []
         for offset, p in enumerate(pending):
-            versions[p.stream_id] += 1
+            version = versions[p.stream_id] = versions[p.stream_id] + 1
             recorded.append(
                 RecordedEvent(
-                    position=first + offset,
-                    stream_id=p.stream_id,
-                    stream_version=versions[p.stream_id],
-                    event_type=p.info.type_name,
-                    event=p.event,
-                    event_id=p.event_id,
-                    recorded_at=p.recorded_at,
-                    metadata=meta,
+                    first + offset,
+                    p.stream_id,
+                    version,
+                    p.info.type_name,
+                    p.event,
+                    p.event_id,
+                    p.recorded_at,
+                    meta,
                 )
             )
         return recorded

@@ -1,0 +1,270 @@
+"""The hot paths' shortcuts give exactly what the plain code gives: the same values, the
+same errors."""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from uuid import UUID
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eventcore import (
+    DeserializationError,
+    InMemoryEventStore,
+    Metadata,
+    SerializationError,
+    StreamId,
+)
+from eventcore.clock import uuid7, uuid7_many, uuid_from_int, uuid_from_text
+from eventcore.codec import compile_codec
+from eventcore.events import EventTypes, loads_json
+from eventcore.stores._rows import _decode_slowly, decode_rows
+from eventcore.testing.contract import Deposited
+
+# -- UUIDs and JSON -----------------------------------------------------------------------------
+
+UUID_TEXT = st.one_of(
+    st.uuids().map(str),
+    st.uuids().map(lambda u: str(u).upper()),
+    st.uuids().map(lambda u: u.hex),
+    st.uuids().map(lambda u: "{" + str(u) + "}"),
+    st.uuids().map(lambda u: "urn:uuid:" + str(u)),
+    st.uuids().map(lambda u: " " + u.hex[1:] + "-"),
+    st.text(alphabet="0123456789abcdefxX_+- {}", max_size=40),
+    st.text(max_size=40),
+)
+
+
+def outcome(fn: Any, *args: Any) -> tuple[str, Any]:
+    try:
+        return "value", fn(*args)
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+
+
+@given(UUID_TEXT)
+def test_uuid_from_text_is_uuid_of_text(text: str) -> None:
+    fast, slow = outcome(uuid_from_text, text), outcome(UUID, text)
+    assert fast == slow
+    if fast[0] == "value":
+        assert repr(fast[1]) == repr(slow[1]) and hash(fast[1]) == hash(slow[1])
+        assert fast[1].version == slow[1].version
+
+
+@given(st.integers(min_value=0, max_value=2**128 - 1))
+def test_uuid_from_int_is_uuid_of_int(value: int) -> None:
+    made, reference = uuid_from_int(value), UUID(int=value)
+    assert made == reference and str(made) == str(reference) and hash(made) == hash(reference)
+    assert made.is_safe == reference.is_safe
+
+
+JSON_TEXT = st.one_of(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(), kids, max_size=3),
+        max_leaves=8,
+    ).flatmap(
+        lambda v: st.sampled_from(
+            [json.dumps(v), " " + json.dumps(v), json.dumps(v) + "\n", json.dumps(v) + " x"]
+        )
+    ),
+    st.text(max_size=20),
+    st.sampled_from(["\ufeff{}", "{}{}", "", "[1,", "NaN", '"\\ud800"']),
+)
+
+
+@given(JSON_TEXT)
+def test_loads_json_is_json_loads(text: str) -> None:
+    assert outcome(loads_json, text) == outcome(json.loads, text)
+
+
+def test_loads_json_takes_bytes_like_json_loads() -> None:
+    assert loads_json(b'{"a": 1}') == {"a": 1}
+
+
+# -- ids in bulk --------------------------------------------------------------------------------
+
+
+def test_uuid7_many_continues_the_single_id_sequence() -> None:
+    ids = [uuid7(), *uuid7_many(500), uuid7(), *uuid7_many(1), *uuid7_many(0)]
+    assert len(ids) == 503 == len(set(ids))
+    assert ids == sorted(ids)
+    assert {u.version for u in ids} == {7} and {u.variant for u in ids} == {uuid.RFC_4122}
+    now_ms = time.time_ns() // 1_000_000
+    assert all(abs((u.int >> 80) - now_ms) < 60_000 for u in ids)
+
+
+def test_uuid7_many_borrows_the_next_millisecond_when_the_counter_runs_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frozen = (time.time_ns() // 1_000_000 + 10_000) * 1_000_000  # ahead of every earlier id
+    monkeypatch.setattr(time, "time_ns", lambda: frozen)
+    ids = uuid7_many(5000)
+    ids += [uuid7() for _ in range(100)]
+    assert ids == sorted(set(ids))
+    millis = sorted({u.int >> 80 for u in ids})
+    assert millis[0] == frozen // 1_000_000 and len(millis) >= 2
+
+
+# -- rows ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tagged:
+    account: StreamId
+    tags: tuple[str, ...]
+    note: str | None = None
+
+
+def row(**changes: Any) -> tuple[Any, ...]:
+    base: dict[str, Any] = {
+        "position": 7,
+        "stream_id": "account-a",
+        "stream_version": 3,
+        "event_type": "Deposited",
+        "schema_version": 1,
+        "data": '{"account":"account-a","amount":5}',
+        "event_id": "0190c2a4-0000-7000-8000-0000000000aa",
+        "recorded_at": "2026-01-01T00:00:00+00:00",
+        "metadata": Metadata(UUID(int=9)).to_json(),
+    }
+    base.update(changes)
+    return tuple(base.values())
+
+
+def pg(text_row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The same row as PostgreSQL's driver hands it over: a UUID and an aware datetime."""
+    *head, event_id, recorded_at, meta = text_row
+    moment = datetime.fromisoformat(recorded_at).astimezone(timezone(timedelta(hours=2)))
+    return (*head, UUID(event_id), moment, meta)
+
+
+ROWS = [
+    row(),
+    row(metadata=f'{{"custom": {{}}, "causation_id": null, "correlation_id": "{UUID(int=3)}"}}'),
+    row(metadata=Metadata(UUID(int=1), UUID(int=2), {"who": "me"}).to_json()),
+    row(metadata='{"causation_id": null, "correlation_id": null, "custom": {}}'),
+    row(data=' {"account": "account-a", "amount": 5} '),
+    row(data='{"account":"account-a","amount":5,"extra":1}'),
+    row(data='{"account":"account-a","amount":5} junk'),
+    row(data='{"account":"account-a","amount":true}'),
+    row(data='{"account":"account-a"}'),
+    row(data="[]"),
+    row(event_type="Tagged", data='{"account":"account-a","tags":["x","y"]}'),
+    row(event_type="Tagged", data='{"account":"account-a","tags":["x"],"note":7}'),
+    row(event_type="Nobody"),
+    row(schema_version=2),
+    row(event_id="{0190C2A4-0000-7000-8000-0000000000AA}"),
+    row(event_id="nope"),
+    row(recorded_at="yesterday"),
+    row(metadata="{bad"),
+    row(metadata=f'{{"causation_id":null,"correlation_id":"{"z" * 36}","custom":{{}}}}'),
+]
+
+
+def types() -> EventTypes:
+    registry = EventTypes([Deposited, Tagged])
+    registry.register_upcaster("Deposited", 0, lambda d: d)  # harmless, never used
+    return registry
+
+
+def _as_postgres(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows PostgreSQL could hold (its columns refuse a bad id or time)."""
+    out = []
+    for text_row in rows:
+        try:
+            out.append(pg(text_row))
+        except ValueError:
+            continue
+    return out
+
+
+CASES = [(r, True) for r in ROWS] + [(r, False) for r in _as_postgres(ROWS)]
+
+
+@pytest.mark.parametrize(("stored", "text_envelope"), CASES, ids=range(len(CASES)))
+def test_each_row_decodes_as_the_reference_decoder_does(
+    stored: tuple[Any, ...], text_envelope: bool
+) -> None:
+    registry = types()
+    fast = outcome(lambda: decode_rows(registry, [stored], text_envelope=text_envelope))
+    slow = outcome(lambda: [_decode_slowly(registry, stored, text_envelope)])
+    assert fast == slow
+    if fast[0] == "value":
+        rec = fast[1][0]
+        assert repr(rec) == repr(slow[1][0])
+        assert rec.recorded_at.tzinfo is UTC
+
+
+def test_a_page_shares_equal_envelope_values_but_not_across_pages() -> None:
+    registry = types()
+    page = decode_rows(registry, [row(position=1), row(position=2)], text_envelope=True)
+    assert page[0].metadata is page[1].metadata and page[0].stream_id is page[1].stream_id
+    again = decode_rows(registry, [row(position=1)], text_envelope=True)
+    assert again[0] == page[0] and again[0].metadata is not page[0].metadata
+
+
+def test_a_bad_row_in_a_page_names_its_position() -> None:
+    with pytest.raises(DeserializationError, match="at position 8"):
+        decode_rows(types(), [row(), row(position=8, data="{")], text_envelope=True)
+
+
+# -- the codec's exact-type shortcuts -----------------------------------------------------------
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+class Name(str):
+    pass
+
+
+@dataclass(frozen=True)
+class Plain:
+    account: StreamId
+    name: str
+    count: int
+    flag: bool
+    nothing: None
+
+
+def test_subclass_values_still_go_through_the_converters() -> None:
+    codec = compile_codec(Plain)
+    data = codec.encode(Plain(StreamId("s"), Name("n"), Level.LOW, True, None))
+    assert (
+        json.dumps(data)
+        == '{"account": "s", "name": "n", "count": 1, "flag": true, "nothing": null}'
+    )
+    assert codec.decode(json.loads(json.dumps(data))) == Plain(StreamId("s"), "n", 1, True, None)
+    with pytest.raises(SerializationError, match="expected int, got bool"):
+        codec.encode(Plain(StreamId("s"), "n", True, True, None))  # type: ignore[arg-type]
+    with pytest.raises(SerializationError, match="stream id 'a\\*'"):
+        codec.encode(Plain("a*", "n", 1, True, None))  # type: ignore[arg-type]
+
+
+def test_decoding_does_not_touch_the_given_dict() -> None:
+    given_data = {"account": "s", "name": "n", "count": 1, "flag": False, "nothing": None}
+    decoded = compile_codec(Plain).decode(given_data)
+    assert type(decoded.account) is StreamId
+    assert type(given_data["account"]) is str
+
+
+# -- metadata -----------------------------------------------------------------------------------
+
+
+def test_custom_metadata_changed_after_it_was_built_is_still_refused_at_append() -> None:
+    meta = Metadata(custom={})
+    meta.custom["bad"] = object()  # type: ignore[index]
+    store = InMemoryEventStore()
+    with pytest.raises(SerializationError, match=r"Metadata\.custom"):
+        store.append({StreamId("a"): 0}, [Deposited(StreamId("a"), 1)], metadata=meta)
+    assert store.head() == 0
