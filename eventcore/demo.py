@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -26,8 +26,9 @@ from eventcore.examples import bank
 from eventcore.execution import execute
 from eventcore.pipeline import ExecutionResult
 from eventcore.retry import RetryAttempt, RetryPolicy
-from eventcore.store import EventStore, StreamSelector
+from eventcore.store import EventStore
 from eventcore.stores.sqlite import SqliteEventStore
+from eventcore.testing.faults import InterleavingStore
 from eventcore.types import StreamId
 
 __all__ = ["main", "render_table"]
@@ -101,16 +102,19 @@ def _run(path: Path, out: TextIO, *, kept: bool) -> int:
         say("4. Transfer 20 from alice to bob while another clerk deposits 5 into alice")
         with SqliteEventStore(path, events=bank.EVENTS, clock=clock, ids=ids) as clerk:
 
-            def other_clerk() -> None:
-                done = execute(clerk, bank.Deposit(account=ALICE, amount=5))
-                say(f"   the other clerk's deposit lands first: {_written(done)}")
+            def other_clerk(_store: EventStore, append_number: int) -> None:
+                # Just before our first append, a second handle on the same file writes, as
+                # another process would: a real, repeatable race.
+                if append_number == 1:
+                    done = execute(clerk, bank.Deposit(account=ALICE, amount=5))
+                    say(f"   the other clerk's deposit lands first: {_written(done)}")
 
             def report(attempt: RetryAttempt) -> None:
                 conflicts = "; ".join(str(c) for c in attempt.conflicts)
                 say(f"   attempt {attempt.attempt}: version conflict on {conflicts}")
                 say("   execute reads both streams again and decides again")
 
-            busy = _WriteBeforeFirstAppend(store, other_clerk)
+            busy = InterleavingStore(store, before_append=other_clerk)
             raced = execute(
                 busy,
                 bank.Transfer(source=ALICE, target=BOB, amount=20),
@@ -189,58 +193,6 @@ def render_table(events: Iterable[RecordedEvent]) -> list[str]:
 def _short(metadata: Metadata) -> str:
     cid = metadata.correlation_id
     return "-" if cid is None else "..." + cid.hex[-12:]
-
-
-class _WriteBeforeFirstAppend:
-    """A store that lets someone else write once, between a command's read and its append.
-
-    It delegates everything to ``store`` and, just before the first ``append``, calls
-    ``other_writer`` — which writes through a second handle on the same file, as another
-    process would. This makes a real race repeatable; nothing in EventCore is bypassed.
-    """
-
-    def __init__(self, store: EventStore, other_writer: Callable[[], None]) -> None:
-        self.types = store.types
-        self._store = store
-        self._other_writer: Callable[[], None] | None = other_writer
-
-    def read_stream(
-        self, stream_id: StreamId, *, after_version: int = 0
-    ) -> Iterator[RecordedEvent]:
-        return self._store.read_stream(stream_id, after_version=after_version)
-
-    def stream_version(self, stream_id: StreamId) -> int:
-        return self._store.stream_version(stream_id)
-
-    def append(
-        self,
-        expected: Mapping[StreamId, int],
-        events: Sequence[object],
-        *,
-        metadata: Metadata | None = None,
-    ) -> list[RecordedEvent]:
-        other, self._other_writer = self._other_writer, None
-        if other is not None:
-            other()
-        return self._store.append(expected, events, metadata=metadata)
-
-    def read_all(
-        self,
-        *,
-        after: int = 0,
-        limit: int | None = None,
-        streams: StreamSelector | None = None,
-        event_types: Iterable[str | type] | None = None,
-    ) -> list[RecordedEvent]:
-        return self._store.read_all(
-            after=after, limit=limit, streams=streams, event_types=event_types
-        )
-
-    def head(self) -> int:
-        return self._store.head()
-
-    def close(self) -> None:
-        self._store.close()
 
 
 if __name__ == "__main__":
