@@ -33,9 +33,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from eventcore.commands import Command
-from eventcore.errors import ConfigurationError, StoreError
+from eventcore.errors import StoreError
 from eventcore.events import Metadata
-from eventcore.execution import _check_snapshots, _metadata
+from eventcore.execution import start_pipeline
 from eventcore.pipeline import (
     AppendEvents,
     ExecutionResult,
@@ -44,7 +44,6 @@ from eventcore.pipeline import (
     ReadStreams,
     SaveSnapshot,
     Sleep,
-    command_pipeline,
 )
 from eventcore.retry import RetryPolicy
 from eventcore.snapshots.store import load_quietly_async, save_quietly_async
@@ -74,15 +73,7 @@ async def execute_async(
     ``snapshots`` is a snapshot store whose methods are coroutines or blocking calls (run
     in a worker thread).
     """
-    if not isinstance(command, Command):
-        raise ConfigurationError(
-            f"execute_async() takes a Command instance, got {type(command).__name__}"
-        )
-    meta = _metadata(metadata)
-    _check_snapshots(snapshots)
-    pipeline = command_pipeline(
-        command, retry, meta, snapshots=snapshots is not None, batch_reads=True
-    )
+    pipeline = start_pipeline("execute_async", command, retry, metadata, snapshots)
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:

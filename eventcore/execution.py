@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from eventcore.commands import Command
@@ -33,6 +33,7 @@ from eventcore.errors import ConfigurationError, StoreError
 from eventcore.events import Metadata
 from eventcore.pipeline import (
     AppendEvents,
+    Effect,
     ExecutionResult,
     LoadSnapshot,
     ReadStream,
@@ -72,17 +73,7 @@ def execute(
     (restore, read only newer events, save before ``handle``); a snapshot failure is logged
     and never fails the command. ``result.replay`` tells what was restored and read.
     """
-    if not isinstance(command, Command):
-        raise ConfigurationError(
-            f"execute() takes a Command instance, got {type(command).__name__}"
-        )
-    if not isinstance(retry, RetryPolicy):
-        raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
-    meta = _metadata(metadata)
-    _check_snapshots(snapshots)
-    pipeline = command_pipeline(
-        command, retry, meta, snapshots=snapshots is not None, batch_reads=True
-    )
+    pipeline = start_pipeline("execute", command, retry, metadata, snapshots)
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
@@ -115,6 +106,25 @@ def execute(
                 raise TypeError(f"unknown effect {effect!r}")
         except StoreError as exc:
             to_throw = exc
+
+
+def start_pipeline(
+    shell: str,
+    command: Command[Any],
+    retry: RetryPolicy,
+    metadata: Metadata | Mapping[str, Any] | None,
+    snapshots: object,
+) -> Generator[Effect, Any, ExecutionResult]:
+    """Check a shell's arguments and start the command pipeline (shared by every shell)."""
+    if not isinstance(command, Command):
+        raise ConfigurationError(
+            f"{shell}() takes a Command instance, got {type(command).__name__}"
+        )
+    if not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+    meta = _metadata(metadata)
+    _check_snapshots(snapshots)
+    return command_pipeline(command, retry, meta, snapshots=snapshots is not None, batch_reads=True)
 
 
 def _check_snapshots(snapshots: object) -> None:

@@ -12,6 +12,7 @@ import pytest
 from eventcore import (
     BusinessRuleViolation,
     Command,
+    ConfigurationError,
     Conflict,
     InMemoryEventStore,
     RecordedEvent,
@@ -137,3 +138,12 @@ def test_execute_async_reads_in_one_call_from_a_sync_store() -> None:
     asyncio.run(execute_async(store, Move(source="a", target="b")))
     result = asyncio.run(execute_async(store, Move(source="a", target="b")))
     assert [e.stream_version for e in result.events] == [2, 2]
+
+
+def test_execute_async_checks_its_arguments_like_execute() -> None:
+    store = AsyncStore()
+    with pytest.raises(ConfigurationError, match="retry must be a RetryPolicy"):
+        asyncio.run(execute_async(store, Count(counter="c-1"), retry=3))  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="execute_async\\(\\) takes a Command"):
+        asyncio.run(execute_async(store, "not a command"))  # type: ignore[arg-type]
+    assert store.inner.head() == 0
