@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 import math
 import types
 import typing
@@ -36,7 +37,7 @@ from typing import Any, Literal, Union
 from uuid import UUID
 
 from eventcore.errors import DefinitionError, DeserializationError, SerializationError
-from eventcore.types import StreamId
+from eventcore.types import StreamId, trusted_stream_id
 
 __all__ = ["ClassCodec", "check_json_value", "compile_codec", "type_hints"]
 
@@ -128,21 +129,27 @@ def _dataclass_converters(cls: type, path: str, stack: tuple[type, ...]) -> tupl
     # common case of a plain str, int, bool or stream id: no call, no path text). A value of
     # any other type goes through the converter, which converts it or raises.
     enc_steps: list[tuple[str, type | None, Convert | None]] = []
-    dec_steps: list[tuple[str, type | None, Callable[[Any], Any] | None, Convert]] = []
+    DecodeStep = tuple[str, type | None, Callable[[Any], Any] | None, Convert | None]
+    dec_steps: list[DecodeStep] = []
     for f in fields:
         hint = hints[f.name]
         enc, dec = _converters(hint, f"{path}.{f.name}", (*stack, cls))
         exact = _EXACT.get(hint) if isinstance(hint, type) else None
         enc_steps.append((f.name, StreamId if hint is StreamId else exact, enc))
-        if dec is not None:
-            wrap = StreamId._trusted if hint is StreamId else None
-            dec_steps.append((f.name, str if hint is StreamId else exact, wrap, dec))
+        wrap = trusted_stream_id if hint is StreamId and dec is not None else None
+        dec_steps.append((f.name, str if hint is StreamId else exact, wrap, dec))
     names = tuple(f.name for f in fields)
     enc_plan = tuple(enc_steps)
-    dec_plan = tuple(dec_steps)
+    dec_plan = tuple((n, e, w, c) for n, e, w, c in dec_steps if c is not None)
     # Only wrapping or converting changes the data: then decode works on a copy.
     copy = any(wrap is not None or exact is None for _, exact, wrap, _ in dec_plan)
     cls_name = cls.__name__
+    # A plain dataclass is built the way its generated __init__ would build it (one
+    # attribute per field, in field order) without the call, when the data holds exactly
+    # its fields: half the cost, on the hot path of every read.
+    build_plan = tuple(dec_steps) if _plain_dataclass(cls) else None
+    field_count = len(names)
+    new = object.__new__
 
     def encode(obj: Any, where: str) -> dict[str, Any]:
         if type(obj) is not cls and not isinstance(obj, cls):
@@ -159,6 +166,20 @@ def _dataclass_converters(cls: type, path: str, stack: tuple[type, ...]) -> tupl
     def decode(data: Any, where: str) -> Any:
         if type(data) is not dict:
             raise _DecodeError(where, f"expected an object, got {type(data).__name__}")
+        if build_plan is not None and len(data) == field_count:
+            obj = new(cls)
+            attrs = obj.__dict__
+            try:
+                for name, exact, wrap, conv in build_plan:
+                    value = data[name]
+                    if conv is None or type(value) is exact:
+                        attrs[name] = value if wrap is None else wrap(value)
+                    else:
+                        attrs[name] = conv(value, f"{where}.{name}")
+            except KeyError:
+                pass  # another field instead of this one: the class call says which
+            else:
+                return obj
         if copy:
             data = dict(data)
         for name, exact, wrap, conv in dec_plan:
@@ -182,6 +203,41 @@ def _dataclass_converters(cls: type, path: str, stack: tuple[type, ...]) -> tupl
             ) from None
 
     return encode, decode
+
+
+def _plain_dataclass(cls: type) -> bool:
+    """Whether ``cls(**data)`` only stores each field in the instance's ``__dict__``.
+
+    True when the dataclass wrote ``__init__`` (not the class's author), there is no
+    ``__post_init__``, every field is an ``__init__`` argument (no ``InitVar``, no
+    ``init=False``), instances have a ``__dict__`` (no ``slots=True``), ``__new__`` is
+    object's, and nothing intercepts the assignments (no ``__setattr__`` of its own on a
+    class that is not frozen, no data descriptor named like a field). Then decoding may build
+    the instance without the call, which costs half as much (the hot path of every read).
+    Anything else is built by calling the class.
+    """
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.init:
+        return False
+    fields = dataclasses.fields(cls)
+    klass: Any = cls  # the class's own special methods, looked at as plain attributes
+    init = klass.__init__
+    code = getattr(init, "__code__", None)
+    return (
+        code is not None
+        and code.co_filename == "<string>"  # where the dataclass module exec()s its __init__
+        and getattr(init, "__qualname__", "") == f"{cls.__qualname__}.__init__"
+        and code.co_varnames[: len(fields) + 1] == ("self", *(f.name for f in fields))
+        and not hasattr(cls, "__post_init__")
+        and klass.__new__ is object.__new__
+        and (params.frozen or klass.__setattr__ is object.__setattr__)
+        and all(f.init for f in fields)
+        and len(fields) == len(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+        and all("__slots__" not in vars(base) for base in cls.__mro__[:-1])
+        and not any(
+            hasattr(type(inspect.getattr_static(cls, f.name, None)), "__set__") for f in fields
+        )
+    )
 
 
 _EXACT: dict[Any, type] = {str: str, int: int, bool: bool, type(None): type(None)}

@@ -4,10 +4,10 @@ import enum
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, InitVar, dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 from uuid import UUID
 
 import pytest
@@ -24,7 +24,7 @@ from eventcore import (
     StreamId,
     event,
 )
-from eventcore.codec import check_json_value, compile_codec
+from eventcore.codec import _plain_dataclass, check_json_value, compile_codec
 from eventcore.testing.strategies import events
 
 # -- a class with every supported type ---------------------------------------------------------
@@ -400,3 +400,111 @@ def test_corrupt_field_names_its_path(field_name: str, raw: object, message: str
     data[field_name] = raw
     with pytest.raises(DeserializationError, match=message):
         codec.decode(data)
+
+
+# -- building instances without calling the class -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Moved:
+    account: StreamId
+    to: str
+    times: int = 1
+
+
+@dataclass(frozen=True)
+class Checked:
+    amount: int
+    calls: ClassVar[list[int]] = []
+
+    def __post_init__(self) -> None:
+        Checked.calls.append(self.amount)
+
+
+@dataclass(frozen=True)
+class Doubled:
+    amount: int
+
+    def __init__(self, amount: int) -> None:
+        object.__setattr__(self, "amount", amount * 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Slotted:
+    amount: int
+
+
+@dataclass(frozen=True)
+class Derived:
+    amount: int
+    half: int = field(init=False, default=0)
+
+
+@dataclass
+class Guarded:
+    amount: int
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value * 10 if name == "amount" else value)  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class WithInitVar:
+    amount: int
+    scale: InitVar[int] = 1
+
+
+def test_plain_dataclasses_are_built_without_the_call() -> None:
+    assert _plain_dataclass(Moved) and _plain_dataclass(Everything)
+    for cls in (Checked, Doubled, Slotted, Derived, Guarded, WithInitVar):
+        assert not _plain_dataclass(cls), cls.__name__
+
+
+def test_a_built_instance_is_what_the_class_makes() -> None:
+    codec = compile_codec(Moved)
+    for data in (
+        {"account": "a", "to": "b", "times": 3},
+        {"to": "b", "times": 3, "account": "a"},  # keys in another order, as jsonb keeps them
+        {"account": "a", "to": "b"},  # the default fills times
+    ):
+        made = codec.decode(dict(data))
+        called = Moved(**{**data, "account": StreamId(data["account"])})  # type: ignore[arg-type]
+        assert made == called and repr(made) == repr(called) and hash(made) == hash(called)
+        assert vars(made) == vars(called) and list(vars(made)) == list(vars(called))
+        assert type(made.account) is StreamId
+        with pytest.raises(FrozenInstanceError):
+            made.to = "c"  # type: ignore[misc]
+
+
+def test_classes_with_their_own_construction_are_still_called() -> None:
+    Checked.calls.clear()
+    assert compile_codec(Checked).decode({"amount": 4}) == Checked(4)
+    assert Checked.calls == [4, 4]  # __post_init__ ran for the decoded instance too
+    assert compile_codec(Doubled).decode({"amount": 4}).amount == 8
+    assert compile_codec(Slotted).decode({"amount": 4}) == Slotted(4)
+    assert compile_codec(Guarded).decode({"amount": 4}).amount == 40
+
+
+def test_a_class_without_fields_is_called_unless_plain() -> None:
+    @dataclass(frozen=True)
+    class Ping:
+        pass
+
+    @dataclass(frozen=True)
+    class Pong:
+        def __post_init__(self) -> None:
+            raise ValueError("pong")
+
+    assert compile_codec(Ping).decode({}) == Ping()
+    with pytest.raises(ValueError, match="pong"):
+        compile_codec(Pong).decode({})
+
+
+def test_data_that_does_not_fit_a_plain_class_is_refused_as_before() -> None:
+    codec = compile_codec(Moved)
+    with pytest.raises(DeserializationError, match="missing"):
+        codec.decode({"account": "a"})
+    with pytest.raises(DeserializationError, match=r"missing \['times'\], unexpected \['via'\]"):
+        codec.decode({"account": "a", "to": "b", "via": "c"})  # as many keys as fields
+    with pytest.raises(DeserializationError, match=r"Moved\.to: expected a string, found 5"):
+        codec.decode({"account": "a", "to": 5, "times": 1})

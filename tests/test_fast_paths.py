@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from eventcore import (
@@ -51,6 +51,11 @@ def outcome(fn: Any, *args: Any) -> tuple[str, Any]:
 
 
 @given(UUID_TEXT)
+@example("\u0663" * 32)  # ARABIC-INDIC DIGIT THREE: int() reads other scripts' digits
+@example("0x" + "a" * 30)  # int(..., 16) takes a prefix
+@example("a" * 16 + "_" + "b" * 15)  # and single underscores
+@example("urn:" + "a" * 28)  # 32 characters that UUID() shortens
+@example("{" + "a" * 30 + "}")
 def test_uuid_from_text_is_uuid_of_text(text: str) -> None:
     fast, slow = outcome(uuid_from_text, text), outcome(UUID, text)
     assert fast == slow
@@ -202,6 +207,37 @@ def test_each_row_decodes_as_the_reference_decoder_does(
         rec = fast[1][0]
         assert repr(rec) == repr(slow[1][0])
         assert rec.recorded_at.tzinfo is UTC
+
+
+PAGE_ROWS = [*ROWS, row(recorded_at=None), row(metadata=None), row(stream_id="account-b")]
+
+
+def _first_failure_or_all(calls: list[Any]) -> tuple[str, Any]:
+    values = []
+    for call in calls:
+        result = outcome(call)
+        if result[0] != "value":
+            return result
+        values.append(result[1])
+    return "value", values
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(range(len(PAGE_ROWS))), max_size=12), st.booleans())
+def test_a_page_decodes_as_its_rows_do_alone(picks: list[int], text_envelope: bool) -> None:
+    """Values carried from row to row (a run of one type, stream, time or metadata) never
+    leak into a row that differs, also after a row that failed or took the slow path."""
+    stored = [(i + 1, *PAGE_ROWS[k][1:]) for i, k in enumerate(picks)]
+    if not text_envelope:
+        stored = [pg(r) for r in stored if outcome(pg, r)[0] == "value"]
+    registry = types()
+    fast = outcome(lambda: decode_rows(registry, stored, text_envelope=text_envelope))
+    slow = _first_failure_or_all(
+        [lambda r=r: _decode_slowly(registry, r, text_envelope) for r in stored]
+    )
+    assert fast == slow
+    if fast[0] == "value":
+        assert [repr(r) for r in fast[1]] == [repr(r) for r in slow[1]]
 
 
 def test_a_page_shares_equal_envelope_values_but_not_across_pages() -> None:

@@ -340,7 +340,9 @@ class _Run:
             self._check_leadership()
             after = self.position
             page = self._io(f"read events after position {after}", self._read, after, size)
-            events = [e for e in page if after < e.position <= target]
+            events = page
+            if page and (page[0].position <= after or page[-1].position > target):
+                events = [e for e in page if after < e.position <= target]
             complete = len(page) < size or page[-1].position > target
             # A short page holds every selected event up to the head read before it
             # (positions are commit-ordered), so the checkpoint may move past the rest.
@@ -354,15 +356,27 @@ class _Run:
 
     def _page(self, events: list[RecordedEvent], end: int) -> None:
         apply = self.projector.apply
-        stop = self.stop
+        stopped = self.stop._event.is_set  # the property's work, without a call per event
+        counts = self.counts
+        done = self.position  # the last event handled; kept in locals in the loop
+        applied = 0
         try:
-            for event in events:
-                if stop.stopped:
-                    break
-                self._handle(event, apply, self.counts, None)
-                self.position = event.position
-            else:
-                self.position = end
+            try:
+                for event in events:
+                    if stopped():
+                        break
+                    try:
+                        apply(event)
+                    except Exception as exc:  # the error policy decides what happens next
+                        self._handle(event, apply, counts, None, exc)
+                    else:
+                        applied += 1
+                    done = event.position
+                else:
+                    done = end
+            finally:
+                counts.applied += applied
+                self.position = done
         except BaseException:
             with contextlib.suppress(Exception):  # the original error matters more
                 self.config.checkpoints.save(self.name, self.position)
