@@ -52,6 +52,7 @@ from eventcore.projections.compose import (
     emitter,
     union_selector,
 )
+from eventcore.projections.config import ProjectionConfig
 from eventcore.projections.correlation import (
     CausationTree,
     EventNotFound,
@@ -83,7 +84,6 @@ from eventcore.projections.process import (
 )
 from eventcore.projections.runner import (
     Mode,
-    ProjectionConfig,
     ProjectionHandle,
     run_projection,
     running_projection,

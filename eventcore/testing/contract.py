@@ -28,22 +28,22 @@ need a second handle are then skipped. A store whose positions may have gaps set
 ``gapless_positions = False``.
 
 Test names carry the behaviour numbers of the EventCore store contract (``b01`` … ``b19``).
-For readable assertion failures call
-``pytest.register_assert_rewrite("eventcore.testing.contract")`` in your ``conftest.py``.
+The bad-input tests live in :mod:`eventcore.testing.contract_inputs`, the shared event
+classes and fixtures in :mod:`eventcore.testing.contract_base`. For readable assertion
+failures call ``pytest.register_assert_rewrite("eventcore.testing.contract",
+"eventcore.testing.contract_base", "eventcore.testing.contract_inputs")`` in your
+``conftest.py`` before importing them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import itertools
-import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -53,14 +53,30 @@ from eventcore.errors import (
     Conflict,
     DeserializationError,
     InvalidStreamId,
-    InvalidStreamSelector,
-    SerializationError,
-    UndeclaredStream,
     ValidationError,
     VersionConflict,
 )
-from eventcore.events import Metadata, RecordedEvent, event
+from eventcore.events import Metadata, RecordedEvent
 from eventcore.store import EventLookups, EventStore
+from eventcore.testing.contract_base import (
+    A,
+    Address,
+    B,
+    C,
+    Currency,
+    Deposited,
+    DepositedInCents,
+    NotFrozen,
+    Opened,
+    RateChanged,
+    StoreFactory,
+    Withdrawn,
+    _ids,
+    _opened,
+    _raw,
+    _state,
+)
+from eventcore.testing.contract_inputs import BadInputContract
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
 __all__ = [
@@ -76,164 +92,10 @@ __all__ = [
     "Withdrawn",
 ]
 
-StoreFactory = Callable[..., EventStore]
-"""``make_store(**kwargs) -> EventStore``; kwargs (``events``, ``clock``, ``ids``) go to the
-store's constructor."""
 
-
-# -- event classes used by the contract (module level, so other processes can import them) --
-
-
-class Currency(enum.Enum):
-    EUR = "EUR"
-    USD = "USD"
-
-
-@dataclass(frozen=True)
-class Address:
-    city: str
-    postcode: str | None = None
-
-
-@dataclass(frozen=True)
-class Opened:
-    """An event with one field of (nearly) every supported type."""
-
-    account: StreamId
-    owner: str
-    currency: Currency
-    opened_at: datetime
-    opened_on: date
-    address: Address
-    tags: list[str] = field(default_factory=list)
-    limits: dict[str, Decimal] = field(default_factory=dict)
-    pair: tuple[int, str] = (0, "")
-    reference: UUID | None = None
-    extra: Any = None
-
-
-@dataclass(frozen=True)
-class Deposited:
-    account: StreamId
-    amount: int
-
-
-@dataclass(frozen=True)
-class Withdrawn:
-    account: StreamId
-    amount: int
-
-
-@dataclass(frozen=True)
-class RateChanged:
-    account: StreamId
-    rate: float
-
-
-@dataclass
-class NotFrozen:
-    """Deliberately mutable: a store must refuse it."""
-
-    account: StreamId
-    amount: int
-
-
-@event(name="Deposited")
-@dataclass(frozen=True)
-class DepositedInCents:
-    """Claims the stored type name ``Deposited`` but has other fields: old data cannot fit."""
-
-    account: StreamId
-    cents: int
-    currency: Currency
-
-
-A = StreamId("account-a")
-B = StreamId("account-b")
-C = StreamId("account-c")
-
-
-def _opened(account: StreamId, **changes: Any) -> Opened:
-    base = Opened(
-        account=account,
-        owner="Alice",
-        currency=Currency.EUR,
-        opened_at=datetime(2026, 3, 1, 12, 30, tzinfo=timezone(timedelta(hours=2))),
-        opened_on=date(2026, 3, 1),
-        address=Address("Lyon", None),
-        tags=["gold"],
-        limits={"daily": Decimal("250.00")},
-        pair=(7, "seven"),
-        reference=UUID("12345678-1234-5678-1234-567812345678"),
-        extra={"nested": [1, 2.5, None, True, "x"]},
-    )
-    return dataclasses.replace(base, **changes)
-
-
-def _raw(value: object) -> Any:
-    """Pass a deliberately wrong value past the type checker."""
-    return value
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """Everything observable about a store: head, the global log and some streams."""
-
-    head: int
-    log: list[tuple[int, str, int, UUID]]
-    streams: dict[str, tuple[int, list[tuple[int, UUID]]]]
-
-
-def _state(store: EventStore, *streams: StreamId) -> _Snapshot:
-    return _Snapshot(
-        store.head(),
-        [(r.position, r.stream_id, r.stream_version, r.event_id) for r in store.read_all()],
-        {
-            sid: (
-                store.stream_version(sid),
-                [(r.stream_version, r.event_id) for r in store.read_stream(sid)],
-            )
-            for sid in streams
-        },
-    )
-
-
-def _ids(records: list[RecordedEvent]) -> list[tuple[str, int]]:
-    return [(r.stream_id, r.stream_version) for r in records]
-
-
-class EventStoreContract:
+class EventStoreContract(BadInputContract):
     """Behaviour every :class:`~eventcore.store.EventStore` must show. Subclass it; provide
     a ``make_store`` fixture (see the module docstring)."""
-
-    supports_reopen: ClassVar[bool] = True
-    """Calling the factory again opens a second handle on the same data, with its own
-    event registry built from the keyword arguments."""
-
-    gapless_positions: ClassVar[bool] = True
-    """Positions are exactly 1..head with no gaps."""
-
-    @pytest.fixture
-    def make_store(self) -> StoreFactory:
-        raise NotImplementedError(
-            f"{type(self).__name__} must define a make_store fixture returning "
-            "a factory make_store(**kwargs) -> EventStore"
-        )
-
-    @pytest.fixture
-    def store(self, make_store: StoreFactory) -> EventStore:
-        return make_store()
-
-    def reopen(self, make_store: StoreFactory, **kwargs: Any) -> EventStore:
-        """A second handle on the same data, or skip the test."""
-        if not self.supports_reopen:
-            pytest.skip(f"{type(self).__name__}: the store cannot open a second handle")
-        return make_store(**kwargs)
-
-    def assert_unchanged(self, store: EventStore, before: _Snapshot) -> None:
-        """Fail if head, the global log or the streams in ``before`` changed."""
-        after = _state(store, *(StreamId(s) for s in before.streams))
-        assert after == before, "a failed write changed the store"
 
     # -- writing and reading (behaviours 1-8) ---------------------------------------------
 
@@ -339,13 +201,6 @@ class EventStoreContract:
         assert [r.event.amount for r in rest] == [3, 4]
         assert rest[0].position < rest[1].position
         assert store.read_all(after=store.head()) == []
-
-    def _streams(self, store: EventStore, *ids: str) -> None:
-        sids = [StreamId(i) for i in ids]
-        store.append(dict.fromkeys(sids, 0), [Deposited(s, 1) for s in sids])
-
-    def _selected(self, store: EventStore, selector: StreamPrefix | StreamPattern) -> set[str]:
-        return {r.stream_id for r in store.read_all(streams=selector)}
 
     def test_b11_prefix_selects_only_matching_streams(self, store: EventStore) -> None:
         self._streams(store, "account-1", "order-1", "account-2", "accounting")
@@ -525,146 +380,6 @@ class EventStoreContract:
         written = store.append({A: 0}, [Deposited(_raw("account-a"), 1)])
         assert isinstance(written[0].stream_id, StreamId)
         assert next(store.read_stream(A)).event == Deposited(A, 1)
-
-    # -- validation -----------------------------------------------------------------------
-
-    BAD_STREAM_IDS: ClassVar[list[object]] = ["", "   ", "a*b", "who?", "[x]", "x" * 256, 42]
-
-    @pytest.mark.parametrize("bad", BAD_STREAM_IDS)
-    def test_bad_stream_ids_are_rejected(self, store: EventStore, bad: object) -> None:
-        store.append({A: 0}, [Deposited(A, 1)])
-        before = _state(store, A)
-        with pytest.raises(InvalidStreamId, match="stream id"):
-            store.append({A: 1, _raw(bad): 0}, [Deposited(A, 2)])
-        with pytest.raises(InvalidStreamId, match="stream id"):
-            list(store.read_stream(_raw(bad)))
-        with pytest.raises(InvalidStreamId, match="stream id"):
-            store.stream_version(_raw(bad))
-        self.assert_unchanged(store, before)
-
-    @pytest.mark.parametrize("bad", ["account-", "account-*", 42])
-    def test_bad_selectors_are_rejected(self, store: EventStore, bad: object) -> None:
-        store.append({A: 0}, [Deposited(A, 1)])
-        before = _state(store, A)
-        with pytest.raises(InvalidStreamSelector, match="StreamPrefix or StreamPattern"):
-            store.read_all(streams=_raw(bad))
-        self.assert_unchanged(store, before)
-
-    @pytest.mark.parametrize(
-        ("kwargs", "message"),
-        [
-            ({"after": -1}, "after must be"),
-            ({"after": "3"}, "after must be"),
-            ({"after": True}, "after must be"),
-            ({"limit": -1}, "limit must be"),
-            ({"limit": 2.5}, "limit must be"),
-        ],
-    )
-    def test_bad_read_all_arguments(
-        self, store: EventStore, kwargs: dict[str, Any], message: str
-    ) -> None:
-        store.append({A: 0}, [Deposited(A, 1)])
-        before = _state(store, A)
-        with pytest.raises(ValidationError, match=message):
-            store.read_all(**kwargs)
-        self.assert_unchanged(store, before)
-
-    @pytest.mark.parametrize("bad", [-1, "1", 1.0])
-    def test_bad_after_version_is_rejected(self, store: EventStore, bad: object) -> None:
-        store.append({A: 0}, [Deposited(A, 1)])
-        before = _state(store, A)
-        with pytest.raises(ValidationError, match="after_version"):
-            list(store.read_stream(A, after_version=_raw(bad)))
-        self.assert_unchanged(store, before)
-
-    @pytest.mark.parametrize(
-        ("expected", "events", "message"),
-        [
-            ({A: -1}, [], "expected version"),
-            ({A: _raw("0")}, [], "expected version"),
-            ({A: _raw(True)}, [], "expected version"),
-            ({A: 0, _raw(" account-a "): 1}, [], "appears twice"),
-            (_raw([(A, 0)]), [], "mapping"),
-            ({A: 0}, _raw(Deposited(A, 1)), "events must be a list"),
-            ({A: 0}, _raw("Deposited"), "events must be a list"),
-        ],
-    )
-    def test_bad_append_arguments_write_nothing(
-        self, store: EventStore, expected: Any, events: Any, message: str
-    ) -> None:
-        before = _state(store, A)
-        with pytest.raises(ValidationError, match=message):
-            store.append(expected, events)
-        self.assert_unchanged(store, before)
-
-    def test_metadata_must_be_metadata(self, store: EventStore) -> None:
-        with pytest.raises(ValidationError, match="metadata must be a Metadata"):
-            store.append({A: 0}, [Deposited(A, 1)], metadata=_raw({"user": "x"}))
-        assert store.head() == 0
-        assert store.stream_version(A) == 0
-
-    @pytest.mark.parametrize(
-        ("prefix", "selected"),
-        [
-            ("acc_", {"acc_1"}),
-            ("50%", {"50%", "50%-off"}),
-            ("a\\", {"a\\b"}),
-            ("%", set()),
-            ("_", set()),
-            ("a", {"acc_1", "accX1", "a\\b", "ab"}),
-        ],
-    )
-    def test_prefix_special_characters_match_literally(
-        self, store: EventStore, prefix: str, selected: set[str]
-    ) -> None:
-        ids = ["acc_1", "accX1", "50%", "50%-off", "50-x", "5000", "a\\b", "ab"]
-        self._streams(store, *ids)
-        assert self._selected(store, StreamPrefix(prefix)) == selected
-        assert selected == {i for i in ids if StreamPrefix(prefix).matches(i)}
-        assert self._selected(store, StreamPattern(prefix + "*")) == selected
-
-    # -- write errors: nothing is written -------------------------------------------------
-
-    @pytest.mark.parametrize(
-        ("bad", "message"),
-        [
-            (_opened(A, opened_at=datetime(2026, 1, 1)), "naive"),
-            (RateChanged(A, math.nan), "not a finite number"),
-            (RateChanged(A, math.inf), "not a finite number"),
-            (_opened(A, extra=object()), "not JSON data"),
-            (_opened(A, extra={"when": Decimal("1")}), "not JSON data"),
-            (Deposited(A, _raw("5")), "expected int"),
-            (Deposited(_raw("bad*id"), 5), "reserved"),
-            (NotFrozen(A, 5), "not frozen"),
-        ],
-    )
-    def test_unserializable_events_write_nothing(
-        self, store: EventStore, bad: object, message: str
-    ) -> None:
-        store.append({A: 0}, [Deposited(A, 1)])
-        before = _state(store, A)
-        with pytest.raises(SerializationError, match=message):
-            store.append({A: 1}, [Deposited(A, 2), bad])
-        self.assert_unchanged(store, before)
-
-    def test_event_for_an_undeclared_stream_writes_nothing(self, store: EventStore) -> None:
-        before = _state(store, A, B)
-        with pytest.raises(UndeclaredStream, match="targets stream 'account-b'") as info:
-            store.append({A: 0}, [Deposited(A, 1), Deposited(B, 2)])
-        assert (info.value.stream_id, info.value.event_type) == (B, "Deposited")
-        self.assert_unchanged(store, before)
-
-    def test_conflict_lists_every_stale_stream(self, store: EventStore) -> None:
-        store.append({A: 0, B: 0}, [Deposited(A, 1), Deposited(B, 1), Deposited(B, 2)])
-        before = _state(store, A, B, C)
-        with pytest.raises(VersionConflict) as info:
-            store.append({A: 0, B: 1, C: 0}, [Deposited(C, 1)])
-        assert set(info.value.conflicts) == {Conflict(A, 0, 1), Conflict(B, 1, 2)}
-        text = str(info.value)
-        assert "'account-a': expected version 0, found 1" in text
-        assert "'account-b': expected version 1, found 2" in text
-        assert "account-c" not in text
-        self.assert_unchanged(store, before)
 
     # -- metadata, clock and ids ----------------------------------------------------------
 

@@ -22,6 +22,7 @@ from eventcore import (
     StreamPattern,
     StreamPrefix,
 )
+from eventcore.projections import ProjectionConfig, run_projection, running_projection
 from eventcore.projections.api import (
     ErrorPolicy,
     EventSelector,
@@ -39,7 +40,6 @@ from eventcore.projections.compose import (
     union_selector,
 )
 from eventcore.projections.correlation import causation_chain
-from eventcore.projections.runner import ProjectionConfig, run_projection, running_projection
 from eventcore.projections.sqlite import SqliteCheckpointStore
 from eventcore.store import EventStore
 

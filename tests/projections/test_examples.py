@@ -22,10 +22,10 @@ from eventcore.examples.shop import (
     ShipOrder,
     populate,
 )
+from eventcore.projections import ProjectionConfig, run_projection, running_projection
 from eventcore.projections.checkpoints import InMemoryCheckpointStore
 from eventcore.projections.correlation import causation_tree, events_of_correlation
 from eventcore.projections.dead_letters import InMemoryDeadLetterStore
-from eventcore.projections.runner import ProjectionConfig, run_projection, running_projection
 
 HISTORY = """\
 Ada     order-1  total 30  paid 60  placed

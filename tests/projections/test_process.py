@@ -35,6 +35,7 @@ from eventcore.examples.shop import (
     PaymentReceived,
     populate,
 )
+from eventcore.projections import ProjectionConfig, run_projection
 from eventcore.projections.api import ErrorPolicy, EventSelector
 from eventcore.projections.checkpoints import InMemoryCheckpointStore
 from eventcore.projections.correlation import causation_chain, causation_tree
@@ -45,7 +46,6 @@ from eventcore.projections.process import (
     execute_once,
     receipt_stream,
 )
-from eventcore.projections.runner import ProjectionConfig, run_projection
 from eventcore.projections.sqlite import SqliteCheckpointStore
 from eventcore.store import EventStore
 
@@ -314,7 +314,7 @@ CHILD = textwrap.dedent(
     import os, sys
     from eventcore import SqliteEventStore
     from eventcore.examples.shop import EVENTS, Fulfilment
-    from eventcore.projections.runner import ProjectionConfig, run_projection
+    from eventcore.projections import ProjectionConfig, run_projection
     from eventcore.projections.sqlite import SqliteCheckpointStore
 
     path, die_after = sys.argv[1], int(sys.argv[2])

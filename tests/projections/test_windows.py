@@ -20,8 +20,8 @@ from eventcore import (
     TickingClock,
     ValidationError,
 )
+from eventcore.projections import ProjectionConfig, run_projection
 from eventcore.projections.checkpoints import InMemoryCheckpointStore
-from eventcore.projections.runner import ProjectionConfig, run_projection
 from eventcore.projections.windows import (
     Expired,
     Unmatched,

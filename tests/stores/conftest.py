@@ -5,4 +5,8 @@ import sys
 import pytest
 
 if "eventcore.testing.contract" not in sys.modules:  # imported early by --doctest-modules
-    pytest.register_assert_rewrite("eventcore.testing.contract")
+    pytest.register_assert_rewrite(
+        "eventcore.testing.contract",
+        "eventcore.testing.contract_base",
+        "eventcore.testing.contract_inputs",
+    )
