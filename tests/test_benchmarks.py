@@ -166,3 +166,27 @@ def test_bad_arguments_are_refused() -> None:
     )
     assert done.returncode == 2
     assert "unknown workload" in done.stderr
+
+
+def test_instruction_cases_run_and_check_their_work(tmp_path: Path) -> None:
+    """The cases ``benchmarks.instructions`` counts under callgrind, run without it: the
+    catch-up asserts it projected the whole log (valgrind itself is too slow for the suite)."""
+    from benchmarks import instructions
+
+    path = str(tmp_path / "log.db")
+    instructions.build_log(str(ROOT), path)
+    for case in instructions.CASES:
+        for work in (False, True):
+            command = instructions.case_command(str(ROOT), path, case, work)
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            assert done.returncode == 0, done.stderr
+
+
+def test_instructions_without_valgrind_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import instructions
+
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
+    assert instructions.main([]) == 2
+    assert "valgrind is not installed" in capsys.readouterr().out
