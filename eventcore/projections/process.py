@@ -229,6 +229,8 @@ class ProcessManager:
                 f"{type(self).__name__}.name {name!r} cannot be part of a stream id: {exc}"
             ) from None
         self.store = store
+        self._own_receipts = f"$receipts-{name}-"
+        self._receipt_length = len(receipt_stream(name, UUID(int=0)))
         self.retry = retry or RetryPolicy()
         self.issued = 0
         """Commands that ran (wrote their events, or decided nothing) in this instance."""
@@ -262,7 +264,13 @@ class ProcessManager:
         raise error
 
     def apply(self, event: RecordedEvent) -> None:
-        """Issue the commands ``react`` returns for ``event``, in order."""
+        """Issue the commands ``react`` returns for ``event``, in order. The manager's own
+        receipts (:class:`CommandIssued` events in its ``$receipts-<name>-…`` streams) are
+        bookkeeping, not facts to react to: they are passed over without calling ``react``
+        (a manager without a selector reads them too)."""
+        sid = event.stream_id
+        if len(sid) == self._receipt_length and sid.startswith(self._own_receipts):
+            return
         commands = self.react(event)
         if commands is None:
             raise DefinitionError(

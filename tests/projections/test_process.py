@@ -502,3 +502,46 @@ def test_a_command_rule_that_depends_on_state_is_decided_once() -> None:
     doorman.apply(req)  # the receipt answers before the rule is even asked
     assert count(store, "Opened") == 1 and doorman.rejections == 0
     execute(store, Bill(account=StreamId("account-2"), job="x"))  # unrelated writes are fine
+
+
+class Watching(ProcessManager):
+    """No selector: sees every event; records what ``react`` was called with."""
+
+    name = "watch"
+
+    def __init__(self, store: EventStore) -> None:
+        super().__init__(store)
+        self.seen: list[tuple[str, str]] = []
+
+    def react(self, event: Any) -> Iterator[Command[Any]]:
+        self.seen.append((event.event_type, str(event.stream_id)))
+        if isinstance(event.event, Requested):
+            yield Bill(account=StreamId("account-1"), job=event.event.job)
+
+
+class WatchingToo(Watching):
+    name = "watch-too"  # its receipt streams start with "$receipts-watch-"
+
+
+def test_a_manager_without_selector_does_not_react_to_its_own_receipts(
+    make_store: StoreMaker,
+) -> None:
+    store = make_store()
+    store.append({StreamId("job-1"): 0}, [Requested(StreamId("job-1"))])
+    too, watch = WatchingToo(store), Watching(store)
+    too_config = ProjectionConfig(InMemoryCheckpointStore())
+    watch_config = ProjectionConfig(InMemoryCheckpointStore())
+    run_projection(too, store, too_config)
+    run_projection(watch, store, watch_config)
+    run_projection(too, store, too_config)  # now reads its own receipt and watch's events
+    run_projection(watch, store, watch_config)  # and watch its own receipt
+    receipts = store.read_all(event_types=[CommandIssued])
+    assert [r.event.process for r in receipts] == ["watch-too", "watch"]
+    own_too, own_watch = (str(r.stream_id) for r in receipts)
+    assert count(store, "Billed") == 2
+    seen_by_watch = {sid for _, sid in watch.seen}
+    seen_by_too = {sid for _, sid in too.seen}
+    assert watch.seen[-1] == ("Billed", "account-1")  # the last event before its receipt
+    assert own_watch not in seen_by_watch and own_too not in seen_by_too
+    # another manager's receipts are events like any other, even under a similar name
+    assert own_too in seen_by_watch and own_watch in seen_by_too
