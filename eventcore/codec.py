@@ -62,6 +62,10 @@ class ClassCodec:
     cls: type
     _encode: Convert
     _decode: Convert
+    shareable: bool = False
+    """Decoded instances hold no mutable container (no list, dict, ``Any`` value or
+    dataclass that is not frozen, at any depth), so one instance may be handed to every
+    reader: none can change what another sees."""
 
     def encode(self, obj: object) -> dict[str, Any]:
         try:
@@ -87,7 +91,7 @@ def compile_codec(cls: type) -> ClassCodec:
     codec = _CODECS.get(cls)
     if codec is None:
         enc, dec = _dataclass_converters(cls, cls.__name__, stack=())
-        codec = ClassCodec(cls, enc, dec)
+        codec = ClassCodec(cls, enc, dec, _immutable(cls, ()))
         _CODECS[cls] = codec
     return codec
 
@@ -203,6 +207,32 @@ def _dataclass_converters(cls: type, path: str, stack: tuple[type, ...]) -> tupl
             ) from None
 
     return encode, decode
+
+
+_IMMUTABLE_LEAVES: frozenset[Any] = frozenset(
+    {str, int, float, bool, type(None), None, Decimal, UUID, datetime, date, StreamId}
+)
+
+
+def _immutable(hint: Any, stack: tuple[type, ...]) -> bool:
+    """Whether every value the codec decodes for ``hint`` is immutable all the way down (a
+    hint the codec accepted: anything unknown counts as mutable)."""
+    if hint in _IMMUTABLE_LEAVES:
+        return True
+    origin = typing.get_origin(hint)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return True
+    if origin is Literal:
+        return True
+    if origin is Union or origin is types.UnionType or origin is tuple:
+        return all(a is Ellipsis or _immutable(a, stack) for a in typing.get_args(hint))
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        params = getattr(hint, "__dataclass_params__", None)
+        if params is None or not params.frozen or hint in stack:
+            return False
+        hints = type_hints(hint)
+        return all(_immutable(hints[f.name], (*stack, hint)) for f in dataclasses.fields(hint))
+    return False  # list, dict, Any, a bare tuple of Any
 
 
 def _plain_dataclass(cls: type) -> bool:

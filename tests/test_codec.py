@@ -508,3 +508,42 @@ def test_data_that_does_not_fit_a_plain_class_is_refused_as_before() -> None:
         codec.decode({"account": "a", "to": "b", "via": "c"})  # as many keys as fields
     with pytest.raises(DeserializationError, match=r"Moved\.to: expected a string, found 5"):
         codec.decode({"account": "a", "to": 5, "times": 1})
+
+
+# -- which decoded events may be shared between readers -------------------------------------
+
+
+@dataclass(frozen=True)
+class Flat:
+    account: StreamId
+    amount: Decimal
+    at: datetime
+    level: Level
+    kind: Literal["a", "b"]
+    ref: UUID | None
+    pair: tuple[int, str]
+    many: tuple[date, ...]
+    address: Moved
+
+
+@dataclass
+class Loose:
+    amount: int
+
+
+@dataclass(frozen=True)
+class HoldsLoose:
+    inner: Loose
+
+
+@pytest.mark.parametrize(
+    ("cls", "shareable"),
+    [
+        (Flat, True),
+        (Moved, True),
+        (Everything, False),  # lists, dicts and Any
+        (HoldsLoose, False),  # a dataclass that is not frozen
+    ],
+)
+def test_shareable_means_immutable_all_the_way_down(cls: type, shareable: bool) -> None:
+    assert compile_codec(cls).shareable is shareable

@@ -2,6 +2,10 @@
 
 Events are encoded on append exactly as the SQL stores encode them (so a bad field fails
 here too) and decoded once, so the stored copy shares nothing with the caller's objects.
+Events whose classes are immutable all the way down are handed to every reader as they are;
+an event holding a list, a dict or an ``Any`` value, and metadata with custom data, are
+decoded afresh for each read (and for the value ``append`` returns), as an SQL store does,
+so no reader can change what another sees.
 
 >>> from dataclasses import dataclass
 >>> @dataclass(frozen=True)
@@ -94,18 +98,23 @@ class InMemoryEventStore:
         return other
 
     def _view(self, records: Sequence[RecordedEvent]) -> list[RecordedEvent]:
-        """The records as this handle's registry reads them."""
+        """The records as this handle's registry reads them, each reader with its own copy
+        of anything mutable inside (as every read of an SQL store decodes afresh)."""
         out = list(records)
         writers = self._shared.writers
-        if len(writers) == 1 and self.types in writers:
-            return out  # this handle wrote every event: its records are already right
+        mine = len(writers) == 1 and self.types in writers
+        fresh = {name for name, info in self.types._by_name.items() if not info.codec.shareable}
+        if mine and not fresh and not any(rec.metadata.custom for rec in out):
+            return out  # all written here, all immutable: the stored records are the answer
         stored = self._shared.stored
         for i, rec in enumerate(out):
             raw = stored[rec.position - 1]
-            if raw.writer is not self.types:
+            if raw.writer is not self.types or rec.event_type in fresh:
                 where = f" at position {rec.position} (stream {str(rec.stream_id)!r})"
                 event = self.types.decode(rec.event_type, raw.schema_version, raw.data, where)
-                out[i] = replace(rec, event=event)
+                rec = out[i] = replace(rec, event=event)
+            if rec.metadata.custom:  # JSON values: lists and dicts a reader could change
+                out[i] = replace(rec, metadata=Metadata.from_json(rec.metadata.to_json()))
         return out
 
     def __repr__(self) -> str:
@@ -144,6 +153,8 @@ class InMemoryEventStore:
         )
         # The stored event is a decoded copy: exactly what a SQL store would read back.
         copies = [p.info.codec.decode(loads_json(p.data)) for p in pending]
+        if meta.custom:  # and so is the metadata, or the caller's dict would stay shared
+            meta = Metadata.from_json(meta.to_json())
         with self._lock:
             conflicts = [
                 Conflict(sid, version, len(self._streams.get(sid, ())))
@@ -181,7 +192,7 @@ class InMemoryEventStore:
             self._log.extend(recorded)
             if recorded:
                 self._shared.changed.notify_all()
-        return recorded
+        return self._view(recorded)  # the writer's copy is not the stored one
 
     def read_all(
         self,

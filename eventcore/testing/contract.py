@@ -353,6 +353,27 @@ class EventStoreContract(BadInputContract):
         assert read.tags == ["gold"]
         assert read.limits == {"daily": Decimal("250.00")}
 
+    def test_changing_what_was_read_does_not_change_the_next_read(self, store: EventStore) -> None:
+        """Events and metadata are frozen only at the top; lists and dicts inside them are
+        each reader's own, as a fresh decode from the database gives them."""
+        custom = {"who": {"roles": ["clerk"]}}
+        written = store.append({A: 0}, [_opened(A)], metadata=Metadata(custom=custom))[0]
+        written.event.tags.append("from the writer")
+        custom["who"]["roles"].append("from the writer")  # the dict given to append
+        reads = [
+            next(store.read_stream(A)),
+            store.read_all()[0],
+            store.read_streams([A])[A][0] if hasattr(store, "read_streams") else None,
+        ]
+        for rec in filter(None, reads):
+            rec.event.tags.append("from a reader")
+            rec.event.limits["daily"] = Decimal("0")
+            rec.event.extra["nested"].append("from a reader")
+            rec.metadata.custom["who"]["roles"].append("from a reader")
+        again = next(store.read_stream(A))
+        assert again.event == _opened(A)
+        assert again.metadata.custom == {"who": {"roles": ["clerk"]}}
+
     def test_every_field_type_round_trips(self, store: EventStore) -> None:
         original = _opened(A)
         store.append({A: 0}, [original, _opened(A, reference=None, extra=None, tags=[])])
