@@ -61,6 +61,10 @@ class _Log:
         self.by_correlation: dict[UUID, list[RecordedEvent]] = {}
         self.by_id: dict[UUID, RecordedEvent] = {}
         self.writers: set[EventTypes] = set()  # the registries of the handles that appended
+        # What readers must get their own copy of: events of these types (they hold lists,
+        # dicts or Any values) and, once any was written, metadata with custom data.
+        self.mutable_types: set[str] = set()
+        self.custom_metadata = False
         self.changed = threading.Condition(self.lock)  # notified on every append
 
 
@@ -101,19 +105,19 @@ class InMemoryEventStore:
         """The records as this handle's registry reads them, each reader with its own copy
         of anything mutable inside (as every read of an SQL store decodes afresh)."""
         out = list(records)
-        writers = self._shared.writers
-        mine = len(writers) == 1 and self.types in writers
-        fresh = {name for name, info in self.types._by_name.items() if not info.codec.shareable}
-        if mine and not fresh and not any(rec.metadata.custom for rec in out):
+        shared = self._shared
+        mine = len(shared.writers) == 1 and self.types in shared.writers
+        fresh, custom = shared.mutable_types, shared.custom_metadata
+        if mine and not fresh and not custom:
             return out  # all written here, all immutable: the stored records are the answer
-        stored = self._shared.stored
+        stored = shared.stored
         for i, rec in enumerate(out):
             raw = stored[rec.position - 1]
             if raw.writer is not self.types or rec.event_type in fresh:
                 where = f" at position {rec.position} (stream {str(rec.stream_id)!r})"
                 event = self.types.decode(rec.event_type, raw.schema_version, raw.data, where)
                 rec = out[i] = replace(rec, event=event)
-            if rec.metadata.custom:  # JSON values: lists and dicts a reader could change
+            if custom and rec.metadata.custom:  # JSON: lists and dicts a reader could change
                 out[i] = replace(rec, metadata=Metadata.from_json(rec.metadata.to_json()))
         return out
 
@@ -183,6 +187,10 @@ class InMemoryEventStore:
                 )
             if recorded:
                 self._shared.writers.add(self.types)
+                self._shared.custom_metadata |= bool(meta.custom)
+                self._shared.mutable_types.update(
+                    p.info.type_name for p in pending if not p.info.codec.shareable
+                )
             for rec, p in zip(recorded, pending, strict=True):
                 self._streams.setdefault(rec.stream_id, []).append(rec)
                 self._shared.stored.append(_Stored(p.data, p.info.version, self.types))
