@@ -61,8 +61,7 @@ def _fast_uuid_works() -> bool:
         return False
 
 
-_FAST_UUID = _fast_uuid_works()
-uuid_from_int = _uuid_from_int_fast if _FAST_UUID else _uuid_from_int_checked
+uuid_from_int = _uuid_from_int_fast if _fast_uuid_works() else _uuid_from_int_checked
 """``UUID(int=value)`` for a value known to lie in ``[0, 2**128)``, without re-checking it
 (the hot path of id generation and of reading stored ids)."""
 
@@ -76,16 +75,9 @@ def uuid_from_text(text: str) -> UUID:
         # 32 characters: text holding any of those fails int() here and goes to UUID(text).
         if len(digits) == 32:
             try:
-                value = int(digits, 16)
+                return uuid_from_int(int(digits, 16))
             except ValueError:
                 pass  # not hex: let UUID() raise its own error
-            else:
-                if _FAST_UUID:
-                    uuid = _new(UUID)
-                    _set(uuid, "int", value)
-                    _set(uuid, "is_safe", _UNKNOWN)
-                    return uuid
-                return UUID(int=value)  # pragma: no cover - a Python whose UUID differs
     return UUID(text)
 
 

@@ -365,7 +365,7 @@ def _encode_stream_id(value: Any, where: str) -> str:
 def _decode_stream_id(value: Any, where: str) -> StreamId:
     if not isinstance(value, str):
         raise _DecodeError(where, f"expected a stream id string, got {value!r}")
-    return StreamId._trusted(value)
+    return trusted_stream_id(value)
 
 
 def _check_json(value: Any, where: str) -> Any:

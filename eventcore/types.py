@@ -73,11 +73,6 @@ class StreamId(str):
             )
         return str.__new__(cls, text)
 
-    @classmethod
-    def _trusted(cls, value: str) -> StreamId:
-        """Wrap a value that was validated before (for example, read back from a store)."""
-        return str.__new__(cls, value)
-
     def __repr__(self) -> str:
         return f"StreamId({str.__repr__(self)})"
 
@@ -86,7 +81,8 @@ class StreamId(str):
 
 
 trusted_stream_id: Callable[[str], StreamId] = functools.partial(str.__new__, StreamId)
-"""``StreamId._trusted`` as one C call (no Python frame): the hot paths of reading."""
+"""Wrap a value validated before (read back from a store) as a ``StreamId`` without checking
+it again: one C call, on the hot paths of reading."""
 
 
 class StreamPrefix(str):

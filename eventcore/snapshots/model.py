@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from eventcore.codec import ClassCodec, compile_codec
 from eventcore.errors import DefinitionError, DeserializationError, SerializationError
-from eventcore.types import StreamId
+from eventcore.types import StreamId, trusted_stream_id
 
 if TYPE_CHECKING:
     from eventcore.commands import Command
@@ -165,7 +165,7 @@ class Snapshot:
         """Parse what :meth:`to_json` wrote; a malformed record raises DeserializationError."""
         try:
             data = json.loads(text)
-            streams = tuple((StreamId._trusted(str(s)), int(v)) for s, v in data["streams"])
+            streams = tuple((trusted_stream_id(str(s)), int(v)) for s, v in data["streams"])
             checkpoints = tuple(data["checkpoints"])
             return cls(snapshot_id, streams, checkpoints, saved_at)
         except (TypeError, ValueError, KeyError) as exc:
@@ -197,7 +197,7 @@ def parse_versions(text: str) -> dict[StreamId, int]:
     """Read a versions column (``{"stream": version}``); malformed text gives ``{}``."""
     try:
         data = json.loads(text)
-        return {StreamId._trusted(str(s)): int(v) for s, v in data.items()}
+        return {trusted_stream_id(str(s)): int(v) for s, v in data.items()}
     except (TypeError, ValueError, AttributeError):
         return {}
 

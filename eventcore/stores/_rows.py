@@ -208,7 +208,7 @@ def _decode_slowly(types: EventTypes, row: Sequence[Any], text_envelope: bool) -
         envelope_id, recorded = event_id, recorded_at.astimezone(UTC)
     return RecordedEvent(
         position,
-        StreamId._trusted(sid),
+        trusted_stream_id(sid),
         version,
         type_name,
         types.decode(type_name, schema, data, where),

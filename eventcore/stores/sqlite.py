@@ -47,7 +47,7 @@ from eventcore.store import (
 )
 from eventcore.stores._notify import notifier_for, wait_for_head
 from eventcore.stores._rows import decode_rows
-from eventcore.types import StreamId, StreamPattern, StreamPrefix
+from eventcore.types import StreamId, StreamPattern, StreamPrefix, trusted_stream_id
 
 __all__ = ["SqliteEventStore"]
 
@@ -270,7 +270,7 @@ class SqliteEventStore:
                     break
                 # A full page: the streams before the last one in it are complete, the last
                 # one may go on (read the rest of it alone), the others come next.
-                last = StreamId._trusted(rows[-1][1])
+                last = trusted_stream_id(rows[-1][1])
                 found[last].extend(self._read_stream_pages(last, rows[-1][2]))
                 seen = {row[1] for row in rows}
                 pending = [sid for sid in pending if sid not in seen]

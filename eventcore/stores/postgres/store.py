@@ -66,7 +66,7 @@ from eventcore.stores.postgres.filters import like_prefix, pattern_regex
 from eventcore.stores.postgres.notify import Listener, acquire_listener, release_listener
 from eventcore.stores.postgres.pool import check_idle_connection
 from eventcore.stores.postgres.schema import CONFLICT_SQLSTATE, ISOLATION_SQLSTATE, migrate
-from eventcore.types import StreamId, StreamPattern, StreamPrefix
+from eventcore.types import StreamId, StreamPattern, StreamPrefix, trusted_stream_id
 
 __all__ = ["PostgresEventStore", "PostgresTransaction"]
 
@@ -315,7 +315,7 @@ class PostgresEventStore:
                 break
             # A full page: the streams before the last one in it are complete, the last one
             # may go on (read the rest of it alone), the others come next.
-            last = StreamId._trusted(rows[-1][1])
+            last = trusted_stream_id(rows[-1][1])
             found[last].extend(self._read_stream_pages(last, rows[-1][2]))
             seen = {row[1] for row in rows}
             pending = [sid for sid in pending if sid not in seen]
