@@ -94,33 +94,36 @@ def _drop_schema() -> None:
         conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
 
 
-def measure(
-    kind: str, length: int, with_snapshots: bool, deposits: int, folder: str
+def _row(
+    kind: str, length: int, snapshots: bool, latencies: list[float], fill_s: float
 ) -> dict[str, Any]:
-    """Time ``deposits`` deposits on a fresh stream of ``length`` events."""
-    label = f"{kind}-{length}-{'snap' if with_snapshots else 'plain'}"
-    store = _open(kind, folder, label)
+    return {
+        "store": kind,
+        "events": length,
+        "snapshots": snapshots,
+        "deposits": len(latencies),
+        "median_ms": statistics.median(latencies),
+        "mean_ms": statistics.fmean(latencies),
+        "max_ms": max(latencies),
+        "fill_s": fill_s,
+        "interleaved": snapshots,
+    }
+
+
+def measure(kind: str, length: int, deposits: int, folder: str) -> dict[str, Any]:
+    """Without snapshots: time ``deposits`` deposits on a fresh stream of ``length`` events."""
+    store = _open(kind, folder, f"{kind}-{length}-plain")
     try:
         account = StreamId("bench-snapshot-account")
         t0 = time.perf_counter()
         fill(store, account, length)
         fill_s = time.perf_counter() - t0
-        snapshots = snapshot_store_for(store) if with_snapshots else None
-        command = (SnapshotDeposit if with_snapshots else Deposit)(account=account, amount=1)
-        _timed(store, command, snapshots, 2)  # warm-up (with snapshots: the first one saves)
-        latencies = _timed(store, command, snapshots, deposits)
+        command = Deposit(account=account, amount=1)
+        _timed(store, command, None, 2)  # warm-up
+        latencies = _timed(store, command, None, deposits)
         final = store.stream_version(account)
         assert final == length + 2 + deposits, (final, length, deposits)
-        return {
-            "store": kind,
-            "events": length,
-            "snapshots": with_snapshots,
-            "deposits": deposits,
-            "median_ms": statistics.median(latencies),
-            "mean_ms": statistics.fmean(latencies),
-            "max_ms": max(latencies),
-            "fill_s": fill_s,
-        }
+        return _row(kind, length, False, latencies, fill_s)
     finally:
         store.close()
 
@@ -150,20 +153,7 @@ def measure_interleaved(
         for length, account in accounts.items():
             final = store.stream_version(account)
             assert final == length + 2 + deposits, (final, length, deposits)
-            times = latencies[length]
-            rows.append(
-                {
-                    "store": kind,
-                    "events": length,
-                    "snapshots": True,
-                    "deposits": deposits,
-                    "median_ms": statistics.median(times),
-                    "mean_ms": statistics.fmean(times),
-                    "max_ms": max(times),
-                    "fill_s": fill_s[length],
-                    "interleaved": True,
-                }
-            )
+            rows.append(_row(kind, length, True, latencies[length], fill_s[length]))
         return rows
     finally:
         store.close()
@@ -191,7 +181,7 @@ def run_snapshots(
                 continue
             for length in lengths:
                 n = max(3, min(deposits, plain_budget_events // max(1, length)))
-                row = measure(kind, length, False, n, folder)
+                row = measure(kind, length, n, folder)
                 rows.append(row)
                 log(
                     f"snapshots {kind:>8} {length:>7,} events without snapshots: "
