@@ -17,6 +17,7 @@ Every message says what happened and what to do about it::
         ├── UndeclaredStream       an event for a stream the command did not read
         ├── SerializationError     an event cannot be encoded (nothing is written)
         ├── DeserializationError   a stored row cannot be decoded
+        ├── IdempotencyConflict    an idempotency key reused for a different request
         └── StoreFailure           the database failed; the driver error is ``__cause__``
             └── StoreTimeout       a lock or statement timeout expired
 """
@@ -38,6 +39,7 @@ __all__ = [
     "DefinitionError",
     "DeserializationError",
     "EventCoreError",
+    "IdempotencyConflict",
     "InvalidStreamId",
     "InvalidStreamSelector",
     "LeadershipUnavailable",
@@ -169,6 +171,22 @@ class SerializationError(StoreError):
 
 class DeserializationError(StoreError):
     """A stored event cannot be decoded into its class (unknown type, changed schema, bad row)."""
+
+
+class IdempotencyConflict(StoreError):
+    """An idempotency key was used again for a different request; nothing was written.
+
+    The same key with the same request returns the original result instead. Use a new key
+    for a new request.
+    """
+
+    def __init__(self, key: str, stored: str, given: str) -> None:
+        self.key = key
+        super().__init__(
+            f"idempotency key {key!r} was already used for another request (fingerprint "
+            f"{stored}, this one {given}); nothing was written. A retry must repeat the same "
+            "request; use a new key for a new one"
+        )
 
 
 class StoreFailure(StoreError):

@@ -20,6 +20,8 @@ from eventcore.errors import (
     ValidationError,
 )
 from eventcore.events import EventInfo, EventTypes, Metadata, RecordedEvent, stream_of
+from eventcore.idempotency import IdempotencyKey, RecordedWrite
+from eventcore.stores._select import Selection
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
 __all__ = [
@@ -85,10 +87,19 @@ class EventStore(Protocol):
         events: Sequence[object],
         *,
         metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
     ) -> list[RecordedEvent]:
         """Append atomically: every stream in ``expected`` must be at exactly that version
         (read-only participants too), every event must belong to one of them, and either all
-        events are written or none. Raises ``VersionConflict`` listing every stale stream."""
+        events are written or none. Raises ``VersionConflict`` listing every stale stream.
+
+        With ``idempotency_key`` (see :mod:`eventcore.idempotency`) a key already used for
+        the same request writes nothing and returns the events first written with it; one
+        used for another request raises ``IdempotencyConflict``."""
+        ...
+
+    def read_idempotent_write(self, key: str) -> RecordedWrite | None:
+        """The write recorded under an idempotency key, or None if it was never used."""
         ...
 
     def read_all(
@@ -96,11 +107,13 @@ class EventStore(Protocol):
         *,
         after: int = 0,
         limit: int | None = None,
-        streams: StreamSelector | None = None,
+        streams: Selection = None,
         event_types: Iterable[str | type] | None = None,
     ) -> list[RecordedEvent]:
         """Events with position > ``after`` in position order, filtered (in the database,
-        before the limit) by a stream prefix or pattern and by event types."""
+        before the limit) by stream prefixes or patterns (an event matching any of them) and
+        by event types. A page never ends inside an atomic write: when ``limit`` would cut
+        one, the page goes on to that write's last selected event."""
         ...
 
     def head(self) -> int:

@@ -1,12 +1,13 @@
 """Checkpoints, dead letters and leadership for projections on SQLite.
 
-:class:`SqliteCheckpointStore` and :class:`SqliteDeadLetterStore` keep their tables
-(``eventcore_checkpoints``, ``eventcore_dead_letters``) in the event store's file, next to
-your read models, so a :class:`~eventcore.projections.TransactionalProjector` commits its
-writes and its checkpoint in one SQLite transaction. Give them the
-:class:`~eventcore.stores.sqlite.SqliteEventStore` (or the same path): for a file they open
-their own connection; for ``":memory:"`` or a connection you passed to the store they
-share the store's connection and its lock.
+:class:`SqliteCheckpointStore` and :class:`SqliteDeadLetterStore` are thin layers over a
+:class:`~eventcore.stores.sqlite.SqliteDatabase`: their tables (``eventcore_checkpoints``,
+``eventcore_dead_letters``) are part of the database's migrations and live in the event
+store's file, next to your read models, so a
+:class:`~eventcore.projections.TransactionalProjector` commits its writes and its checkpoint
+in one SQLite transaction. Give them the :class:`~eventcore.stores.sqlite.SqliteEventStore`
+or its database (they share it), a path (they open their own), or a connection (every store
+given the same connection shares one database object and its lock).
 
 :class:`SqliteLeadership` works across **processes**: it takes an OS file lock
 (``flock``) on a small lock file next to the database, one per projection. The operating
@@ -32,141 +33,66 @@ from eventcore.clock import Clock, system_clock
 from eventcore.errors import ConfigurationError, LeadershipUnavailable, StoreFailure
 from eventcore.projections.checkpoints import check_name, check_position
 from eventcore.projections.dead_letters import DeadLetter
-from eventcore.stores.sqlite import SqliteEventStore
+from eventcore.stores._plan import Plan, Query
+from eventcore.stores.sqlite import SqliteDatabase, SqliteEventStore
+from eventcore.stores.sqlite.store import open_database
 
 __all__ = ["SqliteCheckpointStore", "SqliteDeadLetterStore", "SqliteLeadership"]
 
-Database = SqliteEventStore | str | os.PathLike[str] | sqlite3.Connection
-
-_TABLES: Final = (
-    """CREATE TABLE IF NOT EXISTS eventcore_checkpoints (
-        name        TEXT    PRIMARY KEY,
-        position    INTEGER NOT NULL CHECK (position >= 0),
-        updated_at  TEXT    NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS eventcore_dead_letters (
-        projection  TEXT    NOT NULL,
-        position    INTEGER NOT NULL,
-        event_id    TEXT    NOT NULL,
-        stream_id   TEXT    NOT NULL,
-        event_type  TEXT    NOT NULL,
-        error_type  TEXT    NOT NULL,
-        message     TEXT    NOT NULL,
-        traceback   TEXT    NOT NULL,
-        attempts    INTEGER NOT NULL,
-        recorded_at TEXT    NOT NULL,
-        PRIMARY KEY (projection, position)
-    )""",
-)
+Database = SqliteDatabase | SqliteEventStore | str | os.PathLike[str] | sqlite3.Connection
 
 
-class _Sqlite:
-    """One connection to the database (own or shared), its lock, transactions and DDL."""
-
-    def __init__(self, database: Database, busy_timeout: float, clock: Clock) -> None:
-        if not isinstance(busy_timeout, (int, float)) or busy_timeout < 0:
-            raise ConfigurationError(f"busy_timeout must be seconds >= 0, got {busy_timeout!r}")
-        self.clock = clock
-        self.busy_timeout = float(busy_timeout)
-        self.owns = False
-        conn: sqlite3.Connection
-        if isinstance(database, SqliteEventStore):
-            name = database._name
-            if name in (":memory:", "<connection>"):
-                conn, self.lock = database._conn, database._lock
-            else:
-                conn, self.owns = self._open(name), True
-                self.lock = threading.RLock()
-        elif isinstance(database, sqlite3.Connection):
-            conn, self.lock = database, threading.RLock()
-        elif isinstance(database, (str, os.PathLike)):
-            conn, self.owns = self._open(os.fspath(database)), True
-            self.lock = threading.RLock()
-        else:
+def _database(
+    database: Database, who: str, busy_timeout: float | None, clock: Clock
+) -> tuple[SqliteDatabase, bool]:
+    if isinstance(database, SqliteEventStore):
+        if busy_timeout is not None:
             raise ConfigurationError(
-                "expected a SqliteEventStore, a database path or a sqlite3.Connection, got "
-                f"{type(database).__name__}"
+                f"{who}: busy_timeout belongs to the event store's database; set it there"
             )
-        self.conn = conn
-        with self.lock:
-            self.file = _main_file(conn)
-        self.database_key: tuple[str, ...] = (
-            ("sqlite", os.path.realpath(self.file))
-            if self.file
-            else ("sqlite-connection", str(id(conn)))
-        )
-        try:
-            with self.transaction("create tables") as tx:
-                for statement in _TABLES:
-                    tx.execute(statement)
-        except BaseException:
-            self.close()
-            raise
+        return database.database, False
+    return open_database(database, who, None, busy_timeout, clock)
 
-    def _open(self, path: str) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            if path != ":memory:":
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.Error as exc:
-            raise StoreFailure("open", f"cannot open SQLite database {path!r}: {exc}") from exc
-        return conn
 
-    @contextlib.contextmanager
-    def transaction(
-        self, operation: str, *, translate: bool = True
-    ) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT. Errors of BEGIN and COMMIT become StoreFailure; so do
-        errors raised inside the block when ``translate`` (others propagate unchanged)."""
-        with self.lock:
-            conn = self.conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreFailure(operation, self.explain(exc)) from exc
-            try:
-                yield conn
-            except sqlite3.Error as exc:
-                _rollback_quietly(conn)
-                if translate:
-                    raise StoreFailure(operation, self.explain(exc)) from exc
-                raise
-            except BaseException:
-                _rollback_quietly(conn)
-                raise
-            try:
-                conn.commit()
-            except sqlite3.Error as exc:
-                _rollback_quietly(conn)
-                raise StoreFailure(operation, self.explain(exc)) from exc
+def _plan(query: Query) -> Plan[Any]:
+    result = yield query
+    return result
 
-    def fetch(self, operation: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self.lock:
-            try:
-                return self.conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreFailure(operation, self.explain(exc)) from exc
 
-    def explain(self, exc: sqlite3.Error) -> str:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            return (
-                f"{text}: another connection held the write lock for longer than "
-                f"busy_timeout={self.busy_timeout:g}s"
-            )
-        return text
+class _Tables:
+    """A store's database, whether it closes it, and its clock."""
+
+    def __init__(self, database: Database, who: str, busy_timeout: float | None, clock: Clock):
+        self.db, self.owns = _database(database, who, busy_timeout, clock)
+        self.clock = clock
+
+    def read(self, operation: str, sql: str, params: tuple[Any, ...]) -> Any:
+        return self.db.read(operation, _plan(Query(sql, params)))
+
+    def write(self, operation: str, sql: str, params: tuple[Any, ...], fetch: Any = "count") -> Any:
+        return self.db.write(operation, _plan(Query(sql, params, fetch)))
+
+    def run_in(
+        self, tx: sqlite3.Connection, operation: str, sql: str, params: tuple[Any, ...] = ()
+    ) -> Any:
+        return self.db.run_in(tx, operation, _plan(Query(sql, params, "count")))
 
     def now(self) -> str:
         return self.clock().isoformat()
 
+    def name(self) -> str:
+        return self.db.file or "<memory>"
+
     def close(self) -> None:
         if self.owns:
-            with self.lock:
-                self.conn.close()
+            self.db.close()
+
+
+_SAVE: Final = (
+    "INSERT INTO eventcore_checkpoints (name, position, updated_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+    "updated_at = excluded.updated_at"
+)
 
 
 class SqliteCheckpointStore:
@@ -175,19 +101,25 @@ class SqliteCheckpointStore:
     Also a transactional checkpoint store: :meth:`transaction` yields the
     ``sqlite3.Connection`` in which a transactional projector writes its read model; the
     runner saves the checkpoint in it and commits. A lower ``save`` is ignored.
+    ``busy_timeout`` applies to a database this store opens itself.
     """
 
     def __init__(
-        self, database: Database, *, busy_timeout: float = 30.0, clock: Clock = system_clock
+        self,
+        database: Database,
+        *,
+        busy_timeout: float | None = None,
+        clock: Clock = system_clock,
     ) -> None:
-        self._db = _Sqlite(database, busy_timeout, clock)
-        self.database_key = self._db.database_key
+        self._t = _Tables(database, "SqliteCheckpointStore", busy_timeout, clock)
+        self.database = self._t.db
+        self.database_key = self.database.key
 
     def __repr__(self) -> str:
-        return f"SqliteCheckpointStore({self._db.file or '<memory>'!r})"
+        return f"SqliteCheckpointStore({self._t.name()!r})"
 
     def load(self, name: str) -> int | None:
-        rows = self._db.fetch(
+        rows = self._t.read(
             "load checkpoint",
             "SELECT position FROM eventcore_checkpoints WHERE name = ?",
             (check_name(name),),
@@ -197,46 +129,36 @@ class SqliteCheckpointStore:
     def save(self, name: str, position: int) -> None:
         check_name(name)
         check_position(position)
-        self._db.fetch(
+        self._t.write(
             "save checkpoint",
-            "INSERT INTO eventcore_checkpoints (name, position, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
-            "updated_at = excluded.updated_at WHERE excluded.position > position",
-            (name, position, self._db.now()),
+            _SAVE + " WHERE excluded.position > position",
+            (name, position, self._t.now()),
         )
 
     def reset(self, name: str) -> None:
         """Forget the checkpoint of ``name`` (the next run starts from the beginning)."""
-        self._db.fetch(
+        self._t.write(
             "reset checkpoint",
             "DELETE FROM eventcore_checkpoints WHERE name = ?",
             (check_name(name),),
         )
 
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` on this store's connection (rolled back if the
-        block raises). Do not commit inside it."""
-        return self._db.transaction("projection transaction", translate=False)
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` on the database's writer connection (rolled
+        back if the block raises). Do not commit inside it."""
+        return self.database.transaction("projection transaction")
 
     @contextlib.contextmanager
     def savepoint(self, tx: sqlite3.Connection) -> Iterator[None]:
         """A savepoint in ``tx``, rolled back alone if the block raises."""
-        self._run(tx, "savepoint", "SAVEPOINT eventcore_event")
+        self._t.run_in(tx, "savepoint", "SAVEPOINT eventcore_event")
         try:
             yield
         except BaseException:
-            self._run(tx, "savepoint", "ROLLBACK TO eventcore_event")
-            self._run(tx, "savepoint", "RELEASE eventcore_event")
+            self._t.run_in(tx, "savepoint", "ROLLBACK TO eventcore_event")
+            self._t.run_in(tx, "savepoint", "RELEASE eventcore_event")
             raise
-        self._run(tx, "savepoint", "RELEASE eventcore_event")
-
-    def _run(
-        self, tx: sqlite3.Connection, operation: str, sql: str, params: tuple[Any, ...] = ()
-    ) -> sqlite3.Cursor:
-        try:
-            return tx.execute(sql, params)
-        except sqlite3.Error as exc:
-            raise StoreFailure(operation, self._db.explain(exc)) from exc
+        self._t.run_in(tx, "savepoint", "RELEASE eventcore_event")
 
     def save_in(
         self, tx: sqlite3.Connection, name: str, position: int, *, expected: int | None
@@ -244,27 +166,25 @@ class SqliteCheckpointStore:
         """Save inside ``tx`` if the checkpoint is still ``expected``, else raise
         :class:`~eventcore.errors.LeadershipUnavailable` (the caller rolls back)."""
         check_position(position)
-        row = self._run(
+        row = self.database.run_in(
             tx,
             "save checkpoint",
-            "SELECT position FROM eventcore_checkpoints WHERE name = ?",
-            (check_name(name),),
-        ).fetchone()
+            _plan(
+                Query(
+                    "SELECT position FROM eventcore_checkpoints WHERE name = ?",
+                    (check_name(name),),
+                    "one",
+                )
+            ),
+        )
         current = None if row is None else int(row[0])
         if current != expected:
             raise _moved(name, expected, current)
-        self._run(
-            tx,
-            "save checkpoint",
-            "INSERT INTO eventcore_checkpoints (name, position, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
-            "updated_at = excluded.updated_at",
-            (name, position, self._db.now()),
-        )
+        self._t.run_in(tx, "save checkpoint", _SAVE, (name, position, self._t.now()))
 
     def close(self) -> None:
-        """Close the connection if this store opened it."""
-        self._db.close()
+        """Close the database if this store opened it."""
+        self._t.close()
 
 
 def _moved(name: str, expected: int | None, current: int | None) -> LeadershipUnavailable:
@@ -276,40 +196,44 @@ def _moved(name: str, expected: int | None, current: int | None) -> LeadershipUn
     )
 
 
+_LETTERS: Final = (
+    "projection, position, event_id, stream_id, event_type, error_type, message, traceback, "
+    "attempts, recorded_at"
+)
+
+
 class SqliteDeadLetterStore:
     """Dead letters in table ``eventcore_dead_letters`` of an SQLite database."""
 
-    def __init__(
-        self, database: Database, *, busy_timeout: float = 30.0, clock: Clock = system_clock
-    ) -> None:
-        self._db = _Sqlite(database, busy_timeout, clock)
-        self.database_key = self._db.database_key
-
-    def __repr__(self) -> str:
-        return f"SqliteDeadLetterStore({self._db.file or '<memory>'!r})"
-
     _INSERT: Final = (
-        "INSERT OR REPLACE INTO eventcore_dead_letters (projection, position, event_id, "
-        "stream_id, event_type, error_type, message, traceback, attempts, recorded_at) "
+        f"INSERT OR REPLACE INTO eventcore_dead_letters ({_LETTERS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
-    _SELECT: Final = (
-        "SELECT projection, position, event_id, stream_id, event_type, error_type, message, "
-        "traceback, attempts, recorded_at FROM eventcore_dead_letters"
-    )
+    _SELECT: Final = f"SELECT {_LETTERS} FROM eventcore_dead_letters"
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        busy_timeout: float | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._t = _Tables(database, "SqliteDeadLetterStore", busy_timeout, clock)
+        self.database = self._t.db
+        self.database_key = self.database.key
+
+    def __repr__(self) -> str:
+        return f"SqliteDeadLetterStore({self._t.name()!r})"
 
     def record(self, letter: DeadLetter) -> None:
-        self._db.fetch("record dead letter", self._INSERT, _row(letter))
+        self._t.write("record dead letter", self._INSERT, _row(letter))
 
     def record_in(self, tx: sqlite3.Connection, letter: DeadLetter) -> None:
         """Record ``letter`` inside an open transaction on the same database."""
-        try:
-            tx.execute(self._INSERT, _row(letter))
-        except sqlite3.Error as exc:
-            raise StoreFailure("record dead letter", self._db.explain(exc)) from exc
+        self._t.run_in(tx, "record dead letter", self._INSERT, _row(letter))
 
     def list(self, name: str) -> builtins.list[DeadLetter]:
-        rows = self._db.fetch(
+        rows = self._t.read(
             "list dead letters",
             f"{self._SELECT} WHERE projection = ? ORDER BY position",
             (check_name(name),),
@@ -317,7 +241,7 @@ class SqliteDeadLetterStore:
         return [_letter(r) for r in rows]
 
     def get(self, name: str, position: int) -> DeadLetter | None:
-        rows = self._db.fetch(
+        rows = self._t.read(
             "get dead letter",
             f"{self._SELECT} WHERE projection = ? AND position = ?",
             (check_name(name), check_position(position)),
@@ -325,26 +249,27 @@ class SqliteDeadLetterStore:
         return _letter(rows[0]) if rows else None
 
     def discard(self, name: str, position: int | None = None) -> int:
-        with self._db.transaction("discard dead letters") as tx:
-            return self.discard_in(tx, name, position)
+        sql, params = _discard(name, position)
+        return int(self._t.write("discard dead letters", sql, params))
 
     def discard_in(self, tx: sqlite3.Connection, name: str, position: int | None = None) -> int:
         """Discard inside an open transaction on the same database."""
-        check_name(name)
-        params: tuple[Any, ...]
-        if position is None:
-            sql, params = "DELETE FROM eventcore_dead_letters WHERE projection = ?", (name,)
-        else:
-            sql = "DELETE FROM eventcore_dead_letters WHERE projection = ? AND position = ?"
-            params = (name, check_position(position))
-        try:
-            return tx.execute(sql, params).rowcount
-        except sqlite3.Error as exc:
-            raise StoreFailure("discard dead letters", self._db.explain(exc)) from exc
+        sql, params = _discard(name, position)
+        return int(self._t.run_in(tx, "discard dead letters", sql, params))
 
     def close(self) -> None:
-        """Close the connection if this store opened it."""
-        self._db.close()
+        """Close the database if this store opened it."""
+        self._t.close()
+
+
+def _discard(name: str, position: int | None) -> tuple[str, tuple[Any, ...]]:
+    check_name(name)
+    if position is None:
+        return "DELETE FROM eventcore_dead_letters WHERE projection = ?", (name,)
+    return (
+        "DELETE FROM eventcore_dead_letters WHERE projection = ? AND position = ?",
+        (name, check_position(position)),
+    )
 
 
 def _row(letter: DeadLetter) -> tuple[Any, ...]:
@@ -392,20 +317,22 @@ class SqliteLeadership:
 
     def __init__(
         self,
-        database: SqliteEventStore | str | os.PathLike[str],
+        database: SqliteDatabase | SqliteEventStore | str | os.PathLike[str],
         *,
         directory: str | os.PathLike[str] | None = None,
     ) -> None:
         base: str | None
         if isinstance(database, SqliteEventStore):
-            with database._lock:
-                base = _main_file(database._conn)
+            database = database.database
+        if isinstance(database, SqliteDatabase):
+            base = database.file
         elif isinstance(database, (str, os.PathLike)):
             path = os.fspath(database)
             base = None if path == ":memory:" or not path else os.path.abspath(path)
         else:
             raise ConfigurationError(
-                "SqliteLeadership takes a SqliteEventStore or a database path, got "
+                "SqliteLeadership takes a SqliteDatabase, a SqliteEventStore or a database path, "
+                "got "
                 f"{type(database).__name__}"
             )
         if directory is not None:
@@ -508,19 +435,3 @@ def _fcntl() -> Any:
             "InProcessLeadership or PostgresLeadership"
         ) from None
     return fcntl
-
-
-def _main_file(conn: sqlite3.Connection) -> str | None:
-    """The file of the connection's main database (None when in memory)."""
-    try:
-        for _, db_name, file in conn.execute("PRAGMA database_list").fetchall():
-            if db_name == "main":
-                return str(file) or None
-    except sqlite3.Error:  # pragma: no cover - a closed connection
-        return None
-    return None
-
-
-def _rollback_quietly(conn: sqlite3.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        conn.rollback()

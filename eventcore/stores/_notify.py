@@ -1,5 +1,5 @@
-"""In-process wake-ups for ``wait_for_events``: one notifier per database, shared by every
-store object of this process that writes to it, plus polling for other processes."""
+"""In-process wake-ups for ``wait_for_events``: one notifier per database object, woken by
+every append made through it, plus polling for other processes and database objects."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["Notifier", "notifier_for", "wait_for_head"]
+__all__ = ["Notifier", "wait_for_head"]
 
 
 class Notifier:
@@ -30,18 +30,6 @@ class Notifier:
         """Block until an append after ``seen`` (a :attr:`count`) or ``timeout``."""
         with self._cond:
             return self._cond.wait_for(lambda: self._count != seen, timeout)
-
-
-_REGISTRY: dict[str, Notifier] = {}
-_REGISTRY_LOCK = threading.Lock()
-
-
-def notifier_for(key: str | None) -> Notifier:
-    """The process's notifier for database ``key`` (a fresh one when ``key`` is None)."""
-    if key is None:
-        return Notifier()
-    with _REGISTRY_LOCK:
-        return _REGISTRY.setdefault(key, Notifier())
 
 
 def wait_for_head(

@@ -24,10 +24,11 @@ from dataclasses import dataclass, replace
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
-from eventcore.errors import Conflict, VersionConflict
+from eventcore.errors import Conflict, IdempotencyConflict, VersionConflict
 from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json
+from eventcore.idempotency import IdempotencyKey, RecordedWrite, fingerprint
+from eventcore.idempotency import idempotency_key as idempotency_key_of
 from eventcore.store import (
-    StreamSelector,
     check_after_version,
     check_read_args,
     check_uuid,
@@ -35,6 +36,7 @@ from eventcore.store import (
     prepare_append,
     unique_stream_ids,
 )
+from eventcore.stores._select import Selection, selectors
 from eventcore.types import StreamId
 
 __all__ = ["InMemoryEventStore"]
@@ -57,6 +59,8 @@ class _Log:
         self.lock = threading.RLock()
         self.events: list[RecordedEvent] = []
         self.stored: list[_Stored] = []
+        self.write_end: list[int] = []  # per position: the last position of its write
+        self.keys: dict[str, tuple[str, int, int]] = {}  # key -> (fingerprint, first, last)
         self.streams: dict[StreamId, list[RecordedEvent]] = {}
         self.by_correlation: dict[UUID, list[RecordedEvent]] = {}
         self.by_id: dict[UUID, RecordedEvent] = {}
@@ -151,15 +155,28 @@ class InMemoryEventStore:
         events: Sequence[object],
         *,
         metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
     ) -> list[RecordedEvent]:
         checked, pending, meta = prepare_append(
             self.types, expected, events, metadata, self._clock, self._ids
         )
+        key = None
+        if idempotency_key is not None:
+            key = idempotency_key_of(
+                idempotency_key,
+                fingerprint((p.stream_id, p.info.type_name, p.data) for p in pending),
+            )
         # The stored event is a decoded copy: exactly what a SQL store would read back.
         copies = [p.info.codec.decode(loads_json(p.data)) for p in pending]
         if meta.custom:  # and so is the metadata, or the caller's dict would stay shared
             meta = Metadata.from_json(meta.to_json())
+        shared = self._shared
         with self._lock:
+            if key is not None and key.key in shared.keys:
+                known, first, last = shared.keys[key.key]
+                if known != key.fingerprint:
+                    raise IdempotencyConflict(key.key, known, key.fingerprint)
+                return self._view(self._log[first - 1 : last])
             conflicts = [
                 Conflict(sid, version, len(self._streams.get(sid, ())))
                 for sid, version in checked.items()
@@ -186,44 +203,71 @@ class InMemoryEventStore:
                     )
                 )
             if recorded:
-                self._shared.writers.add(self.types)
-                self._shared.custom_metadata |= bool(meta.custom)
-                self._shared.mutable_types.update(
+                shared.writers.add(self.types)
+                shared.custom_metadata |= bool(meta.custom)
+                shared.mutable_types.update(
                     p.info.type_name for p in pending if not p.info.codec.shareable
                 )
+                if key is not None:
+                    shared.keys[key.key] = (key.fingerprint, recorded[0].position, position)
             for rec, p in zip(recorded, pending, strict=True):
                 self._streams.setdefault(rec.stream_id, []).append(rec)
-                self._shared.stored.append(_Stored(p.data, p.info.version, self.types))
-                self._shared.by_id[rec.event_id] = rec
+                shared.stored.append(_Stored(p.data, p.info.version, self.types))
+                shared.write_end.append(position)
+                shared.by_id[rec.event_id] = rec
                 if meta.correlation_id is not None:
-                    self._shared.by_correlation.setdefault(meta.correlation_id, []).append(rec)
+                    shared.by_correlation.setdefault(meta.correlation_id, []).append(rec)
             self._log.extend(recorded)
             if recorded:
-                self._shared.changed.notify_all()
+                shared.changed.notify_all()
         return self._view(recorded)  # the writer's copy is not the stored one
+
+    def read_idempotent_write(self, key: str) -> RecordedWrite | None:
+        """The write recorded under idempotency ``key`` (its fingerprint and events), or
+        None if the key was never used."""
+        checked = idempotency_key_of(key, "-").key
+        with self._lock:
+            found = self._shared.keys.get(checked)
+            if found is None:
+                return None
+            known, first, last = found
+            records = self._log[first - 1 : last]
+        events = tuple(self._view(records))
+        return RecordedWrite(checked, known, events, events[0].recorded_at if events else None)
 
     def read_all(
         self,
         *,
         after: int = 0,
         limit: int | None = None,
-        streams: StreamSelector | None = None,
+        streams: Selection = None,
         event_types: Iterable[str | type] | None = None,
     ) -> list[RecordedEvent]:
-        names = check_read_args(self.types, after, limit, streams, event_types)
+        """Events after position ``after`` in position order, filtered before the limit; a
+        page never ends inside an atomic write (it goes on to the write's last selected
+        event). Paging costs the page, not the log before it."""
+        chosen = selectors(streams)
+        names = check_read_args(self.types, after, limit, None, event_types)
         out: list[RecordedEvent] = []
         if limit == 0:
             return out
+        log, ends = self._log, self._shared.write_end
         with self._lock:
-            candidates = self._log[after:]  # position n lives at index n - 1
-        for rec in candidates:
-            if streams is not None and not streams.matches(rec.stream_id):
-                continue
-            if names is not None and rec.event_type not in names:
-                continue
-            out.append(rec)
-            if limit is not None and len(out) >= limit:
-                break
+            index, size, stop = after, len(log), None  # position n lives at index n - 1
+            while index < size:
+                rec = log[index]
+                index += 1
+                if stop is not None and index > stop:
+                    break
+                if chosen is not None and not any(s.matches(rec.stream_id) for s in chosen):
+                    continue
+                if names is not None and rec.event_type not in names:
+                    continue
+                out.append(rec)
+                if stop is None and limit is not None and len(out) >= limit:
+                    stop = ends[index - 1]
+                    if stop <= index:
+                        break
         return self._view(out)
 
     def head(self) -> int:

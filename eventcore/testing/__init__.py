@@ -16,6 +16,7 @@ from eventcore.testing.faults import (
     ConflictInjectingStore,
     InjectedFault,
     InterleavingStore,
+    LostAcknowledgementStore,
     StoreWrapper,
 )
 from eventcore.testing.scenario import Scenario, scenario
@@ -30,6 +31,7 @@ __all__ = [
     "EventStoreContract",
     "InjectedFault",
     "InterleavingStore",
+    "LostAcknowledgementStore",
     "ProjectionContract",
     "Scenario",
     "StoreWrapper",

@@ -8,6 +8,9 @@ of* calling it, so nothing is written when a fault is injected:
 - :class:`ChaosStore` injects conflicts and failures at random, with a seed;
 - :class:`InterleavingStore` runs your code just before each append, so another writer can
   really change a stream between a command's read and its write;
+- :class:`LostAcknowledgementStore` lets the first ``losses`` appends **commit** and then
+  fails them with :class:`~eventcore.errors.StoreFailure`, as when the connection drops
+  after ``COMMIT`` (the caller cannot tell; an idempotency key makes the retry harmless);
 - :class:`StoreWrapper` delegates everything: subclass it for spies and faults of your own.
 
 >>> from dataclasses import dataclass
@@ -37,7 +40,9 @@ from typing import Self
 from eventcore.clock import system_clock, uuid7
 from eventcore.errors import ConfigurationError, Conflict, StoreFailure, VersionConflict
 from eventcore.events import Metadata, RecordedEvent
-from eventcore.store import EventStore, StreamSelector, prepare_append
+from eventcore.idempotency import IdempotencyKey, RecordedWrite
+from eventcore.store import EventStore, prepare_append
+from eventcore.stores._select import Selection
 from eventcore.types import StreamId
 
 __all__ = [
@@ -45,6 +50,7 @@ __all__ = [
     "ConflictInjectingStore",
     "InjectedFault",
     "InterleavingStore",
+    "LostAcknowledgementStore",
     "StoreWrapper",
 ]
 
@@ -79,15 +85,18 @@ class StoreWrapper:
         events: Sequence[object],
         *,
         metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
     ) -> list[RecordedEvent]:
-        return self.inner.append(expected, events, metadata=metadata)
+        return self.inner.append(
+            expected, events, metadata=metadata, idempotency_key=idempotency_key
+        )
 
     def read_all(
         self,
         *,
         after: int = 0,
         limit: int | None = None,
-        streams: StreamSelector | None = None,
+        streams: Selection = None,
         event_types: Iterable[str | type] | None = None,
     ) -> list[RecordedEvent]:
         return self.inner.read_all(
@@ -96,6 +105,9 @@ class StoreWrapper:
 
     def head(self) -> int:
         return self.inner.head()
+
+    def read_idempotent_write(self, key: str) -> RecordedWrite | None:
+        return self.inner.read_idempotent_write(key)
 
     def close(self) -> None:
         """Close the wrapped store."""
@@ -144,6 +156,7 @@ class ConflictInjectingStore(StoreWrapper):
         events: Sequence[object],
         *,
         metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
     ) -> list[RecordedEvent]:
         checked = self._validated(expected, events, metadata)
         with self._lock:
@@ -153,7 +166,9 @@ class ConflictInjectingStore(StoreWrapper):
                 self.injected += 1
         if inject:
             raise _conflict_for(checked)
-        return self.inner.append(expected, events, metadata=metadata)
+        return self.inner.append(
+            expected, events, metadata=metadata, idempotency_key=idempotency_key
+        )
 
     def __repr__(self) -> str:
         return (
@@ -236,7 +251,7 @@ class ChaosStore(StoreWrapper):
         *,
         after: int = 0,
         limit: int | None = None,
-        streams: StreamSelector | None = None,
+        streams: Selection = None,
         event_types: Iterable[str | type] | None = None,
     ) -> list[RecordedEvent]:
         self._fail("read_all")
@@ -252,6 +267,7 @@ class ChaosStore(StoreWrapper):
         events: Sequence[object],
         *,
         metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
     ) -> list[RecordedEvent]:
         checked = self._validated(expected, events, metadata)
         fault = self._draw(can_conflict=bool(checked))
@@ -259,7 +275,9 @@ class ChaosStore(StoreWrapper):
             _raise_failure("append", self.failures_injected)
         if fault == "conflict":
             raise _conflict_for(checked)
-        return self.inner.append(expected, events, metadata=metadata)
+        return self.inner.append(
+            expected, events, metadata=metadata, idempotency_key=idempotency_key
+        )
 
     def __repr__(self) -> str:
         return (
@@ -315,12 +333,74 @@ class InterleavingStore(StoreWrapper):
         events: Sequence[object],
         *,
         metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
     ) -> list[RecordedEvent]:
         with self._lock:
             self.appends += 1
             number = self.appends
         self.before_append(self.inner, number)
-        return self.inner.append(expected, events, metadata=metadata)
+        return self.inner.append(
+            expected, events, metadata=metadata, idempotency_key=idempotency_key
+        )
 
     def __repr__(self) -> str:
         return f"InterleavingStore({self.inner!r}, appends={self.appends})"
+
+
+class LostAcknowledgementStore(StoreWrapper):
+    """The first ``losses`` appends commit in the inner store, then raise
+    :class:`~eventcore.errors.StoreFailure` instead of returning: the acknowledgement of a
+    commit was lost. ``committed`` keeps what each lost append really wrote.
+
+    >>> from dataclasses import dataclass
+    >>> from eventcore import InMemoryEventStore, StoreFailure, StreamId
+    >>> @dataclass(frozen=True)
+    ... class Paid:
+    ...     order: StreamId
+    >>> store = LostAcknowledgementStore(InMemoryEventStore(), losses=1)
+    >>> try:
+    ...     store.append({StreamId("o"): 0}, [Paid(StreamId("o"))], idempotency_key="pay-o")
+    ... except StoreFailure as lost:
+    ...     print(lost.operation, store.inner.head())
+    append 1
+    >>> [e.position for e in store.append({StreamId("o"): 0}, [Paid(StreamId("o"))],
+    ...                                   idempotency_key="pay-o")]
+    [1]
+    """
+
+    def __init__(self, inner: EventStore, losses: int = 1) -> None:
+        super().__init__(inner)
+        if isinstance(losses, bool) or not isinstance(losses, int) or losses < 0:
+            raise ConfigurationError(f"losses must be an int >= 0, got {losses!r}")
+        self.remaining = losses
+        self.committed: list[list[RecordedEvent]] = []
+        self._lock = threading.Lock()
+
+    def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
+    ) -> list[RecordedEvent]:
+        written = self.inner.append(
+            expected, events, metadata=metadata, idempotency_key=idempotency_key
+        )
+        with self._lock:
+            lose = self.remaining > 0
+            if lose:
+                self.remaining -= 1
+                self.committed.append(written)
+        if lose:
+            failure = StoreFailure(
+                "append",
+                "lost the connection after COMMIT (injected): the write may or may not have "
+                "committed; read the streams to find out, or retry with the same "
+                "idempotency key",
+            )
+            raise failure from InjectedFault("connection reset after COMMIT")
+        return written
+
+    def __repr__(self) -> str:
+        return f"LostAcknowledgementStore({self.inner!r}, remaining={self.remaining})"

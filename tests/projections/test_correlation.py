@@ -31,7 +31,7 @@ from eventcore.projections.correlation import (
     events_of_correlation,
 )
 from eventcore.store import EventLookups, EventStore
-from eventcore.stores import sqlite as sqlite_module
+from eventcore.stores.sqlite import schema as sqlite_schema
 
 
 @dataclass(frozen=True)
@@ -263,17 +263,14 @@ def test_a_corrupt_causation_cycle_terminates() -> None:
 
 
 def test_sqlite_correlation_query_uses_the_index(tmp_path: Path) -> None:
-    store = SqliteEventStore(tmp_path / "e.db")
-    try:
-        conn = store._conn
+    SqliteEventStore(tmp_path / "e.db").close()
+    with sqlite3.connect(tmp_path / "e.db") as conn:
         plan = conn.execute(
             "EXPLAIN QUERY PLAN SELECT position FROM eventcore_events "
-            f"WHERE {sqlite_module._CORRELATION} = ? ORDER BY position",
+            f"WHERE {sqlite_schema.CORRELATION} = ? ORDER BY position",
             ("x",),
         ).fetchall()
-        assert "eventcore_events_correlation" in " ".join(str(row) for row in plan)
-    finally:
-        store.close()
+    assert "eventcore_events_correlation" in " ".join(str(row) for row in plan)
 
 
 def test_a_version_1_sqlite_database_is_migrated(tmp_path: Path) -> None:
@@ -282,17 +279,16 @@ def test_a_version_1_sqlite_database_is_migrated(tmp_path: Path) -> None:
     conn.execute(
         "CREATE TABLE eventcore_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
-    for statement in sqlite_module._statements(sqlite_module._MIGRATIONS[0][1]):
+    for statement in sqlite_schema.statements(sqlite_schema.MIGRATIONS[0][2]):
         conn.execute(statement)
     conn.execute("INSERT INTO eventcore_migrations VALUES (1, '2026-01-01T00:00:00+00:00')")
     conn.close()
     store = SqliteEventStore(path)
     try:
-        rows = store._conn.execute("SELECT version FROM eventcore_migrations").fetchall()
-        assert [r[0] for r in rows] == list(range(1, sqlite_module.SCHEMA_VERSION + 1))
-        names = {
-            r[0] for r in store._conn.execute("SELECT name FROM sqlite_master WHERE type='index'")
-        }
+        with sqlite3.connect(path) as raw:
+            rows = raw.execute("SELECT version FROM eventcore_migrations").fetchall()
+            names = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert [r[0] for r in rows] == list(range(1, sqlite_schema.SCHEMA_VERSION + 1))
         assert "eventcore_events_correlation" in names
         order = note(store, "order-1", "placed")
         assert events_of_correlation(store, order.event_id) == [order]

@@ -1,0 +1,91 @@
+"""Idempotency keys: a write that is repeated (a retry after a lost acknowledgement) is
+recorded once.
+
+A caller that cannot tell whether its write committed — the connection dropped after
+``COMMIT`` — retries it with the same key. The store remembers each key with a
+*fingerprint* of the request and the positions it wrote, in the same transaction as the
+events. Writing again with a known key writes nothing and returns the original events; the
+same key with a different fingerprint is refused with
+:class:`~eventcore.errors.IdempotencyConflict`, because that is a different request.
+
+>>> key = IdempotencyKey("deposit-42", fingerprint="sha256:ab12")
+>>> key.key, key.fingerprint
+('deposit-42', 'sha256:ab12')
+>>> idempotency_key("deposit-42", "sha256:ab12") == key
+True
+
+Keys are kept until deleted (``forget_idempotency_keys`` on the SQL stores).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from eventcore.errors import ValidationError
+from eventcore.events import RecordedEvent
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "IdempotencyKey",
+    "RecordedWrite",
+    "fingerprint",
+    "idempotency_key",
+]
+
+MAX_KEY_LENGTH: Final = 255
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """A key and the fingerprint of the request it stands for."""
+
+    key: str
+    fingerprint: str
+
+    def __post_init__(self) -> None:
+        _check_text("idempotency key", self.key)
+        _check_text("idempotency fingerprint", self.fingerprint)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedWrite:
+    """What a store remembers of a write made with an idempotency key."""
+
+    key: str
+    fingerprint: str
+    events: tuple[RecordedEvent, ...]
+    recorded_at: datetime | None = None
+
+
+def idempotency_key(key: object, fingerprint_if_plain: str) -> IdempotencyKey:
+    """``key`` as an :class:`IdempotencyKey`; a plain ``str`` gets ``fingerprint_if_plain``."""
+    if isinstance(key, IdempotencyKey):
+        return key
+    if isinstance(key, str):
+        return IdempotencyKey(key, fingerprint_if_plain)
+    raise ValidationError(
+        f"idempotency_key must be a str or an IdempotencyKey, got {type(key).__name__} {key!r}"
+    )
+
+
+def fingerprint(parts: Iterable[Any]) -> str:
+    """A stable fingerprint (``sha256:...``) of JSON-ready parts."""
+    text = json.dumps(list(parts), separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_KEY_LENGTH:
+        raise ValidationError(
+            f"an {name} must be a non-empty str of at most {MAX_KEY_LENGTH} characters, got "
+            f"{value!r}"
+        )
+    if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValidationError(
+            f"an {name} cannot hold NUL or lone surrogates (no store can keep them): {value!r}"
+        )

@@ -1,0 +1,56 @@
+"""What every store shares about reading the log: stream filters and write boundaries.
+
+``read_all(streams=...)`` takes one :class:`~eventcore.types.StreamPrefix` or
+:class:`~eventcore.types.StreamPattern`, or several of them (an event is selected when its
+stream matches any of them), so that a projection reading several categories gets one page
+in one query.
+
+**Pages end on write boundaries.** One ``append`` is one atomic write, possibly spanning
+several streams. ``read_all`` never returns part of one: when ``limit`` would cut through a
+write, the page goes on to that write's last (selected) event. A projection's checkpoint,
+saved at the end of a page, therefore never lies inside a write, and a multi-stream read
+model never shows half a transfer. ``limit`` is thus a lower bound on a full page, not an
+upper one.
+
+>>> selectors(StreamPrefix("order-"))
+(StreamPrefix('order-'),)
+>>> selectors([StreamPrefix("order-"), StreamPattern("cart-*")])
+(StreamPrefix('order-'), StreamPattern('cart-*'))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from eventcore.errors import InvalidStreamSelector
+from eventcore.types import StreamPattern, StreamPrefix
+
+__all__ = ["Selection", "selectors"]
+
+StreamSelector = StreamPrefix | StreamPattern
+Selection = StreamSelector | Iterable[StreamSelector] | None
+"""What ``read_all(streams=...)`` accepts."""
+
+
+def selectors(streams: Any) -> tuple[StreamSelector, ...] | None:
+    """``read_all``'s ``streams`` as a tuple of distinct selectors (None: every stream)."""
+    if streams is None:
+        return None
+    if isinstance(streams, (StreamPrefix, StreamPattern)):
+        return (streams,)
+    if isinstance(streams, (str, bytes)) or not isinstance(streams, Iterable):
+        raise InvalidStreamSelector(
+            f"streams must be a StreamPrefix or StreamPattern, or a list of them, got "
+            f"{type(streams).__name__} {streams!r}; wrap it, for example StreamPattern('order-*')"
+        )
+    found = tuple(dict.fromkeys(streams))
+    if not found:
+        raise InvalidStreamSelector("streams=() selects nothing; pass None for every stream")
+    for item in found:
+        if not isinstance(item, (StreamPrefix, StreamPattern)):
+            raise InvalidStreamSelector(
+                f"streams must hold StreamPrefix or StreamPattern values, got "
+                f"{type(item).__name__} {item!r}; wrap it, for example StreamPrefix('order-')"
+            )
+    return found

@@ -1,0 +1,13 @@
+"""The SQLite engine: :class:`SqliteDatabase` owns the file, :class:`SqliteEventStore` (and the
+checkpoint, dead-letter and snapshot stores) are thin layers over it.
+
+>>> from eventcore.stores.sqlite import SqliteDatabase, SqliteEventStore
+>>> with SqliteDatabase(":memory:") as db:
+...     SqliteEventStore(db).head()
+0
+"""
+
+from eventcore.stores.sqlite.database import SCHEMA_VERSION, SqliteDatabase, Synchronous
+from eventcore.stores.sqlite.store import COLUMNS, SqliteEventStore
+
+__all__ = ["COLUMNS", "SCHEMA_VERSION", "SqliteDatabase", "SqliteEventStore", "Synchronous"]

@@ -1,0 +1,123 @@
+"""Every table EventCore keeps in an SQLite file, as numbered migrations.
+
+One list for the whole database — events, checkpoints, dead letters, snapshots, idempotency
+keys — applied by :class:`~eventcore.stores.sqlite.SqliteDatabase` when it opens (or by
+``eventcore migrate``). Each migration is applied once and recorded in
+``eventcore_migrations``; a migration missing from the record is applied even if a later
+one is present. Tables are named ``eventcore_*`` so the file can also hold your read models.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+__all__ = ["CORRELATION", "MIGRATIONS", "SCHEMA_VERSION", "statements"]
+
+CORRELATION: Final = (
+    "(CASE WHEN json_valid(metadata) THEN json_extract(metadata, '$.correlation_id') END)"
+)
+"""The indexed expression of ``read_correlation``. The guard keeps a corrupt metadata row
+readable (and reported as such) instead of making the table unwritable."""
+
+MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
+    (
+        1,
+        "events table, immutability triggers",
+        """
+        CREATE TABLE eventcore_events (
+            position        INTEGER PRIMARY KEY,
+            event_id        TEXT    NOT NULL,
+            stream_id       TEXT    NOT NULL,
+            stream_version  INTEGER NOT NULL CHECK (stream_version > 0),
+            event_type      TEXT    NOT NULL,
+            schema_version  INTEGER NOT NULL,
+            data            TEXT    NOT NULL,
+            metadata        TEXT    NOT NULL,
+            recorded_at     TEXT    NOT NULL,
+            UNIQUE (stream_id, stream_version)
+        );
+        CREATE UNIQUE INDEX eventcore_events_event_id ON eventcore_events (event_id);
+        CREATE INDEX eventcore_events_type ON eventcore_events (event_type, position);
+        CREATE TRIGGER eventcore_events_no_update BEFORE UPDATE ON eventcore_events
+        BEGIN SELECT RAISE(ABORT, 'eventcore events are immutable: UPDATE is not allowed'); END;
+        CREATE TRIGGER eventcore_events_no_delete BEFORE DELETE ON eventcore_events
+        BEGIN SELECT RAISE(ABORT, 'eventcore events are immutable: DELETE is not allowed'); END;
+        """,
+    ),
+    (
+        2,
+        "index on the correlation id",
+        f"CREATE INDEX eventcore_events_correlation ON eventcore_events ({CORRELATION}, position);",
+    ),
+    (
+        3,
+        "projection checkpoints and dead letters",
+        # IF NOT EXISTS: files written before these tables became migrations already have them.
+        """
+        CREATE TABLE IF NOT EXISTS eventcore_checkpoints (
+            name        TEXT    PRIMARY KEY,
+            position    INTEGER NOT NULL CHECK (position >= 0),
+            updated_at  TEXT    NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS eventcore_dead_letters (
+            projection  TEXT    NOT NULL,
+            position    INTEGER NOT NULL,
+            event_id    TEXT    NOT NULL,
+            stream_id   TEXT    NOT NULL,
+            event_type  TEXT    NOT NULL,
+            error_type  TEXT    NOT NULL,
+            message     TEXT    NOT NULL,
+            traceback   TEXT    NOT NULL,
+            attempts    INTEGER NOT NULL,
+            recorded_at TEXT    NOT NULL,
+            PRIMARY KEY (projection, position)
+        );
+        """,
+    ),
+    (
+        4,
+        "command-state snapshots",
+        """
+        CREATE TABLE IF NOT EXISTS eventcore_snapshots (
+            snapshot_id TEXT PRIMARY KEY,
+            versions    TEXT NOT NULL,
+            data        TEXT NOT NULL,
+            saved_at    TEXT NOT NULL
+        );
+        """,
+    ),
+    (
+        5,
+        "write boundaries and idempotency keys",
+        # write_end: the position of the last event of the same atomic write, so that a page
+        # can be extended to the end of the write it would otherwise cut (NULL for events
+        # written before this migration: each counts as its own write).
+        """
+        ALTER TABLE eventcore_events ADD COLUMN write_end INTEGER;
+        CREATE TABLE eventcore_idempotency (
+            key             TEXT    PRIMARY KEY,
+            fingerprint     TEXT    NOT NULL,
+            first_position  INTEGER NOT NULL,
+            last_position   INTEGER NOT NULL,
+            recorded_at     TEXT    NOT NULL
+        );
+        """,
+    ),
+)
+
+SCHEMA_VERSION: Final = max(version for version, _, _ in MIGRATIONS)
+
+
+def statements(script: str) -> list[str]:
+    """Split a migration script into statements (triggers keep their inner ``;``)."""
+    out: list[str] = []
+    buffer = ""
+    for line in script.strip().splitlines():
+        buffer += line + "\n"
+        if sqlite3.complete_statement(buffer):
+            out.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        out.append(buffer.strip())
+    return out
