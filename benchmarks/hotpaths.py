@@ -32,19 +32,18 @@ def _best(fn: Callable[[], object], number: int, repeat: int = 7) -> float:
 def measure(postgres_url: str | None) -> dict[str, float]:
     from benchmarks.impl_eventcore import EVENTS, Deposited, Transfer
     from eventcore import InMemoryEventStore, SqliteEventStore, StreamId, execute
-    from eventcore.stores.sqlite import _COLUMNS
+    from eventcore.stores.sqlite import COLUMNS
+    from eventcore.stores.sqlite.store import rows_plan
 
     out: dict[str, float] = {}
     a, b = StreamId("acc-a"), StreamId("acc-b")
-    select = f"SELECT {_COLUMNS} FROM eventcore_events WHERE stream_id IN (?, ?) ORDER BY position"
+    select = f"SELECT {COLUMNS} FROM eventcore_events WHERE stream_id IN (?, ?) ORDER BY position"
 
     # Rows of one batched write (the shape of rebuild and read_all): one metadata, one time.
     batch = SqliteEventStore(":memory:", events=list(EVENTS))
     batch.append({a: 0}, [Deposited(a, 1) for _ in range(1000)])
-    rows = batch._conn.execute(select, (a, a)).fetchall()
-    out["decode row, batch-written (us)"] = (
-        _best(lambda: batch._decode_rows(rows), 20) / len(rows) * 1e6
-    )
+    rows = batch.database.read("bench", rows_plan(select, (a, a)))
+    out["decode row, batch-written (us)"] = _best(lambda: batch._decode(rows), 20) / len(rows) * 1e6
 
     # Rows written by commands: every command stamps its own metadata and time.
     by_commands = SqliteEventStore(":memory:", events=list(EVENTS))
@@ -52,9 +51,9 @@ def measure(postgres_url: str | None) -> dict[str, float]:
     for i in range(40):
         source, target = (a, b) if i % 2 else (b, a)
         execute(by_commands, Transfer(source=source, target=target, amount=1))
-    rows = by_commands._conn.execute(select, (a, b)).fetchall()
+    rows = by_commands.database.read("bench", rows_plan(select, (a, b)))
     out["decode row, command-written (us)"] = (
-        _best(lambda: by_commands._decode_rows(rows), 200) / len(rows) * 1e6
+        _best(lambda: by_commands._decode(rows), 200) / len(rows) * 1e6
     )
 
     def transfer_cost(store: Any) -> float:

@@ -45,13 +45,14 @@ from benchmarks.projections import CountingProjector, EVENTS
 from eventcore import SqliteEventStore
 from eventcore.projections import InMemoryCheckpointStore, ProjectionConfig, run_projection
 from eventcore.stores._rows import decode_rows
-from eventcore.stores.sqlite import _COLUMNS
+from eventcore.stores.sqlite import COLUMNS
+from eventcore.stores.sqlite.store import rows_plan
 
 path, case, work = sys.argv[3], sys.argv[4], sys.argv[5] == "work"
 store = SqliteEventStore(path, events=EVENTS)
-rows = store._conn.execute(
-    f"SELECT {_COLUMNS} FROM eventcore_events ORDER BY position LIMIT {PAGE}"
-).fetchall()
+rows = store.database.read(
+    "bench", rows_plan(f"SELECT {COLUMNS} FROM eventcore_events ORDER BY position LIMIT {PAGE}", ())
+)
 decode_rows(store.types, rows, text_envelope=True)  # warm: codecs compiled, caches filled
 if work and case == "catch-up":
     projector = CountingProjector("count")

@@ -382,7 +382,8 @@ def live(backend: Backend, sizes: ProjectionSizes) -> dict[str, Any]:
     missing = [p for p in after if p not in seen]
     latency = [max(0, seen[p] - after[p]) / 1e6 for p in after if p in seen]
     with_append = [(seen[p] - before[p]) / 1e6 for p in after if p in seen]
-    listener = getattr(reader, "_listener", None)
+    database = getattr(reader, "database", None)
+    listener = database.listener() if hasattr(database, "listener") else None
     cell.update(
         latency_ms=_percentiles(latency),
         latency_from_append_start_ms=_percentiles(with_append),

@@ -33,6 +33,7 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "IdempotencyKey",
     "RecordedWrite",
+    "append_key",
     "fingerprint",
     "idempotency_key",
 ]
@@ -70,6 +71,16 @@ def idempotency_key(key: object, fingerprint_if_plain: str) -> IdempotencyKey:
         return IdempotencyKey(key, fingerprint_if_plain)
     raise ValidationError(
         f"idempotency_key must be a str or an IdempotencyKey, got {type(key).__name__} {key!r}"
+    )
+
+
+def append_key(given: str | IdempotencyKey, pending: Iterable[Any]) -> IdempotencyKey:
+    """The key of one append: an :class:`IdempotencyKey` as given, or a plain ``str``
+    fingerprinted by the events it writes (stream, type and data of each)."""
+    if isinstance(given, IdempotencyKey):
+        return given
+    return idempotency_key(
+        given, fingerprint((p.stream_id, p.info.type_name, p.data) for p in pending)
     )
 
 

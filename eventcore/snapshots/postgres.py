@@ -10,15 +10,16 @@ from __future__ import annotations
 import builtins
 from typing import Any, Final
 
-import psycopg
 from psycopg import sql
 
 from eventcore.clock import Clock, system_clock
 from eventcore.errors import ConfigurationError
 from eventcore.snapshots.model import Snapshot, SnapshotInfo
 from eventcore.snapshots.store import check_prefix
+from eventcore.stores._plan import Plan, Query
 from eventcore.stores.postgres.config import PostgresConfig
-from eventcore.stores.postgres.store import PostgresEventStore
+from eventcore.stores.postgres.database import PostgresDatabase
+from eventcore.stores.postgres.store import PostgresEventStore, open_database
 
 __all__ = ["PostgresSnapshotStore"]
 
@@ -47,24 +48,28 @@ RETURNING 1
 class PostgresSnapshotStore:
     """Snapshots next to the events of a :class:`PostgresEventStore`.
 
-    ``store``: the event store (its pool and schema are used), or a :class:`PostgresConfig`
-    or DSN, from which a store is opened and owned (closed by :meth:`close`).
+    ``store``: the event store or its :class:`PostgresDatabase` (shared), or a
+    :class:`PostgresConfig` or DSN, from which a database is opened and owned (closed by
+    :meth:`close`).
     """
 
     def __init__(
-        self, store: PostgresEventStore | PostgresConfig | str, *, clock: Clock = system_clock
+        self,
+        store: PostgresEventStore | PostgresDatabase | PostgresConfig | str,
+        *,
+        clock: Clock = system_clock,
     ) -> None:
-        self._owns_store = not isinstance(store, PostgresEventStore)
-        if isinstance(store, (PostgresConfig, str)):
-            store = PostgresEventStore(store)
-        elif not isinstance(store, PostgresEventStore):
+        if isinstance(store, PostgresEventStore):
+            self.database, self._owns = store.database, False
+        elif isinstance(store, (PostgresDatabase, PostgresConfig, str)):
+            self.database, self._owns = open_database(store, "PostgresSnapshotStore")
+        else:
             raise ConfigurationError(
-                "PostgresSnapshotStore takes a PostgresEventStore, a PostgresConfig or a DSN, "
-                f"got {type(store).__name__}"
+                "PostgresSnapshotStore takes a PostgresEventStore, a PostgresDatabase, a "
+                f"PostgresConfig or a DSN, got {type(store).__name__}"
             )
-        self._store = store
         self._clock = clock
-        table = sql.SQL("{}.snapshots").format(sql.Identifier(store.config.schema))
+        table = sql.SQL("{}.snapshots").format(sql.Identifier(self.database.config.schema))
         self._sql_save = sql.SQL(_SAVE).format(table=table)
         self._sql_load = sql.SQL("SELECT data, saved_at FROM {} WHERE snapshot_id = %s").format(
             table
@@ -77,18 +82,16 @@ class PostgresSnapshotStore:
         self._sql_clear = sql.SQL("DELETE FROM {} WHERE left(snapshot_id, %s) = %s").format(table)
 
     def __repr__(self) -> str:
-        return f"PostgresSnapshotStore(schema={self._store.config.schema!r})"
+        return f"PostgresSnapshotStore(schema={self.database.config.schema!r})"
 
-    def _run(self, operation: str, query: sql.Composed, params: tuple[Any, ...]) -> Any:
-        with self._store._connection(operation) as conn:
-            try:
-                cursor = conn.execute(query, params)
-                return cursor.fetchall() if cursor.description else cursor.rowcount
-            except psycopg.Error as exc:
-                raise self._store._translate(operation, exc) from exc
+    def _read(self, operation: str, query: sql.Composed, params: tuple[Any, ...]) -> Any:
+        return self.database.read(operation, _plan(Query(query, params)))
+
+    def _write(self, operation: str, query: sql.Composed, params: tuple[Any, ...]) -> Any:
+        return self.database.write(operation, _plan(Query(query, params, "count")))
 
     def load(self, snapshot_id: str) -> Snapshot | None:
-        rows = self._run("load_snapshot", self._sql_load, (snapshot_id,))
+        rows = self._read("load_snapshot", self._sql_load, (snapshot_id,))
         if not rows:
             return None
         data, saved_at = rows[0]
@@ -103,30 +106,35 @@ class PostgresSnapshotStore:
             snapshot.to_json(),
             self._clock(),
         )
-        return bool(self._run("save_snapshot", self._sql_save, params))
+        return bool(self._write("save_snapshot", self._sql_save, params))
 
     def list(self, *, prefix: str = "") -> builtins.list[SnapshotInfo]:
         check_prefix(prefix)
-        rows = self._run("list_snapshots", self._sql_list, (len(prefix), prefix))
+        rows = self._read("list_snapshots", self._sql_list, (len(prefix), prefix))
         return [
             Snapshot.from_json(sid, data, saved).info(len(data.encode("utf-8")))
             for sid, data, saved in rows
         ]
 
     def delete(self, snapshot_id: str) -> bool:
-        return bool(self._run("delete_snapshot", self._sql_delete, (snapshot_id,)))
+        return bool(self._write("delete_snapshot", self._sql_delete, (snapshot_id,)))
 
     def clear(self, *, prefix: str = "") -> int:
         check_prefix(prefix)
-        return int(self._run("clear_snapshots", self._sql_clear, (len(prefix), prefix)))
+        return int(self._write("clear_snapshots", self._sql_clear, (len(prefix), prefix)))
 
     def close(self) -> None:
-        """Close the event store if this snapshot store opened it."""
-        if self._owns_store:
-            self._store.close()
+        """Close the database if this snapshot store opened it."""
+        if self._owns:
+            self.database.close()
 
     def __enter__(self) -> PostgresSnapshotStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _plan(query: Query) -> Plan[Any]:
+    result = yield query
+    return result

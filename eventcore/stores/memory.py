@@ -26,7 +26,7 @@ from uuid import UUID
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import Conflict, IdempotencyConflict, VersionConflict
 from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json
-from eventcore.idempotency import IdempotencyKey, RecordedWrite, fingerprint
+from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key
 from eventcore.idempotency import idempotency_key as idempotency_key_of
 from eventcore.store import (
     check_after_version,
@@ -162,10 +162,7 @@ class InMemoryEventStore:
         )
         key = None
         if idempotency_key is not None:
-            key = idempotency_key_of(
-                idempotency_key,
-                fingerprint((p.stream_id, p.info.type_name, p.data) for p in pending),
-            )
+            key = append_key(idempotency_key, pending)
         # The stored event is a decoded copy: exactly what a SQL store would read back.
         copies = [p.info.codec.decode(loads_json(p.data)) for p in pending]
         if meta.custom:  # and so is the metadata, or the caller's dict would stay shared

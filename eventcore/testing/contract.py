@@ -77,7 +77,11 @@ from eventcore.testing.contract_base import (
     _state,
 )
 from eventcore.testing.contract_inputs import BadInputContract
-from eventcore.testing.contract_writes import IdempotencyContract, WriteBoundaryContract
+from eventcore.testing.contract_writes import (
+    ExactRoundTripContract,
+    IdempotencyContract,
+    WriteBoundaryContract,
+)
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
 __all__ = [
@@ -94,7 +98,9 @@ __all__ = [
 ]
 
 
-class EventStoreContract(BadInputContract, WriteBoundaryContract, IdempotencyContract):
+class EventStoreContract(
+    BadInputContract, WriteBoundaryContract, IdempotencyContract, ExactRoundTripContract
+):
     """Behaviour every :class:`~eventcore.store.EventStore` must show. Subclass it; provide
     a ``make_store`` fixture (see the module docstring)."""
 

@@ -6,13 +6,15 @@ to run the contract against a store.
 
 from __future__ import annotations
 
+import math
 import threading
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from eventcore.errors import IdempotencyConflict, ValidationError, VersionConflict
-from eventcore.events import RecordedEvent
+from eventcore.events import Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey
 from eventcore.store import EventStore
 from eventcore.testing.contract_base import (
@@ -20,15 +22,18 @@ from eventcore.testing.contract_base import (
     B,
     C,
     Deposited,
+    Opened,
+    RateChanged,
     StoreContractBase,
     StoreFactory,
     Withdrawn,
+    _opened,
     _raw,
     _state,
 )
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
-__all__ = ["IdempotencyContract", "WriteBoundaryContract"]
+__all__ = ["ExactRoundTripContract", "IdempotencyContract", "WriteBoundaryContract"]
 
 D = StreamId("account-d")
 
@@ -199,3 +204,33 @@ class IdempotencyContract(StoreContractBase):
         assert not errors, errors
         assert store.head() == 1 and store.stream_version(A) == 1
         assert len(results) == 8 and all(r == results[0] for r in results)
+
+
+class ExactRoundTripContract(StoreContractBase):
+    """What is read back is what was written, bit for bit, on every store (PostgreSQL's
+    ``jsonb`` used to turn ``-0.0`` into ``0.0`` and ``1e16`` into an int, and re-sort keys)."""
+
+    def test_numbers_keys_and_text_come_back_exactly(self, make_store: StoreFactory) -> None:
+        store = make_store(events=[Opened, RateChanged])
+        extra = {"zebra": 1e16, "apple": -0.0, "mango": [1e16, -0.0, 2.5e-300], "nul": "a\x00b"}
+        opened = _opened(A, extra=extra, limits={"z": Decimal("1E+16"), "a": Decimal("-0.0")})
+        meta = Metadata(custom={"big": 1e16, "negative_zero": -0.0, "text": "x\x00y"})
+        store.append({A: 0}, [opened, RateChanged(A, -0.0)], metadata=meta)
+        reader = (
+            self.reopen(make_store, events=[Opened, RateChanged]) if self.supports_reopen else store
+        )
+        for source in (store, reader):
+            back = [r for r in source.read_stream(A)]
+            event = back[0].event
+            assert event == opened
+            assert list(event.extra) == ["zebra", "apple", "mango", "nul"]  # insertion order
+            assert type(event.extra["zebra"]) is float and event.extra["zebra"] == 1e16
+            assert math.copysign(1.0, event.extra["apple"]) == -1.0
+            assert math.copysign(1.0, event.extra["mango"][1]) == -1.0
+            assert list(event.limits) == ["z", "a"]
+            assert str(event.limits["a"]) == "-0.0"
+            assert math.copysign(1.0, back[1].event.rate) == -1.0
+            custom = back[0].metadata.custom
+            assert type(custom["big"]) is float and custom["big"] == 1e16
+            assert math.copysign(1.0, custom["negative_zero"]) == -1.0
+            assert custom["text"] == "x\x00y"

@@ -19,6 +19,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 from eventcore.stores.postgres.config import PostgresConfig
+from eventcore.stores.postgres.database import PostgresDatabase
 from eventcore.stores.postgres.store import PostgresEventStore, PostgresTransaction
 
-__all__ = ["PostgresConfig", "PostgresEventStore", "PostgresTransaction"]
+__all__ = ["PostgresConfig", "PostgresDatabase", "PostgresEventStore", "PostgresTransaction"]

@@ -1,9 +1,9 @@
 """LISTEN/NOTIFY wake-ups for readers waiting for new events, with polling as the fallback.
 
 Every append sends one ``NOTIFY`` on the schema's channel with its last position as the
-payload. A :class:`Listener` is one dedicated connection per process and (DSN, channel)
-that LISTENs in a background thread and wakes the threads waiting in
-``PostgresEventStore.wait_for_events``.
+payload. A :class:`Listener` is one dedicated connection per
+:class:`~eventcore.stores.postgres.PostgresDatabase` that LISTENs in a background thread and
+wakes the threads waiting in ``PostgresEventStore.wait_for_events``.
 
 A notification is only a hint: waiters always confirm with a query, and poll anyway at the
 store's ``poll_interval``, so a lost notification (the listening connection dropped, or a
@@ -13,24 +13,20 @@ event. The listener reconnects on its own after a failure.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any, Final
 
 import psycopg
 from psycopg import sql
 
-__all__ = ["Listener", "acquire_listener", "release_listener"]
+__all__ = ["Listener"]
 
 _TICK: Final = 0.5
 """How often the listening thread looks up from the socket to see whether it must stop."""
 
-_REGISTRY: dict[tuple[int, str, str], Listener] = {}
-_REGISTRY_LOCK = threading.Lock()
-
 
 class Listener:
-    """One LISTENing connection, shared by every store of this process on one channel."""
+    """One LISTENing connection, shared by the stores of one database object."""
 
     def __init__(
         self,
@@ -49,8 +45,6 @@ class Listener:
         self._generation = 0
         self._connected = False
         self._stop = threading.Event()
-        self._refs = 0
-        self._key = (os.getpid(), dsn, channel)
         self._thread = threading.Thread(
             target=self._run, name=f"eventcore-listen-{channel}", daemon=True
         )
@@ -113,31 +107,12 @@ class Listener:
             self._generation += 1
             self._cond.notify_all()
 
-    def _stop_thread(self) -> None:
+    def start(self) -> None:
+        """Start listening in the background."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (it closes its connection within about half a second)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-
-
-def acquire_listener(dsn: str, channel: str, connect_kwargs: dict[str, Any]) -> Listener:
-    """The process's listener for (``dsn``, ``channel``), started on first use."""
-    key = (os.getpid(), dsn, channel)
-    with _REGISTRY_LOCK:
-        listener = _REGISTRY.get(key)
-        if listener is None:
-            listener = Listener(dsn, channel, connect_kwargs)
-            _REGISTRY[key] = listener
-            listener._thread.start()
-        listener._refs += 1
-        return listener
-
-
-def release_listener(listener: Listener) -> None:
-    """Give back a listener; the last user stops its thread (which closes the connection)."""
-    with _REGISTRY_LOCK:
-        listener._refs -= 1
-        if listener._refs > 0:
-            return
-        if _REGISTRY.get(listener._key) is listener:
-            del _REGISTRY[listener._key]
-    listener._stop_thread()

@@ -1,16 +1,18 @@
-"""The check the connection pool runs on every checkout, without a round trip.
+"""Whether a pooled connection can be used, without a round trip in the common case.
 
-psycopg_pool's ``ConnectionPool.check_connection`` sends an empty query on every checkout:
-one extra round trip per read and per append. A healthy idle connection has nothing to
-read, while one the server closed (``pg_terminate_backend``, a restart, a proxy or network
-failure) has its termination message or end-of-file waiting on the socket. So the check
-looks at the socket without blocking and runs the real query only when something is there;
-a connection that fails it is discarded by the pool, which hands out another one.
+psycopg_pool's own ``check`` sends an empty query on every checkout (one extra round trip
+per read and per append), and when it fails the pool backs off before trying the next
+connection (a second, then two...), so after a failover that killed every idle connection
+the first command waited out the backoff. :class:`~eventcore.stores.postgres.PostgresDatabase`
+therefore checks connections itself with :func:`looks_healthy`: a healthy idle connection has
+nothing to read, while one the server closed (``pg_terminate_backend``, a restart, a proxy
+or network failure) has its termination message or end-of-file waiting on the socket; only
+then is the real query sent. A dead connection goes back to the pool, which discards it and
+opens another; the first one also makes the database check every idle connection at once.
 
 A connection that dies after this check fails its statement: reads are retried once on a
-fresh connection, appends raise :class:`~eventcore.errors.StoreFailure` (the append is
-atomic: it committed entirely or not at all), and the pool discards the broken connection
-when it comes back.
+fresh connection, writes raise :class:`~eventcore.errors.StoreFailure` (the write is atomic:
+it committed entirely or not at all; an idempotency key makes its retry harmless).
 """
 
 from __future__ import annotations
@@ -20,14 +22,21 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-__all__ = ["check_idle_connection"]
+__all__ = ["looks_healthy"]
 
 
-def check_idle_connection(conn: Any) -> None:
-    """Return if ``conn`` looks healthy; otherwise run the real check, which raises for a
-    broken connection (and passes for one that merely had a notice waiting)."""
-    if conn.closed or conn.broken or _readable(conn.pgconn.socket):
+def looks_healthy(conn: Any) -> bool:
+    """True if ``conn`` can be used: it is open and has no input waiting, or it has (a
+    notice, a termination message) and passes the real check."""
+    if conn.closed or conn.broken:
+        return False
+    if not _readable(conn.pgconn.socket):
+        return True
+    try:
         ConnectionPool.check_connection(conn)
+    except Exception:
+        return False
+    return True
 
 
 def _readable(fd: int) -> bool:

@@ -1,8 +1,10 @@
 """Checkpoints, dead letters and leadership for projections on PostgreSQL.
 
 :class:`PostgresCheckpointStore` and :class:`PostgresDeadLetterStore` keep their rows in
-the store's schema (tables ``checkpoints`` and ``dead_letters``, created by migration 3)
-and use the store's connection pool. The checkpoint store is transactional:
+the store's schema (tables ``checkpoints`` and ``dead_letters``, created by migration 3);
+like :class:`PostgresLeadership` they are thin layers over the event store's
+:class:`~eventcore.stores.postgres.PostgresDatabase` (its pool and error translation), or
+over a database of their own when given a configuration. The checkpoint store is transactional:
 ``transaction()`` yields the psycopg connection in which a
 :class:`~eventcore.projections.TransactionalProjector` writes its read model (any table of
 the same database), and the runner saves the checkpoint in the same transaction.
@@ -22,81 +24,69 @@ from typing import Any, Final
 
 import psycopg
 from psycopg import sql
-from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
-from eventcore.errors import ConfigurationError, LeadershipUnavailable, StoreFailure
+from eventcore.errors import ConfigurationError, LeadershipUnavailable
 from eventcore.projections.checkpoints import check_name, check_position
 from eventcore.projections.dead_letters import DeadLetter
-from eventcore.stores.postgres.store import PostgresEventStore
+from eventcore.stores._plan import Fetch, Plan, Query
+from eventcore.stores.postgres.config import PostgresConfig
+from eventcore.stores.postgres.database import PostgresDatabase
+from eventcore.stores.postgres.store import PostgresEventStore, open_database
 
 __all__ = ["PostgresCheckpointStore", "PostgresDeadLetterStore", "PostgresLeadership"]
 
 Connection = psycopg.Connection[TupleRow]
 
 
-def _check_store(store: object, who: str) -> PostgresEventStore:
-    if not isinstance(store, PostgresEventStore):
-        raise ConfigurationError(f"{who} takes a PostgresEventStore, got {type(store).__name__}")
-    return store
+def _database(store: object, who: str) -> tuple[PostgresDatabase, bool]:
+    if isinstance(store, PostgresEventStore):
+        return store.database, False
+    if isinstance(store, (PostgresDatabase, PostgresConfig, str)):
+        return open_database(store, who)
+    raise ConfigurationError(
+        f"{who} takes a PostgresEventStore, a PostgresDatabase, a PostgresConfig or a DSN, got "
+        f"{type(store).__name__}"
+    )
+
+
+def _one(query: sql.Composable | str, params: tuple[Any, ...], fetch: Fetch) -> Plan[Any]:
+    result = yield Query(query, params, fetch)
+    return result
 
 
 class _Tables:
-    """Shared plumbing: the store's pool, its schema and its error translation."""
+    """A store's database, whether it closes it, and its statements."""
 
-    def __init__(self, store: PostgresEventStore) -> None:
-        self.store = store
-        self.schema = sql.Identifier(store.config.schema)
-        self.database_key: tuple[str, ...] = (
-            "postgres",
-            store.config.masked_dsn,
-            store.config.schema,
-        )
+    def __init__(self, store: object, who: str) -> None:
+        self.db, self.owns = _database(store, who)
+        self.schema = sql.Identifier(self.db.config.schema)
+        self.database_key: tuple[str, ...] = self.db.key
 
     def q(self, text: str) -> sql.Composed:
         return sql.SQL(text).format(schema=self.schema)
 
     def fetch(self, operation: str, query: sql.Composed, params: tuple[Any, ...] = ()) -> list[Any]:
-        return self.store._fetch(operation, query, params)
+        rows: list[Any] = self.db.read(operation, _one(query, params, "all"))
+        return rows
 
     def execute(self, operation: str, query: sql.Composed, params: tuple[Any, ...]) -> int:
-        with self.store._connection(operation) as conn:
-            try:
-                return conn.execute(query, params).rowcount
-            except psycopg.Error as exc:
-                raise self.store._translate(operation, exc) from exc
+        count: int = self.db.write(operation, _one(query, params, "count"))
+        return count
 
-    @contextlib.contextmanager
-    def transaction(self, operation: str, *, translate: bool = True) -> Iterator[Connection]:
-        """BEGIN … COMMIT on a pooled connection. Errors of BEGIN and COMMIT become
-        StoreFailure; so do driver errors inside the block when ``translate``."""
-        store = self.store
-        with store._connection(operation) as conn:
-            try:
-                conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-            except psycopg.Error as exc:
-                raise store._translate(operation, exc) from exc
-            try:
-                yield conn
-            except psycopg.Error as exc:
-                _rollback_quietly(conn)
-                if translate:
-                    raise store._translate(operation, exc) from exc
-                raise
-            except BaseException:
-                _rollback_quietly(conn)
-                raise
-            if conn.info.transaction_status == TransactionStatus.INERROR:
-                _rollback_quietly(conn)
-                raise StoreFailure(
-                    "commit",
-                    "a statement inside the projection transaction failed, so PostgreSQL "
-                    "rolled it back; nothing was committed",
-                )
-            try:
-                conn.execute("COMMIT")
-            except psycopg.Error as exc:
-                raise store._translate("commit", exc) from exc
+    def run_in(
+        self,
+        tx: Connection,
+        operation: str,
+        query: sql.Composable | str,
+        params: tuple[Any, ...],
+        fetch: Fetch,
+    ) -> Any:
+        return self.db.run_in(tx, operation, _one(query, params, fetch))
+
+    def close(self) -> None:
+        if self.owns:
+            self.db.close()
 
 
 class PostgresCheckpointStore:
@@ -105,8 +95,9 @@ class PostgresCheckpointStore:
     A lower ``save`` is ignored.
     """
 
-    def __init__(self, store: PostgresEventStore) -> None:
-        self._t = _Tables(_check_store(store, "PostgresCheckpointStore"))
+    def __init__(self, store: PostgresEventStore | PostgresDatabase | PostgresConfig | str) -> None:
+        self._t = _Tables(store, "PostgresCheckpointStore")
+        self.database = self._t.db
         self.database_key = self._t.database_key
         self._load = self._t.q("SELECT position FROM {schema}.checkpoints WHERE name = %s")
         self._save = self._t.q(
@@ -124,7 +115,7 @@ class PostgresCheckpointStore:
         )
 
     def __repr__(self) -> str:
-        return f"PostgresCheckpointStore(schema={self._t.store.config.schema!r})"
+        return f"PostgresCheckpointStore(schema={self.database.config.schema!r})"
 
     def load(self, name: str) -> int | None:
         rows = self._t.fetch("load checkpoint", self._load, (check_name(name),))
@@ -143,45 +134,34 @@ class PostgresCheckpointStore:
     def transaction(self) -> contextlib.AbstractContextManager[Connection]:
         """A READ COMMITTED transaction on a pooled connection; commits when the block ends,
         rolls back if it raises. Do not commit inside it."""
-        return self._t.transaction("projection transaction", translate=False)
+        return self.database.transaction("projection transaction")
 
     @contextlib.contextmanager
     def savepoint(self, tx: Connection) -> Iterator[None]:
         """A savepoint in ``tx``, rolled back alone if the block raises."""
-        try:
-            tx.execute("SAVEPOINT eventcore_event")
-        except psycopg.Error as exc:
-            raise self._t.store._translate("savepoint", exc) from exc
+        self._t.run_in(tx, "savepoint", _SAVEPOINT, (), "none")
         try:
             yield
         except BaseException:
-            try:
-                tx.execute("ROLLBACK TO SAVEPOINT eventcore_event")
-                tx.execute("RELEASE SAVEPOINT eventcore_event")
-            except psycopg.Error as exc:
-                raise self._t.store._translate("savepoint", exc) from exc
+            self._t.run_in(tx, "savepoint", _ROLLBACK_TO, (), "none")
+            self._t.run_in(tx, "savepoint", _RELEASE, (), "none")
             raise
-        try:
-            tx.execute("RELEASE SAVEPOINT eventcore_event")
-        except psycopg.Error as exc:
-            raise self._t.store._translate("savepoint", exc) from exc
+        self._t.run_in(tx, "savepoint", _RELEASE, (), "none")
 
     def save_in(self, tx: Connection, name: str, position: int, *, expected: int | None) -> None:
         """Save inside ``tx`` if the checkpoint is still ``expected`` (locking its row),
         else raise :class:`~eventcore.errors.LeadershipUnavailable` (the caller rolls back)."""
         check_name(name)
         check_position(position)
-        try:
-            row = tx.execute(self._lock_row, (name,)).fetchone()
+        operation = "save checkpoint"
+        row = self._t.run_in(tx, operation, self._lock_row, (name,), "one")
+        current = None if row is None else int(row[0])
+        if current == expected:
+            params = (name, position, expected)
+            if self._t.run_in(tx, operation, self._save_expected, params, "one") is not None:
+                return
+            row = self._t.run_in(tx, operation, self._load, (name,), "one")
             current = None if row is None else int(row[0])
-            if current == expected:
-                saved = tx.execute(self._save_expected, (name, position, expected)).fetchone()
-                if saved is not None:
-                    return
-                row = tx.execute(self._load, (name,)).fetchone()
-                current = None if row is None else int(row[0])
-        except psycopg.Error as exc:
-            raise self._t.store._translate("save checkpoint", exc) from exc
         raise LeadershipUnavailable(
             name,
             f"its checkpoint moved from {expected} to {current} while this instance was "
@@ -189,6 +169,14 @@ class PostgresCheckpointStore:
             "rolled back, so nothing was applied twice",
         )
 
+    def close(self) -> None:
+        """Close the database if this store opened it."""
+        self._t.close()
+
+
+_SAVEPOINT: Final = "SAVEPOINT eventcore_event"
+_ROLLBACK_TO: Final = "ROLLBACK TO SAVEPOINT eventcore_event"
+_RELEASE: Final = "RELEASE SAVEPOINT eventcore_event"
 
 _LETTER_COLUMNS: Final = (
     "projection, position, event_id, stream_id, event_type, error_type, message, traceback, "
@@ -199,8 +187,9 @@ _LETTER_COLUMNS: Final = (
 class PostgresDeadLetterStore:
     """Dead letters in ``<schema>.dead_letters``."""
 
-    def __init__(self, store: PostgresEventStore) -> None:
-        self._t = _Tables(_check_store(store, "PostgresDeadLetterStore"))
+    def __init__(self, store: PostgresEventStore | PostgresDatabase | PostgresConfig | str) -> None:
+        self._t = _Tables(store, "PostgresDeadLetterStore")
+        self.database = self._t.db
         self.database_key = self._t.database_key
         self._insert = self._t.q(
             "INSERT INTO {schema}.dead_letters (" + _LETTER_COLUMNS + ") "
@@ -214,17 +203,14 @@ class PostgresDeadLetterStore:
         self._select = "SELECT " + _LETTER_COLUMNS + " FROM {schema}.dead_letters "
 
     def __repr__(self) -> str:
-        return f"PostgresDeadLetterStore(schema={self._t.store.config.schema!r})"
+        return f"PostgresDeadLetterStore(schema={self.database.config.schema!r})"
 
     def record(self, letter: DeadLetter) -> None:
         self._t.execute("record dead letter", self._insert, _row(letter))
 
     def record_in(self, tx: Connection, letter: DeadLetter) -> None:
         """Record ``letter`` inside an open transaction on the same database."""
-        try:
-            tx.execute(self._insert, _row(letter))
-        except psycopg.Error as exc:
-            raise self._t.store._translate("record dead letter", exc) from exc
+        self._t.run_in(tx, "record dead letter", self._insert, _row(letter), "none")
 
     def list(self, name: str) -> builtins.list[DeadLetter]:
         query = self._t.q(self._select + "WHERE projection = %s ORDER BY position")
@@ -242,10 +228,7 @@ class PostgresDeadLetterStore:
     def discard_in(self, tx: Connection, name: str, position: int | None = None) -> int:
         """Discard inside an open transaction on the same database."""
         query, params = self._discard(name, position)
-        try:
-            return tx.execute(query, params).rowcount
-        except psycopg.Error as exc:
-            raise self._t.store._translate("discard dead letters", exc) from exc
+        return int(self._t.run_in(tx, "discard dead letters", query, params, "count"))
 
     def _discard(self, name: str, position: int | None) -> tuple[sql.Composed, tuple[Any, ...]]:
         if position is None:
@@ -257,6 +240,10 @@ class PostgresDeadLetterStore:
             self._t.q("DELETE FROM {schema}.dead_letters WHERE projection = %s AND position = %s"),
             (check_name(name), check_position(position)),
         )
+
+    def close(self) -> None:
+        """Close the database if this store opened it."""
+        self._t.close()
 
 
 def _row(letter: DeadLetter) -> tuple[Any, ...]:
@@ -301,42 +288,44 @@ class PostgresLeadership:
     ``keepalive_idle + 15`` seconds; a holder process that dies hands over at once.
     """
 
-    def __init__(self, store: PostgresEventStore, *, keepalive_idle: int = 10) -> None:
-        self._store = _check_store(store, "PostgresLeadership")
+    def __init__(
+        self,
+        store: PostgresEventStore | PostgresDatabase | PostgresConfig | str,
+        *,
+        keepalive_idle: int = 10,
+    ) -> None:
+        self._t = _Tables(store, "PostgresLeadership")
+        self.database = self._t.db
         self._keepalive_idle = keepalive_idle
         self._held: dict[str, Connection] = {}
 
     def __repr__(self) -> str:
-        schema = self._store.config.schema
+        schema = self.database.config.schema
         return f"PostgresLeadership(schema={schema!r}, held={sorted(self._held)})"
 
     def lock_text(self, name: str) -> str:
         """The text hashed (``hashtextextended``) into the advisory-lock key of ``name``."""
-        return f"eventcore/{self._store.config.schema}/projection/{check_name(name)}"
+        return f"eventcore/{self.database.config.schema}/projection/{check_name(name)}"
 
     def acquire(self, name: str) -> bool:
         if name in self._held:
             return False
-        config = self._store.config
-        kwargs = config.connect_kwargs()
-        kwargs["application_name"] = f"{config.application_name}:lead:{name}"[:63]
-        kwargs.update(
+        config = self.database.config
+        conn = self.database.open_connection(
+            "acquire leadership",
+            application_name=f"{config.application_name}:lead:{name}"[:63],
             keepalives=1,
             keepalives_idle=self._keepalive_idle,
             keepalives_interval=5,
             keepalives_count=3,
         )
         try:
-            conn: Connection = psycopg.connect(config.dsn, **kwargs)
-        except psycopg.Error as exc:
-            raise self._store._cannot_connect("acquire leadership", exc) from exc
-        try:
             row = conn.execute(
                 "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (self.lock_text(name),)
             ).fetchone()
         except psycopg.Error as exc:
             conn.close()
-            raise self._store._translate("acquire leadership", exc) from exc
+            raise self.database.translate("acquire leadership", exc) from exc
         if not row or not row[0]:
             conn.close()
             return False
@@ -384,25 +373,21 @@ class PostgresLeadership:
             "AND l.classid::text::bigint = ((k.key >> 32) & 4294967295) "
             "AND l.objid::text::bigint = (k.key & 4294967295)"
         ).format()
-        rows = self._store._fetch("leadership holder", query, (self.lock_text(name),))
+        rows = self._t.fetch("leadership holder", query, (self.lock_text(name),))
         if not rows:
             return None
         pid, app, client = rows[0]
         return f"server pid {pid}, application {app!r}, client {client}"
 
     def close(self) -> None:
-        """Release every projection held by this object."""
+        """Release every projection held by this object (and close the database if this
+        object opened it)."""
         for name in list(self._held):
             self.release(name)
+        self._t.close()
 
     def __enter__(self) -> PostgresLeadership:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _rollback_quietly(conn: Connection) -> None:
-    with contextlib.suppress(psycopg.Error):
-        if not conn.closed:
-            conn.execute("ROLLBACK")

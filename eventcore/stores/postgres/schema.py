@@ -17,10 +17,12 @@ from eventcore.errors import ConfigurationError
 
 __all__ = [
     "CONFLICT_SQLSTATE",
+    "IDEMPOTENCY_SQLSTATE",
     "IMMUTABLE_SQLSTATE",
     "ISOLATION_SQLSTATE",
     "SCHEMA_VERSION",
     "migrate",
+    "schema_version",
 ]
 
 CONFLICT_SQLSTATE: Final = "EC001"
@@ -29,10 +31,14 @@ IMMUTABLE_SQLSTATE: Final = "EC002"
 """Raised by the triggers that reject UPDATE, DELETE and TRUNCATE on events."""
 ISOLATION_SQLSTATE: Final = "EC003"
 """Raised by ``eventcore_append`` outside READ COMMITTED (its checks need fresh snapshots)."""
+IDEMPOTENCY_SQLSTATE: Final = "EC005"
+"""Raised by ``eventcore_append`` when an idempotency key comes with another fingerprint; the
+detail is a JSON object (key, stored, given)."""
 
 # Each script is formatted with {schema} (an Identifier), {prefix} (the lock-key prefix of
-# streams, a Literal), {global_key} (the text hashed into the schema-wide write lock, a
-# Literal) and {channel} (the NOTIFY channel, a Literal). Literal braces are doubled.
+# streams, a Literal), {key_prefix} (the lock-key prefix of idempotency keys, a Literal),
+# {global_key} (the text hashed into the schema-wide write lock, a Literal) and {channel}
+# (the NOTIFY channel, a Literal). Literal braces are doubled.
 _V1: Final = """
 CREATE TABLE {schema}.events (
     position        bigint      PRIMARY KEY,
@@ -182,11 +188,162 @@ CREATE TABLE IF NOT EXISTS {schema}.dead_letters (
 );
 """
 
+
+_V5_EXACT: Final = """
+-- Payloads and metadata kept as the exact text written (json, not jsonb): jsonb normalises
+-- numbers (-0.0 became 0.0, 1e16 an integer), reorders keys and refuses the NUL escape, so
+-- PostgreSQL read back something other than what memory and SQLite keep. The correlation id gets a
+-- column of its own (an index on metadata->>'correlation_id' would have to parse the json
+-- of every row, and fails on a NUL escape anywhere in it); rows written before are filled in
+-- once, with the immutability trigger off for that statement only.
+ALTER TABLE {schema}.events ADD COLUMN correlation_id uuid;
+ALTER TABLE {schema}.events DISABLE TRIGGER events_no_update;
+UPDATE {schema}.events SET correlation_id = (metadata->>'correlation_id')::uuid
+ WHERE metadata->>'correlation_id' IS NOT NULL;
+ALTER TABLE {schema}.events ENABLE TRIGGER events_no_update;
+DROP INDEX {schema}.events_correlation;
+CREATE INDEX events_correlation ON {schema}.events (correlation_id, position);
+ALTER TABLE {schema}.events
+    ALTER COLUMN data TYPE json USING data::json,
+    ALTER COLUMN metadata TYPE json USING metadata::json;
+
+-- Filtered reads scan position windows of the primary key; an index by stream prefix let a
+-- planner without statistics read a whole category per page.
+DROP INDEX IF EXISTS {schema}.events_stream_prefix;
+
+-- write_end: the last position of the same atomic write (NULL for events written before
+-- this migration: each counts as its own write), so a page can end on a write boundary.
+ALTER TABLE {schema}.events ADD COLUMN write_end bigint;
+
+-- Idempotency keys: one row per key, written in the transaction of its append.
+CREATE TABLE {schema}.idempotency (
+    key             text        PRIMARY KEY,
+    fingerprint     text        NOT NULL,
+    first_position  bigint      NOT NULL,
+    last_position   bigint      NOT NULL,
+    recorded_at     timestamptz NOT NULL
+);
+
+DROP FUNCTION {schema}.eventcore_append(
+    text[], bigint[], uuid[], text[], text[], integer[], text[], text, timestamptz[]);
+
+-- The append, in one round trip. An idempotency key is locked and looked up first (a known
+-- key with the same fingerprint returns the positions it wrote, o_replayed = true). Streams
+-- are locked in a fixed (sorted key) order, so two writers never deadlock; every
+-- participant's version is checked after its lock, in a fresh READ COMMITTED snapshot; then
+-- the schema-wide write lock, held until commit, makes positions commit-ordered and gapless.
+CREATE FUNCTION {schema}.eventcore_append(
+    p_streams         text[],
+    p_expected        bigint[],
+    p_event_ids       uuid[],
+    p_event_streams   text[],
+    p_types           text[],
+    p_schema_versions integer[],
+    p_data            text[],
+    p_metadata        text,
+    p_correlation_id  uuid,
+    p_recorded_at     timestamptz[],
+    p_key             text,
+    p_fingerprint     text,
+    OUT o_first       bigint,
+    OUT o_last        bigint,
+    OUT o_replayed    boolean
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_key       bigint;
+    v_conflicts jsonb;
+    v_count     integer := coalesce(cardinality(p_event_ids), 0);
+    v_inserted  integer;
+    v_stored    {schema}.idempotency%ROWTYPE;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'eventcore appends need READ COMMITTED, not %',
+            current_setting('transaction_isolation') USING ERRCODE = 'EC003';
+    END IF;
+    o_first := 0;
+    o_last := 0;
+    o_replayed := false;
+
+    IF p_key IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended({key_prefix} || p_key, 0));
+        SELECT * INTO v_stored FROM {schema}.idempotency WHERE key = p_key;
+        IF FOUND THEN
+            IF v_stored.fingerprint <> p_fingerprint THEN
+                RAISE EXCEPTION 'eventcore idempotency key reused' USING ERRCODE = 'EC005',
+                    DETAIL = jsonb_build_object('key', p_key, 'stored', v_stored.fingerprint,
+                                                'given', p_fingerprint)::text;
+            END IF;
+            o_first := v_stored.first_position;
+            o_last := v_stored.last_position;
+            o_replayed := true;
+            RETURN;
+        END IF;
+    END IF;
+
+    FOR v_key IN
+        SELECT DISTINCT hashtextextended({prefix} || s, 0) FROM unnest(p_streams) AS s ORDER BY 1
+    LOOP
+        PERFORM pg_advisory_xact_lock(v_key);
+    END LOOP;
+
+    SELECT jsonb_agg(jsonb_build_object(
+               'stream', c.stream_id, 'expected', c.expected, 'actual', c.actual)
+               ORDER BY c.ord)
+      INTO v_conflicts
+      FROM (SELECT x.stream_id, x.expected, x.ord,
+                   coalesce((SELECT max(e.stream_version) FROM {schema}.events e
+                              WHERE e.stream_id = x.stream_id), 0) AS actual
+              FROM unnest(p_streams, p_expected) WITH ORDINALITY AS x(stream_id, expected, ord)
+           ) AS c
+     WHERE c.actual <> c.expected;
+    IF v_conflicts IS NOT NULL THEN
+        RAISE EXCEPTION 'eventcore version conflict' USING ERRCODE = 'EC001',
+            DETAIL = v_conflicts::text;
+    END IF;
+
+    IF v_count = 0 THEN
+        RETURN;
+    END IF;
+
+    PERFORM pg_advisory_xact_lock(hashtextextended({global_key}, 0));
+    SELECT coalesce(max(position), 0) + 1 INTO o_first FROM {schema}.events;
+    o_last := o_first + v_count - 1;
+
+    INSERT INTO {schema}.events (position, event_id, stream_id, stream_version, event_type,
+                                 schema_version, data, metadata, correlation_id,
+                                 recorded_at, write_end)
+    SELECT o_first + r.ord - 1, r.event_id, r.stream_id,
+           x.expected + row_number() OVER (PARTITION BY r.stream_id ORDER BY r.ord),
+           r.event_type, r.schema_version, r.data::json, p_metadata::json, p_correlation_id,
+           r.recorded_at, o_last
+      FROM unnest(p_event_ids, p_event_streams, p_types, p_schema_versions, p_data,
+                  p_recorded_at)
+           WITH ORDINALITY AS r(event_id, stream_id, event_type, schema_version, data,
+                                recorded_at, ord)
+      JOIN unnest(p_streams, p_expected) AS x(stream_id, expected) USING (stream_id);
+    GET DIAGNOSTICS v_inserted = ROW_COUNT;
+    IF v_inserted <> v_count THEN
+        RAISE EXCEPTION 'eventcore append: % of % events target undeclared streams',
+            v_count - v_inserted, v_count USING ERRCODE = 'EC004';
+    END IF;
+
+    IF p_key IS NOT NULL THEN
+        INSERT INTO {schema}.idempotency (key, fingerprint, first_position, last_position,
+                                          recorded_at)
+        VALUES (p_key, p_fingerprint, o_first, o_last, p_recorded_at[1]);
+    END IF;
+
+    PERFORM pg_notify({channel}, o_last::text);
+END
+$fn$;
+"""
+
 _MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "events table, immutability triggers, eventcore_append()", _V1),
     (2, "index on metadata->>'correlation_id'", _V2_CORRELATION),
     (3, "projection checkpoints and dead letters", _V3_PROJECTIONS),
     (4, "command-state snapshots table", _V4_SNAPSHOTS),
+    (5, "exact payloads, write boundaries, idempotency keys, new eventcore_append()", _V5_EXACT),
 )
 
 SCHEMA_VERSION: Final = max(version for version, _, _ in _MIGRATIONS)
@@ -195,6 +352,11 @@ SCHEMA_VERSION: Final = max(version for version, _, _ in _MIGRATIONS)
 def stream_lock_prefix(schema: str) -> str:
     """The text put before a stream id when hashing it into an advisory-lock key."""
     return f"eventcore/{schema}/stream/"
+
+
+def key_lock_prefix(schema: str) -> str:
+    """The text put before an idempotency key when hashing it into an advisory-lock key."""
+    return f"eventcore/{schema}/key/"
 
 
 def global_lock_text(schema: str) -> str:
@@ -212,7 +374,7 @@ def migrate(conn: psycopg.Connection[Any], schema: str, channel: str) -> int:
     ``conn`` must be in autocommit mode; the work runs in one transaction per call.
     """
     ident = sql.Identifier(schema)
-    current = _current_version(conn, schema)
+    current = schema_version(conn, schema)
     if current == SCHEMA_VERSION:
         return current
     _check_not_newer(current, schema)
@@ -229,16 +391,17 @@ def migrate(conn: psycopg.Connection[Any], schema: str, channel: str) -> int:
                 "applied_at timestamptz NOT NULL DEFAULT now())"
             ).format(ident)
         )
-        found = _current_version(conn, schema)  # again, now that we hold the lock
-        _check_not_newer(found, schema)
+        done = _applied(conn, schema)  # again, now that we hold the lock
+        _check_not_newer(max(done, default=0), schema)
         params = {
             "schema": ident,
             "prefix": sql.Literal(stream_lock_prefix(schema)),
+            "key_prefix": sql.Literal(key_lock_prefix(schema)),
             "global_key": sql.Literal(global_lock_text(schema)),
             "channel": sql.Literal(channel),
         }
         for version, description, script in sorted(_MIGRATIONS):
-            if version <= found:
+            if version in done:
                 continue
             conn.execute(sql.SQL(script).format(**params))
             conn.execute(
@@ -250,16 +413,26 @@ def migrate(conn: psycopg.Connection[Any], schema: str, channel: str) -> int:
     return current
 
 
-def _current_version(conn: psycopg.Connection[Any], schema: str) -> int:
+def schema_version(conn: psycopg.Connection[Any], schema: str) -> int:
+    """The schema's version: the last migration before the first one missing (0 for none),
+    or the highest recorded when that is newer than this library."""
+    done = _applied(conn, schema)
+    if done and max(done) > SCHEMA_VERSION:
+        return max(done)
+    version = 0
+    while version + 1 in done:
+        version += 1
+    return version
+
+
+def _applied(conn: psycopg.Connection[Any], schema: str) -> set[int]:
     row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.migrations",)).fetchone()
     if not row or not row[0]:
-        return 0
-    row = conn.execute(
-        sql.SQL("SELECT coalesce(max(version), 0) FROM {}.migrations").format(
-            sql.Identifier(schema)
-        )
-    ).fetchone()
-    return int(row[0]) if row else 0
+        return set()
+    rows = conn.execute(
+        sql.SQL("SELECT version FROM {}.migrations").format(sql.Identifier(schema))
+    ).fetchall()
+    return {int(r[0]) for r in rows}
 
 
 def _check_not_newer(version: int, schema: str) -> None:

@@ -35,7 +35,7 @@ from uuid import UUID
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import ConfigurationError, Conflict, IdempotencyConflict, VersionConflict
 from eventcore.events import EventTypes, Metadata, RecordedEvent
-from eventcore.idempotency import IdempotencyKey, RecordedWrite, fingerprint, idempotency_key
+from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
 from eventcore.store import (
     PendingEvent,
     check_after_version,
@@ -205,7 +205,7 @@ class SqliteEventStore:
         checked, pending, meta = prepare_append(
             self.types, expected, events, metadata, self._clock, self._ids
         )
-        key = None if idempotency_key is None else _key(idempotency_key, pending)
+        key = None if idempotency_key is None else append_key(idempotency_key, pending)
         outcome = self.database.write("append", append_plan(checked, pending, meta, key))
         if isinstance(outcome, list):
             if outcome:
@@ -271,15 +271,6 @@ def open_database(
     raise ConfigurationError(
         f"{who} takes a SqliteDatabase, a file path, ':memory:' or a sqlite3.Connection, got "
         f"{type(database).__name__}"
-    )
-
-
-def _key(given: str | IdempotencyKey, pending: list[PendingEvent]) -> IdempotencyKey:
-    """The key of an append; a plain ``str`` is fingerprinted by the events it writes."""
-    if isinstance(given, IdempotencyKey):
-        return given
-    return idempotency_key(
-        given, fingerprint((p.stream_id, p.info.type_name, p.data) for p in pending)
     )
 
 

@@ -1,0 +1,246 @@
+"""The statements of the PostgreSQL event store and what to make of their rows, as plans.
+
+One :class:`Statements` per schema holds every statement composed once; the plan functions
+are shared by every face of the store (the blocking one in
+:mod:`eventcore.stores.postgres.store`, an asyncio one), so a fix lands in all of them.
+
+**Filtered reads do not depend on the planner's luck.** A read filtered by stream or event
+type scans the primary key in windows of positions (``position > lo AND position <= hi``),
+widening the window while it finds too few events, up to the head. Each statement is a
+bounded range scan of the primary key (or of the type index, bounded the same way), the
+obvious plan with or without statistics: on a table loaded a minute ago, before
+``ANALYZE``, a filtered page costs what it costs a year later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from psycopg import sql
+
+from eventcore.errors import IdempotencyConflict
+from eventcore.events import Metadata, RecordedEvent
+from eventcore.idempotency import IdempotencyKey
+from eventcore.store import PendingEvent
+from eventcore.stores._plan import Plan, Query
+from eventcore.stores._select import StreamSelector
+from eventcore.stores.postgres.filters import like_prefix, pattern_regex
+from eventcore.types import StreamId, StreamPrefix, trusted_stream_id
+
+__all__ = ["Row", "Statements"]
+
+Row = tuple[Any, ...]
+
+COLUMNS: Final = (
+    "position, stream_id, stream_version, event_type, schema_version, data::text, event_id, "
+    "recorded_at, metadata::text"
+)
+
+WINDOW: Final = 10_000
+"""The first window of positions a filtered read scans (at least 8 pages' worth)."""
+MAX_WINDOW: Final = 1_000_000
+
+
+class Statements:
+    """Every statement of one schema's event store, composed once."""
+
+    def __init__(self, schema: str) -> None:
+        ident = sql.Identifier(schema)
+        table = sql.SQL("{}.events").format(ident)
+        select = sql.SQL("SELECT " + COLUMNS + " FROM {} ").format(table)
+        self.table = table
+        self.select = select
+        self.stream = select + sql.SQL(
+            "WHERE stream_id = %s AND stream_version > %s ORDER BY stream_version LIMIT %s"
+        )
+        self.streams = select + sql.SQL(
+            "WHERE stream_id = ANY(%s::text[]) ORDER BY stream_id, stream_version LIMIT %s"
+        )
+        self.version = sql.SQL(
+            "SELECT coalesce(max(stream_version), 0) FROM {} WHERE stream_id = %s"
+        ).format(table)
+        self.head = sql.SQL("SELECT coalesce(max(position), 0) FROM {}").format(table)
+        self.all = select + sql.SQL("WHERE position > %s ORDER BY position LIMIT %s")
+        self.write_end = sql.SQL("SELECT write_end FROM {} WHERE position = %s").format(table)
+        self.correlation = select + sql.SQL("WHERE correlation_id = %s ORDER BY position")
+        self.event = select + sql.SQL("WHERE event_id = %s")
+        self.range = select + sql.SQL("WHERE position BETWEEN %s AND %s ORDER BY position")
+        self.append = sql.SQL(
+            "SELECT * FROM {}.eventcore_append(%s::text[], %s::bigint[], %s::uuid[], "
+            "%s::text[], %s::text[], %s::integer[], %s::text[], %s::text, %s::uuid, "
+            "%s::timestamptz[], %s::text, %s::text)"
+        ).format(ident)
+        self.key = sql.SQL(
+            "SELECT fingerprint, first_position, last_position, recorded_at FROM {}.idempotency "
+            "WHERE key = %s"
+        ).format(ident)
+        self.forget_keys = sql.SQL("DELETE FROM {}.idempotency WHERE recorded_at < %s").format(
+            ident
+        )
+
+    def filtered(self, where: sql.Composable, *, bounded: bool) -> sql.Composed:
+        """A filtered page: in a window of positions, or up to a write's end (``bounded``:
+        both ends are parameters, then the filters, then for a window the limit)."""
+        tail = sql.SQL(" ORDER BY position LIMIT %s") if bounded else sql.SQL(" ORDER BY position")
+        return self.select + sql.SQL("WHERE position > %s AND position <= %s") + where + tail
+
+
+# -- plans --------------------------------------------------------------------------------------
+
+
+def rows_plan(query: sql.Composable, params: Sequence[Any]) -> Plan[list[Row]]:
+    rows: list[Row] = yield Query(query, params)
+    return rows
+
+
+def value_plan(query: sql.Composable, params: Sequence[Any]) -> Plan[int]:
+    row = yield Query(query, params, "one")
+    return int(row[0])
+
+
+def count_plan(query: sql.Composable, params: Sequence[Any]) -> Plan[int]:
+    count: int = yield Query(query, params, "count")
+    return count
+
+
+def streams_plan(q: Statements, ids: list[StreamId], size: int) -> Plan[list[Row]]:
+    """Whole streams in one query per page; a stream longer than a page is read on alone."""
+    out: list[Row] = []
+    pending = ids
+    while pending:
+        rows: list[Row] = yield Query(q.streams, (pending, size))
+        out += rows
+        if len(rows) < size:
+            break
+        last, version = trusted_stream_id(rows[-1][1]), rows[-1][2]
+        while True:
+            more: list[Row] = yield Query(q.stream, (last, version, size))
+            out += more
+            if len(more) < size:
+                break
+            version = more[-1][2]
+        seen = {row[1] for row in rows}
+        pending = [sid for sid in pending if sid not in seen]
+    return out
+
+
+def _filters(
+    chosen: tuple[StreamSelector, ...] | None, names: frozenset[str] | None
+) -> tuple[sql.Composable, list[Any]]:
+    parts: list[sql.Composable] = []
+    params: list[Any] = []
+    if chosen is not None:
+        ors = []
+        for selector in chosen:
+            if isinstance(selector, StreamPrefix):
+                ors.append(sql.SQL("stream_id LIKE %s ESCAPE '\\'"))
+                params.append(like_prefix(selector))
+            else:
+                ors.append(sql.SQL("stream_id ~ %s"))
+                params.append(pattern_regex(selector))
+        parts.append(sql.SQL(" AND (") + sql.SQL(" OR ").join(ors) + sql.SQL(")"))
+    if names is not None:
+        parts.append(sql.SQL(" AND event_type = ANY(%s::text[])"))
+        params.append(sorted(names))
+    return sql.Composed(parts), params
+
+
+def read_all_plan(
+    q: Statements,
+    after: int,
+    limit: int | None,
+    chosen: tuple[StreamSelector, ...] | None,
+    names: frozenset[str] | None,
+) -> Plan[list[Row]]:
+    """A page of the log (windowed when filtered), extended to the end of the write the
+    limit would cut."""
+    if limit == 0 or (names is not None and not names):
+        return []
+    rows: list[Row]
+    if chosen is None and names is None:
+        rows = yield Query(q.all, (after, limit))
+        where: sql.Composable = sql.SQL("")
+        params: list[Any] = []
+    else:
+        where, params = _filters(chosen, names)
+        head = yield from value_plan(q.head, ())
+        window = q.filtered(where, bounded=True)
+        rows, low, width = [], after, max(WINDOW, 8 * (limit or 0))
+        while low < head and (limit is None or len(rows) < limit):
+            high = min(low + width, head)
+            need = None if limit is None else limit - len(rows)
+            rows += yield Query(window, (low, high, *params, need))
+            low, width = high, min(width * 2, MAX_WINDOW)
+    if limit is not None and len(rows) == limit:
+        last = rows[-1][0]
+        found = yield Query(q.write_end, (last,), "one")
+        end = found[0] if found is not None and type(found[0]) is int else last
+        if end > last:
+            rows += yield Query(q.filtered(where, bounded=False), (last, end, *params))
+    return rows
+
+
+def recorded_write_plan(q: Statements, key: str) -> Plan[tuple[str, list[Row], Any] | None]:
+    found = yield Query(q.key, (key,), "one")
+    if found is None:
+        return None
+    rows: list[Row] = yield Query(q.range, (found[1], found[2]))
+    return found[0], rows, found[3]
+
+
+class Replayed:
+    """The rows of a write found under an idempotency key (decoded by the store)."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = rows
+
+
+def append_plan(
+    q: Statements,
+    checked: dict[StreamId, int],
+    pending: list[PendingEvent],
+    meta: Metadata,
+    key: IdempotencyKey | None,
+) -> Plan[list[RecordedEvent] | Replayed]:
+    """The append: one call of ``eventcore_append`` (and, for a known idempotency key, one
+    read of what it wrote)."""
+    params = (
+        list(checked),
+        list(checked.values()),
+        [p.event_id for p in pending],
+        [p.stream_id for p in pending],
+        [p.info.type_name for p in pending],
+        [p.info.version for p in pending],
+        [p.data for p in pending],
+        meta.to_json(),
+        meta.correlation_id,
+        [p.recorded_at for p in pending],
+        None if key is None else key.key,
+        None if key is None else key.fingerprint,
+    )
+    first, last, replayed = yield Query(q.append, params, "one")
+    if replayed:
+        if key is None:  # pragma: no cover - the function replays only for a key
+            raise IdempotencyConflict("?", "?", "?")
+        rows: list[Row] = yield Query(q.range, (first, last))
+        return Replayed(rows)
+    versions = dict(checked)
+    recorded: list[RecordedEvent] = []
+    for offset, p in enumerate(pending):
+        version = versions[p.stream_id] = versions[p.stream_id] + 1
+        recorded.append(
+            RecordedEvent(
+                first + offset,
+                p.stream_id,
+                version,
+                p.info.type_name,
+                p.event,
+                p.event_id,
+                p.recorded_at,
+                meta,
+            )
+        )
+    return recorded
