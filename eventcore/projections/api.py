@@ -130,20 +130,12 @@ class EventSelector:
         return any(s is None or s.matches(event.stream_id) for s in self.stream_selectors)
 
     def read(self, store: EventStore, *, after: int, limit: int) -> list[RecordedEvent]:
-        """The first ``limit`` selected events after position ``after``, in position order.
-
-        One filtered ``read_all`` per stream selector; several are merged by position (each
-        returns its own first ``limit`` matches, so the merge's first ``limit`` are exact).
-        """
+        """The first ``limit`` selected events after position ``after``, in position order,
+        in one filtered ``read_all`` (several stream selectors are passed together, so the
+        page, like every page, ends on a write boundary)."""
         types = None if self.event_types is None else list(self.event_types)
-        selectors = self.stream_selectors
-        if len(selectors) == 1:
-            return store.read_all(after=after, limit=limit, streams=selectors[0], event_types=types)
-        merged: dict[int, RecordedEvent] = {}
-        for streams in selectors:
-            for rec in store.read_all(after=after, limit=limit, streams=streams, event_types=types):
-                merged[rec.position] = rec
-        return [merged[p] for p in sorted(merged)[:limit]]
+        streams = self.streams
+        return store.read_all(after=after, limit=limit, streams=streams, event_types=types)
 
 
 ALL_EVENTS = EventSelector()

@@ -46,6 +46,7 @@ from eventcore.projections import (
     wait_until,
 )
 from eventcore.store import EventStore
+from eventcore.testing.projection_boundaries import WriteBoundaryProjections
 from eventcore.testing.projection_helpers import (
     EVENTS,
     FailingReads,
@@ -63,7 +64,7 @@ StoreFactory = Callable[..., EventStore]
 Factory = Callable[[EventStore], Any]
 
 
-class ProjectionContract:
+class ProjectionContract(WriteBoundaryProjections):
     """Behaviour every projection backend must show. Subclass it; provide the fixtures
     described in the module docstring."""
 
