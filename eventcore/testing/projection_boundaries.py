@@ -89,7 +89,7 @@ class WriteBoundaryProjections:
         ends = _transfers(store)
         spy = _SavedAt(checkpoints)
         ledger = _Ledger(spy)
-        report = run_projection(ledger, store, ProjectionConfig(spy, page_size=page_size))  # type: ignore[arg-type]
+        report = run_projection(ledger, store, ProjectionConfig(spy, page_size=page_size))
         assert report.last_position == store.head()
         assert spy.saved, "the runner saved no checkpoint"
         assert set(spy.saved) <= ends, f"checkpoints inside a write: {set(spy.saved) - ends}"
@@ -104,7 +104,7 @@ class WriteBoundaryProjections:
         spy = _SavedAt(checkpoints)
         selector = EventSelector(streams=(StreamPrefix("acct-0"), StreamPattern("acct-[12]")))
         ledger = _Ledger(spy, selector)
-        run_projection(ledger, store, ProjectionConfig(spy, page_size=2))  # type: ignore[arg-type]
+        run_projection(ledger, store, ProjectionConfig(spy, page_size=2))
         seen = sorted(ledger.balances)
         assert seen == ["acct-0", "acct-1", "acct-2"]
         assert spy.saved[-1] == store.head()
