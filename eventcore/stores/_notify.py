@@ -3,11 +3,13 @@ every append made through it, plus polling for other processes and database obje
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-__all__ = ["Notifier", "wait_for_head"]
+__all__ = ["Notifier", "wait_for_head", "wait_for_head_async"]
 
 
 class Notifier:
@@ -16,6 +18,7 @@ class Notifier:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._count = 0
+        self._async: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     @property
     def count(self) -> int:
@@ -25,6 +28,26 @@ class Notifier:
         with self._cond:
             self._count += 1
             self._cond.notify_all()
+            waiters = list(self._async)
+        for loop, event in waiters:
+            with contextlib.suppress(RuntimeError):  # a loop already closed
+                loop.call_soon_threadsafe(event.set)
+
+    async def wait_async(self, seen: int, timeout: float) -> bool:
+        """:meth:`wait` for a coroutine: awaits a wake-up without blocking the loop."""
+        event = asyncio.Event()
+        entry = (asyncio.get_running_loop(), event)
+        with self._cond:
+            if self._count != seen:
+                return True
+            self._async.add(entry)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+            return self._count != seen
+        finally:
+            with self._cond:
+                self._async.discard(entry)
 
     def wait(self, seen: int, timeout: float) -> bool:
         """Block until an append after ``seen`` (a :attr:`count`) or ``timeout``."""
@@ -46,3 +69,19 @@ def wait_for_head(
         if remaining <= 0:
             return False
         notifier.wait(seen, min(remaining, poll))
+
+
+async def wait_for_head_async(
+    head: Callable[[], Awaitable[int]], notifier: Notifier, after: int, timeout: float, poll: float
+) -> bool:
+    """:func:`wait_for_head` for a coroutine."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        seen = notifier.count
+        if await head() > after:
+            return True
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return False
+        await notifier.wait_async(seen, min(remaining, poll))

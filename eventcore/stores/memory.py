@@ -18,9 +18,12 @@ so no reader can change what another sees.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
@@ -39,7 +42,7 @@ from eventcore.store import (
 from eventcore.stores._select import Selection, selectors
 from eventcore.types import StreamId
 
-__all__ = ["InMemoryEventStore"]
+__all__ = ["AsyncInMemoryEventStore", "InMemoryEventStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,14 @@ class _Log:
         self.mutable_types: set[str] = set()
         self.custom_metadata = False
         self.changed = threading.Condition(self.lock)  # notified on every append
+        self.async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    def wake(self) -> None:
+        """Wake every waiter, blocking and asyncio (call with the lock held)."""
+        self.changed.notify_all()
+        for loop, event in list(self.async_waiters):
+            with contextlib.suppress(RuntimeError):  # a loop already closed
+                loop.call_soon_threadsafe(event.set)
 
 
 class InMemoryEventStore:
@@ -216,7 +227,7 @@ class InMemoryEventStore:
                     shared.by_correlation.setdefault(meta.correlation_id, []).append(rec)
             self._log.extend(recorded)
             if recorded:
-                shared.changed.notify_all()
+                shared.wake()
         return self._view(recorded)  # the writer's copy is not the stored one
 
     def read_idempotent_write(self, key: str) -> RecordedWrite | None:
@@ -300,3 +311,114 @@ class InMemoryEventStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class AsyncInMemoryEventStore:
+    """The asyncio face of :class:`InMemoryEventStore`: the same log and rules; nothing it
+    does blocks the event loop (``wait_for_events`` awaits a wake-up from any handle).
+
+    ``AsyncInMemoryEventStore(store=InMemoryEventStore(...))`` serves an existing log, so
+    blocking and asyncio code can share one.
+    """
+
+    def __init__(
+        self,
+        *,
+        events: Iterable[type] | EventTypes = (),
+        clock: Clock = system_clock,
+        ids: IdFactory = uuid7,
+        store: InMemoryEventStore | None = None,
+    ) -> None:
+        self.sync = (
+            store if store is not None else InMemoryEventStore(events=events, clock=clock, ids=ids)
+        )
+        self.types = self.sync.types
+
+    def __repr__(self) -> str:
+        return f"Async{self.sync!r}"
+
+    def reopen(self, **kwargs: Any) -> AsyncInMemoryEventStore:
+        """A second handle on the same events (see :meth:`InMemoryEventStore.reopen`)."""
+        return AsyncInMemoryEventStore(store=self.sync.reopen(**kwargs))
+
+    async def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> list[RecordedEvent]:
+        return list(self.sync.read_stream(stream_id, after_version=after_version))
+
+    async def read_streams(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[RecordedEvent]]:
+        return self.sync.read_streams(stream_ids)
+
+    async def stream_version(self, stream_id: StreamId) -> int:
+        return self.sync.stream_version(stream_id)
+
+    async def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
+    ) -> list[RecordedEvent]:
+        return self.sync.append(
+            expected, events, metadata=metadata, idempotency_key=idempotency_key
+        )
+
+    async def read_idempotent_write(self, key: str) -> RecordedWrite | None:
+        return self.sync.read_idempotent_write(key)
+
+    async def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+    ) -> list[RecordedEvent]:
+        return self.sync.read_all(
+            after=after, limit=limit, streams=streams, event_types=event_types
+        )
+
+    async def head(self) -> int:
+        return self.sync.head()
+
+    async def read_correlation(self, correlation_id: UUID) -> list[RecordedEvent]:
+        return self.sync.read_correlation(correlation_id)
+
+    async def read_event(self, event_id: UUID) -> RecordedEvent | None:
+        return self.sync.read_event(event_id)
+
+    async def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Wait until an event after ``after`` exists (True) or ``timeout`` seconds pass."""
+        check_wait_args(after, timeout)
+        shared = self.sync._shared
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+        entry = (loop, woken)
+        deadline = loop.time() + timeout
+        with shared.lock:
+            shared.async_waiters.add(entry)
+        try:
+            while True:
+                woken.clear()
+                if self.sync.head() > after:
+                    return True
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), remaining)
+        finally:
+            with shared.lock:
+                shared.async_waiters.discard(entry)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    async def __aenter__(self) -> AsyncInMemoryEventStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -47,7 +47,7 @@ from eventcore.stores.postgres import (  # noqa: E402
     PostgresEventStore,
 )
 from eventcore.stores.postgres.filters import like_prefix, pattern_regex  # noqa: E402
-from eventcore.stores.postgres.pool import _readable, looks_healthy  # noqa: E402
+from eventcore.stores.postgres.pool import looks_healthy, readable  # noqa: E402
 from eventcore.stores.postgres.schema import SCHEMA_VERSION  # noqa: E402
 
 SECRET = "s3cr3t-Pa55"
@@ -688,7 +688,7 @@ class TestFaults:
             assert looks_healthy(conn)
             assert full_checks == []  # a healthy idle connection: no query sent
             admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
-            wait_until(lambda: _readable(conn.pgconn.socket))
+            wait_until(lambda: readable(conn.pgconn.socket))
             assert not looks_healthy(conn)
             assert full_checks == [conn]
 

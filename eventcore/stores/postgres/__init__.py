@@ -18,8 +18,21 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "pip install 'eventcore[postgres]'"
     ) from exc
 
+from eventcore.stores.postgres.aio import (
+    AsyncPostgresDatabase,
+    AsyncPostgresEventStore,
+    AsyncPostgresTransaction,
+)
 from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.database import PostgresDatabase
 from eventcore.stores.postgres.store import PostgresEventStore, PostgresTransaction
 
-__all__ = ["PostgresConfig", "PostgresDatabase", "PostgresEventStore", "PostgresTransaction"]
+__all__ = [
+    "AsyncPostgresDatabase",
+    "AsyncPostgresEventStore",
+    "AsyncPostgresTransaction",
+    "PostgresConfig",
+    "PostgresDatabase",
+    "PostgresEventStore",
+    "PostgresTransaction",
+]

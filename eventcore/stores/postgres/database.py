@@ -55,7 +55,7 @@ from eventcore.stores.postgres.schema import (
     schema_version,
 )
 
-__all__ = ["Connection", "PostgresDatabase"]
+__all__ = ["BrokenConnection", "Connection", "PostgresDatabase", "resumed", "translate_error"]
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
@@ -185,36 +185,12 @@ class PostgresDatabase:
         try:
             probe = psycopg.connect(self.config.dsn, **self.config.connect_kwargs())
         except psycopg.Error as exc:
-            return (
-                StoreTimeout(
-                    operation,
-                    f"cannot connect to PostgreSQL at {self.config.address}: "
-                    f"{self.config.mask(message(exc))} (no connection within "
-                    f"acquire_timeout={self.config.acquire_timeout:g}s). Check that the server "
-                    "is running and reachable, and the DSN (EVENTCORE_POSTGRES_URL or PG* "
-                    "variables)",
-                ),
-                exc,
-            )
+            return acquire_timeout_error(self.config, operation, exc), exc
         probe.close()
-        return (
-            StoreTimeout(
-                operation,
-                f"no pooled connection to PostgreSQL at {self.config.address} became free "
-                f"within acquire_timeout={self.config.acquire_timeout:g}s "
-                f"(pool_max={self.config.pool_max}); raise pool_max or acquire_timeout, or "
-                "shorten the transactions that hold connections",
-            ),
-            None,
-        )
+        return acquire_timeout_error(self.config, operation, None), None
 
     def cannot_connect(self, operation: str, exc: psycopg.Error) -> StoreFailure:
-        return StoreFailure(
-            operation,
-            f"cannot connect to PostgreSQL at {self.config.address}: "
-            f"{self.config.mask(message(exc))}. Check that the server is running and "
-            "reachable, and the DSN (EVENTCORE_POSTGRES_URL or PG* variables)",
-        )
+        return cannot_connect_error(self.config, operation, exc)
 
     # -- running plans ---------------------------------------------------------------------
 
@@ -230,7 +206,7 @@ class PostgresDatabase:
             with self.connection(operation) as conn:
                 try:
                     result = self._execute(operation, conn, query, writing=False)
-                except _Broken as broken:
+                except BrokenConnection as broken:
                     if attempt == 1:
                         continue
                     plan.close()
@@ -263,12 +239,12 @@ class PostgresDatabase:
         def execute(query: Query) -> Any:
             try:
                 return self._execute(operation, conn, query, writing=writing)
-            except _Broken as broken:
+            except BrokenConnection as broken:
                 raise broken.error from broken.error.__cause__
 
         if first_result is _NOT_STARTED:
             return drive(plan, execute)
-        return drive(_resumed(plan, first_result), execute)
+        return drive(resumed(plan, first_result), execute)
 
     def _execute(self, operation: str, conn: Connection, query: Query, *, writing: bool) -> Any:
         try:
@@ -288,7 +264,7 @@ class PostgresDatabase:
             error = self.translate(operation, exc, writing=writing)
             if conn.broken:
                 error.__cause__ = exc
-                raise _Broken(error) from exc
+                raise BrokenConnection(error) from exc
             raise error from exc
         except psycopg.Error as exc:
             raise self.translate(operation, exc, writing=writing) from exc
@@ -345,54 +321,7 @@ class PostgresDatabase:
         self, operation: str, exc: psycopg.Error, *, writing: bool = False
     ) -> EventCoreError:
         """Map a driver error to EventCore's typed errors (the caller chains the cause)."""
-        config = self.config
-        detail = config.mask(message(exc))
-        if exc.sqlstate == CONFLICT_SQLSTATE:
-            return VersionConflict(_conflicts(exc.diag.message_detail))
-        if exc.sqlstate == IDEMPOTENCY_SQLSTATE:
-            found = json.loads(exc.diag.message_detail or "{}")
-            return IdempotencyConflict(
-                found.get("key", "?"), found.get("stored", "?"), found.get("given", "?")
-            )
-        if isinstance(exc, pg_errors.LockNotAvailable):
-            return StoreTimeout(
-                operation,
-                f"waited longer than lock_timeout={config.lock_timeout}s for a lock held by "
-                "another transaction (a writer on the same streams, or a long transaction "
-                "holding the write lock); nothing was written. Retry, or raise lock_timeout",
-            )
-        if isinstance(exc, pg_errors.QueryCanceled):
-            return StoreTimeout(
-                operation,
-                f"{detail} (statement_timeout={config.statement_timeout}s); nothing was "
-                "written. Retry, or raise statement_timeout",
-            )
-        if writing and (
-            isinstance(exc, pg_errors.UntranslatableCharacter | pg_errors.CharacterNotInRepertoire)
-            or (isinstance(exc, psycopg.DataError) and "NUL" in detail)
-        ):
-            return SerializationError(
-                f"PostgreSQL cannot store this value: {detail}. PostgreSQL text rejects the NUL "
-                "character (\\x00); nothing was written"
-            )
-        if isinstance(exc, pg_errors.InvalidRegularExpression):
-            return InvalidStreamSelector(f"PostgreSQL rejected the stream pattern: {detail}")
-        if exc.sqlstate == ISOLATION_SQLSTATE:
-            return StoreFailure(
-                operation, f"{detail}; run appends in READ COMMITTED transactions (the default)"
-            )
-        if isinstance(exc, psycopg.OperationalError):
-            outcome = (
-                " The write is atomic: it committed entirely or not at all; read the streams "
-                "to find out, or retry with the same idempotency key (execute() re-reads them)."
-                if writing
-                else ""
-            )
-            return StoreFailure(
-                operation,
-                f"lost the connection to PostgreSQL at {config.address}: {detail}.{outcome}",
-            )
-        return StoreFailure(operation, detail)
+        return translate_error(self.config, operation, exc, writing=writing)
 
     # -- live delivery ---------------------------------------------------------------------
 
@@ -431,6 +360,92 @@ class PostgresDatabase:
         self.close()
 
 
+def translate_error(
+    config: PostgresConfig, operation: str, exc: psycopg.Error, *, writing: bool = False
+) -> EventCoreError:
+    """Map a driver error to EventCore's typed errors (the caller chains the cause); shared
+    by the blocking and the asyncio database."""
+    detail = config.mask(message(exc))
+    if exc.sqlstate == CONFLICT_SQLSTATE:
+        return VersionConflict(_conflicts(exc.diag.message_detail))
+    if exc.sqlstate == IDEMPOTENCY_SQLSTATE:
+        found = json.loads(exc.diag.message_detail or "{}")
+        return IdempotencyConflict(
+            found.get("key", "?"), found.get("stored", "?"), found.get("given", "?")
+        )
+    if isinstance(exc, pg_errors.LockNotAvailable):
+        return StoreTimeout(
+            operation,
+            f"waited longer than lock_timeout={config.lock_timeout}s for a lock held by "
+            "another transaction (a writer on the same streams, or a long transaction "
+            "holding the write lock); nothing was written. Retry, or raise lock_timeout",
+        )
+    if isinstance(exc, pg_errors.QueryCanceled):
+        return StoreTimeout(
+            operation,
+            f"{detail} (statement_timeout={config.statement_timeout}s); nothing was "
+            "written. Retry, or raise statement_timeout",
+        )
+    if writing and (
+        isinstance(exc, pg_errors.UntranslatableCharacter | pg_errors.CharacterNotInRepertoire)
+        or (isinstance(exc, psycopg.DataError) and "NUL" in detail)
+    ):
+        return SerializationError(
+            f"PostgreSQL cannot store this value: {detail}. PostgreSQL text rejects the NUL "
+            "character (\\x00); nothing was written"
+        )
+    if isinstance(exc, pg_errors.InvalidRegularExpression):
+        return InvalidStreamSelector(f"PostgreSQL rejected the stream pattern: {detail}")
+    if exc.sqlstate == ISOLATION_SQLSTATE:
+        return StoreFailure(
+            operation, f"{detail}; run appends in READ COMMITTED transactions (the default)"
+        )
+    if isinstance(exc, psycopg.OperationalError):
+        outcome = (
+            " The write is atomic: it committed entirely or not at all; read the streams "
+            "to find out, or retry with the same idempotency key (execute() re-reads them)."
+            if writing
+            else ""
+        )
+        return StoreFailure(
+            operation,
+            f"lost the connection to PostgreSQL at {config.address}: {detail}.{outcome}",
+        )
+    return StoreFailure(operation, detail)
+
+
+def cannot_connect_error(
+    config: PostgresConfig, operation: str, exc: psycopg.Error
+) -> StoreFailure:
+    return StoreFailure(
+        operation,
+        f"cannot connect to PostgreSQL at {config.address}: {config.mask(message(exc))}. "
+        "Check that the server is running and reachable, and the DSN "
+        "(EVENTCORE_POSTGRES_URL or PG* variables)",
+    )
+
+
+def acquire_timeout_error(
+    config: PostgresConfig, operation: str, unreachable: psycopg.Error | None
+) -> StoreTimeout:
+    """No pooled connection within ``acquire_timeout``: the server unreachable (the probe's
+    error) or the pool exhausted (None)."""
+    if unreachable is not None:
+        return StoreTimeout(
+            operation,
+            f"cannot connect to PostgreSQL at {config.address}: "
+            f"{config.mask(message(unreachable))} (no connection within "
+            f"acquire_timeout={config.acquire_timeout:g}s). Check that the server is running "
+            "and reachable, and the DSN (EVENTCORE_POSTGRES_URL or PG* variables)",
+        )
+    return StoreTimeout(
+        operation,
+        f"no pooled connection to PostgreSQL at {config.address} became free within "
+        f"acquire_timeout={config.acquire_timeout:g}s (pool_max={config.pool_max}); raise "
+        "pool_max or acquire_timeout, or shorten the transactions that hold connections",
+    )
+
+
 def migrate_schema(conn: Connection, config: PostgresConfig) -> int:
     migrate(conn, config.schema, config.channel)
     return SCHEMA_VERSION
@@ -453,7 +468,7 @@ def check_schema(conn: Connection, config: PostgresConfig) -> int:
     return found
 
 
-class _Broken(Exception):
+class BrokenConnection(Exception):
     """A statement failed because its connection broke."""
 
     def __init__(self, error: EventCoreError) -> None:
@@ -461,7 +476,7 @@ class _Broken(Exception):
         self.error = error
 
 
-def _resumed(plan: Plan[T], first_result: Any) -> Plan[T]:
+def resumed(plan: Plan[T], first_result: Any) -> Plan[T]:
     """``plan`` after its first statement, whose result is ``first_result``."""
     result = first_result
     while True:

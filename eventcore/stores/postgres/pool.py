@@ -22,7 +22,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-__all__ = ["looks_healthy"]
+__all__ = ["looks_healthy", "readable"]
 
 
 def looks_healthy(conn: Any) -> bool:
@@ -30,7 +30,7 @@ def looks_healthy(conn: Any) -> bool:
     notice, a termination message) and passes the real check."""
     if conn.closed or conn.broken:
         return False
-    if not _readable(conn.pgconn.socket):
+    if not readable(conn.pgconn.socket):
         return True
     try:
         ConnectionPool.check_connection(conn)
@@ -39,7 +39,7 @@ def looks_healthy(conn: Any) -> bool:
     return True
 
 
-def _readable(fd: int) -> bool:
+def readable(fd: int) -> bool:
     """Whether ``fd`` has input (or end-of-file) waiting, without blocking."""
     if hasattr(select, "poll"):
         poller = select.poll()

@@ -37,32 +37,12 @@ from uuid import UUID
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import ConfigurationError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
-from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
-from eventcore.store import (
-    check_after_version,
-    check_read_args,
-    check_uuid,
-    check_wait_args,
-    prepare_append,
-    unique_stream_ids,
-)
-from eventcore.stores._plan import Plan
-from eventcore.stores._rows import decode_rows
-from eventcore.stores._select import Selection, selectors
+from eventcore.idempotency import IdempotencyKey, RecordedWrite
+from eventcore.store import check_wait_args
+from eventcore.stores._select import Selection
 from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.database import Connection, PostgresDatabase
-from eventcore.stores.postgres.queries import (
-    Replayed,
-    Row,
-    Statements,
-    append_plan,
-    count_plan,
-    read_all_plan,
-    recorded_write_plan,
-    rows_plan,
-    streams_plan,
-    value_plan,
-)
+from eventcore.stores.postgres.operations import Operations
 from eventcore.types import StreamId
 
 __all__ = ["PostgresEventStore", "PostgresTransaction"]
@@ -88,9 +68,9 @@ class PostgresEventStore:
         self.database, self._owns = open_database(config, "PostgresEventStore")
         self.config = self.database.config
         self.types = events if isinstance(events, EventTypes) else EventTypes(events)
-        self._clock = clock
-        self._ids = ids
-        self._q = Statements(self.config.schema)
+        self.operations = Operations(
+            self.config.schema, self.types, clock, ids, self.config.page_size
+        )
 
     def __repr__(self) -> str:
         return f"PostgresEventStore({self.config.masked_dsn!r}, schema={self.config.schema!r})"
@@ -101,34 +81,27 @@ class PostgresEventStore:
         self, stream_id: StreamId, *, after_version: int = 0
     ) -> Iterator[RecordedEvent]:
         """Events of one stream in version order, fetched lazily ``page_size`` at a time."""
-        sid = StreamId(stream_id)
-        check_after_version(after_version)
-        return self._stream_pages(sid, after_version)
+        self.operations.stream_page(stream_id, after_version)  # check the arguments now
+        return self._stream_pages(StreamId(stream_id), after_version)
 
     def _stream_pages(self, sid: StreamId, after_version: int) -> Iterator[RecordedEvent]:
-        size = self.config.page_size
         while True:
-            plan = rows_plan(self._q.stream, (sid, after_version, size))
-            rows = self.database.read("read_stream", plan)
-            yield from self._decode(rows)
-            if len(rows) < size:
+            page = self.database.read(
+                "read_stream", self.operations.stream_page(sid, after_version)
+            )
+            yield from page
+            if len(page) < self.config.page_size:
                 return
-            after_version = rows[-1][2]
+            after_version = page[-1].stream_version
 
     def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
         """Several whole streams (duplicates once) in one query — more only for streams
         longer than a page; an empty list for a stream that does not exist."""
-        ids = unique_stream_ids(stream_ids)
-        plan = streams_plan(self._q, ids, self.config.page_size)
-        found: dict[StreamId, list[RecordedEvent]] = {sid: [] for sid in ids}
-        for rec in self._decode(self.database.read("read_streams", plan)):
-            found[rec.stream_id].append(rec)
-        return found
+        return self.database.read("read_streams", self.operations.read_streams(stream_ids))
 
     def stream_version(self, stream_id: StreamId) -> int:
         """The number of events in the stream (0 when it does not exist)."""
-        plan = value_plan(self._q.version, (StreamId(stream_id),))
-        return self.database.read("stream_version", plan)
+        return self.database.read("stream_version", self.operations.stream_version(stream_id))
 
     def read_all(
         self,
@@ -141,36 +114,29 @@ class PostgresEventStore:
         """Events after position ``after`` in position order, filtered in SQL before the
         limit by stream prefixes or patterns and by event types. A page never ends inside
         an atomic write (it is extended to the write's last selected event)."""
-        chosen = selectors(streams)
-        names = check_read_args(self.types, after, limit, None, event_types)
-        plan = read_all_plan(self._q, after, limit, chosen, names)
-        return self._decode(self.database.read("read_all", plan))
+        plan = self.operations.read_all(
+            after=after, limit=limit, streams=streams, event_types=event_types
+        )
+        return self.database.read("read_all", plan)
 
     def head(self) -> int:
         """The highest global position written so far (0 for an empty store)."""
-        return self.database.read("head", value_plan(self._q.head, ()))
+        return self.database.read("head", self.operations.head())
 
     def read_correlation(self, correlation_id: UUID) -> list[RecordedEvent]:
         """Every event stamped with ``correlation_id``, in position order (indexed)."""
-        key = check_uuid("correlation_id", correlation_id)
-        plan = rows_plan(self._q.correlation, (key,))
-        return self._decode(self.database.read("read_correlation", plan))
+        plan = self.operations.read_correlation(correlation_id)
+        return self.database.read("read_correlation", plan)
 
     def read_event(self, event_id: UUID) -> RecordedEvent | None:
         """The event with this id, or None."""
-        key = check_uuid("event_id", event_id)
-        found = self._decode(self.database.read("read_event", rows_plan(self._q.event, (key,))))
-        return found[0] if found else None
+        return self.database.read("read_event", self.operations.read_event(event_id))
 
     def read_idempotent_write(self, key: str) -> RecordedWrite | None:
         """The write recorded under idempotency ``key`` (its fingerprint and events), or
         None if the key was never used."""
-        checked = idempotency_key(key, "-").key
-        found = self.database.read("read_idempotent_write", recorded_write_plan(self._q, checked))
-        if found is None:
-            return None
-        known, rows, recorded_at = found
-        return RecordedWrite(checked, known, tuple(self._decode(rows)), recorded_at)
+        plan = self.operations.read_idempotent_write(key)
+        return self.database.read("read_idempotent_write", plan)
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """Block until an event after position ``after`` exists (True) or ``timeout``
@@ -196,9 +162,6 @@ class PostgresEventStore:
                 # A stale announcement (from a dropped and recreated schema) must not spin.
                 threshold = max(threshold, listener.latest)
 
-    def _decode(self, rows: list[Row]) -> list[RecordedEvent]:
-        return decode_rows(self.types, rows, text_envelope=False)
-
     # -- writes ----------------------------------------------------------------------------
 
     def append(
@@ -215,32 +178,12 @@ class PostgresEventStore:
         With ``idempotency_key``, a key already used for the same request writes nothing and
         returns the events first written with it.
         """
-        plan = self._append_plan(expected, events, metadata, idempotency_key)
-        return self._outcome(self.database.write("append", plan))
-
-    def _append_plan(
-        self,
-        expected: Mapping[StreamId, int],
-        events: Sequence[object],
-        metadata: Metadata | None,
-        idempotency_key: str | IdempotencyKey | None,
-    ) -> Plan[list[RecordedEvent] | Replayed]:
-        checked, pending, meta = prepare_append(
-            self.types, expected, events, metadata, self._clock, self._ids
-        )
-        key = None if idempotency_key is None else append_key(idempotency_key, pending)
-        return append_plan(self._q, checked, pending, meta, key)
-
-    def _outcome(self, outcome: list[RecordedEvent] | Replayed) -> list[RecordedEvent]:
-        if isinstance(outcome, Replayed):
-            return self._decode(outcome.rows)
-        return outcome
+        plan = self.operations.append(expected, events, metadata, idempotency_key)
+        return self.database.write("append", plan)
 
     def forget_idempotency_keys(self, *, before: datetime) -> int:
         """Delete the idempotency keys recorded before ``before``; return how many."""
-        if not isinstance(before, datetime) or before.tzinfo is None:
-            raise ConfigurationError(f"before must be an aware datetime, got {before!r}")
-        plan = count_plan(self._q.forget_keys, (before,))
+        plan = self.operations.forget_idempotency_keys(before)
         return self.database.write("forget_idempotency_keys", plan)
 
     @contextlib.contextmanager
@@ -311,9 +254,9 @@ class PostgresTransaction:
                 "(it may span several streams)",
             )
         store = self._store
-        plan = store._append_plan(expected, events, metadata, idempotency_key)
+        plan = store.operations.append(expected, events, metadata, idempotency_key)
         self._appended = True
-        return store._outcome(store.database.run_in(self._conn, "append", plan))
+        return store.database.run_in(self._conn, "append", plan)
 
 
 def open_database(config: object, who: str) -> tuple[PostgresDatabase, bool]:

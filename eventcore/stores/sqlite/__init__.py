@@ -7,7 +7,15 @@ checkpoint, dead-letter and snapshot stores) are thin layers over it.
 0
 """
 
+from eventcore.stores.sqlite.aio import AsyncSqliteEventStore
 from eventcore.stores.sqlite.database import SCHEMA_VERSION, SqliteDatabase, Synchronous
 from eventcore.stores.sqlite.store import COLUMNS, SqliteEventStore
 
-__all__ = ["COLUMNS", "SCHEMA_VERSION", "SqliteDatabase", "SqliteEventStore", "Synchronous"]
+__all__ = [
+    "COLUMNS",
+    "SCHEMA_VERSION",
+    "AsyncSqliteEventStore",
+    "SqliteDatabase",
+    "SqliteEventStore",
+    "Synchronous",
+]

@@ -100,7 +100,7 @@ class SqliteDatabase:
         self._owner: int | None = None  # the thread inside transaction(), if any
         self._idle: list[sqlite3.Connection] = []
         self._readers: list[sqlite3.Connection] = []
-        self._max_readers = readers
+        self.max_readers = readers
         self._reader_free = threading.Condition()
         self._closed = False
         if isinstance(database, sqlite3.Connection):
@@ -222,7 +222,7 @@ class SqliteDatabase:
                 self._check_open("read")
                 if self._idle:
                     return self._idle.pop()
-                if len(self._readers) < self._max_readers:
+                if len(self._readers) < self.max_readers:
                     break
                 self._reader_free.wait()
         assert self.file is not None  # only file databases have readers

@@ -1,0 +1,174 @@
+"""Every operation of the PostgreSQL event store, sans I/O: arguments checked, then a plan.
+
+:class:`Operations` is what the blocking :class:`~eventcore.stores.postgres.PostgresEventStore`
+and the asyncio :class:`~eventcore.stores.postgres.AsyncPostgresEventStore` share: each
+method validates its arguments at once (so bad input fails before any I/O, on both faces)
+and returns a plan (:mod:`eventcore.stores._plan`) whose result is the operation's answer,
+rows already decoded. A face only runs the plan on its database::
+
+    events = database.read("read_all", operations.read_all(after=0))          # blocking
+    events = await database.read("read_all", operations.read_all(after=0))    # asyncio
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from uuid import UUID
+
+from eventcore.clock import Clock, IdFactory
+from eventcore.errors import ConfigurationError
+from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
+from eventcore.store import (
+    check_after_version,
+    check_read_args,
+    check_uuid,
+    prepare_append,
+    unique_stream_ids,
+)
+from eventcore.stores._plan import Plan
+from eventcore.stores._rows import decode_rows
+from eventcore.stores._select import Selection, selectors
+from eventcore.stores.postgres.queries import (
+    Replayed,
+    Row,
+    Statements,
+    append_plan,
+    count_plan,
+    read_all_plan,
+    recorded_write_plan,
+    rows_plan,
+    streams_plan,
+    value_plan,
+)
+from eventcore.types import StreamId
+
+__all__ = ["Operations"]
+
+
+class Operations:
+    """The operations of one store (its event registry, clock, ids and page size)."""
+
+    def __init__(
+        self, schema: str, types: EventTypes, clock: Clock, ids: IdFactory, page_size: int
+    ) -> None:
+        self.q = Statements(schema)
+        self.types = types
+        self.clock = clock
+        self.ids = ids
+        self.page_size = page_size
+
+    def decode(self, rows: list[Row]) -> list[RecordedEvent]:
+        return decode_rows(self.types, rows, text_envelope=False)
+
+    def _decoded(self, plan: Plan[list[Row]]) -> Plan[list[RecordedEvent]]:
+        rows = yield from plan
+        return self.decode(rows)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def stream_page(self, stream_id: StreamId, after_version: int) -> Plan[list[RecordedEvent]]:
+        """One page (``page_size`` events) of a stream after ``after_version``."""
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        return self._decoded(rows_plan(self.q.stream, (sid, after_version, self.page_size)))
+
+    def read_stream(self, stream_id: StreamId, after_version: int) -> Plan[list[RecordedEvent]]:
+        """A whole stream after ``after_version``, page after page on one connection."""
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        return self._whole_stream(sid, after_version)
+
+    def _whole_stream(self, sid: StreamId, after_version: int) -> Plan[list[RecordedEvent]]:
+        out: list[Row] = []
+        while True:
+            rows = yield from rows_plan(self.q.stream, (sid, after_version, self.page_size))
+            out += rows
+            if len(rows) < self.page_size:
+                return self.decode(out)
+            after_version = rows[-1][2]
+
+    def read_streams(
+        self, stream_ids: Iterable[StreamId]
+    ) -> Plan[dict[StreamId, list[RecordedEvent]]]:
+        ids = unique_stream_ids(stream_ids)
+        return self._streams(ids)
+
+    def _streams(self, ids: list[StreamId]) -> Plan[dict[StreamId, list[RecordedEvent]]]:
+        rows = yield from streams_plan(self.q, ids, self.page_size)
+        found: dict[StreamId, list[RecordedEvent]] = {sid: [] for sid in ids}
+        for rec in self.decode(rows):
+            found[rec.stream_id].append(rec)
+        return found
+
+    def stream_version(self, stream_id: StreamId) -> Plan[int]:
+        return value_plan(self.q.version, (StreamId(stream_id),))
+
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+    ) -> Plan[list[RecordedEvent]]:
+        chosen = selectors(streams)
+        names = check_read_args(self.types, after, limit, None, event_types)
+        return self._decoded(read_all_plan(self.q, after, limit, chosen, names))
+
+    def head(self) -> Plan[int]:
+        return value_plan(self.q.head, ())
+
+    def read_correlation(self, correlation_id: UUID) -> Plan[list[RecordedEvent]]:
+        key = check_uuid("correlation_id", correlation_id)
+        return self._decoded(rows_plan(self.q.correlation, (key,)))
+
+    def read_event(self, event_id: UUID) -> Plan[RecordedEvent | None]:
+        key = check_uuid("event_id", event_id)
+        return self._first(rows_plan(self.q.event, (key,)))
+
+    def _first(self, plan: Plan[list[Row]]) -> Plan[RecordedEvent | None]:
+        found = self.decode((yield from plan))
+        return found[0] if found else None
+
+    def read_idempotent_write(self, key: str) -> Plan[RecordedWrite | None]:
+        checked = idempotency_key(key, "-").key
+        return self._recorded_write(checked)
+
+    def _recorded_write(self, key: str) -> Plan[RecordedWrite | None]:
+        found = yield from recorded_write_plan(self.q, key)
+        if found is None:
+            return None
+        known, rows, recorded_at = found
+        return RecordedWrite(key, known, tuple(self.decode(rows)), recorded_at)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        metadata: Metadata | None,
+        idempotency_key: str | IdempotencyKey | None,
+    ) -> Plan[list[RecordedEvent]]:
+        """The append: checked and encoded now, one round trip when run."""
+        checked, pending, meta = prepare_append(
+            self.types, expected, events, metadata, self.clock, self.ids
+        )
+        key = None if idempotency_key is None else append_key(idempotency_key, pending)
+        return self._append(append_plan(self.q, checked, pending, meta, key))
+
+    def _append(self, plan: Plan[list[RecordedEvent] | Replayed]) -> Plan[list[RecordedEvent]]:
+        outcome = yield from plan
+        if isinstance(outcome, Replayed):  # the key was used before: the original write
+            return self.decode(outcome.rows)
+        return outcome
+
+    def forget_idempotency_keys(self, before: datetime) -> Plan[int]:
+        if not isinstance(before, datetime) or before.tzinfo is None:
+            raise ConfigurationError(f"before must be an aware datetime, got {before!r}")
+        return count_plan(self.q.forget_keys, (before,))
+
+    def __repr__(self) -> str:
+        return f"Operations({self.q!r})"

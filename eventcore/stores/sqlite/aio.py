@@ -1,0 +1,176 @@
+"""The asyncio face of the SQLite store: the same store, each connection in a thread of its own.
+
+SQLite's API blocks, so an asyncio store must run it off the event loop. This one gives the
+database's writer connection one dedicated thread and its reader connections a thread each,
+and runs every operation of :class:`~eventcore.stores.sqlite.SqliteEventStore` — its
+validation, its plan of statements, its row decoding — whole in that thread: one hop
+between the loop and a thread per operation (an ``aiosqlite``-style driver hops once per
+statement: six or more for an append). Durability is the blocking store's, because it is
+the blocking store: ``BEGIN IMMEDIATE``, ``synchronous=FULL``, WAL.
+
+An append, once started, runs to its end: if the awaiting task is cancelled meanwhile, a
+write that committed still returns its result (see :mod:`eventcore.stores._finish`).
+
+>>> import asyncio
+>>> async def main() -> int:
+...     async with AsyncSqliteEventStore(":memory:") as store:
+...         return await store.head()
+>>> asyncio.run(main())
+0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final, TypeVar
+from uuid import UUID
+
+from eventcore.clock import Clock, IdFactory, system_clock, uuid7
+from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.idempotency import IdempotencyKey, RecordedWrite
+from eventcore.store import check_wait_args
+from eventcore.stores._finish import finish
+from eventcore.stores._notify import wait_for_head_async
+from eventcore.stores._select import Selection
+from eventcore.stores.sqlite.database import SqliteDatabase, Synchronous
+from eventcore.stores.sqlite.store import SqliteEventStore
+from eventcore.types import StreamId
+
+__all__ = ["AsyncSqliteEventStore"]
+
+T = TypeVar("T")
+
+_WAIT_POLL: Final = 0.05
+
+
+class AsyncSqliteEventStore:
+    """An event store in an SQLite database, for asyncio code.
+
+    Takes what :class:`~eventcore.stores.sqlite.SqliteEventStore` takes (a
+    :class:`SqliteDatabase`, a path, ``":memory:"`` or a connection) and keeps its rules;
+    ``store=`` serves an existing blocking store (blocking and asyncio code then share it).
+    """
+
+    def __init__(
+        self,
+        database: SqliteDatabase | str | os.PathLike[str] | sqlite3.Connection | None = None,
+        *,
+        events: Iterable[type] | EventTypes = (),
+        clock: Clock = system_clock,
+        ids: IdFactory = uuid7,
+        synchronous: Synchronous | None = None,
+        busy_timeout: float | None = None,
+        page_size: int = 1000,
+        store: SqliteEventStore | None = None,
+    ) -> None:
+        if store is None:
+            if database is None:
+                raise TypeError("AsyncSqliteEventStore needs a database or store=")
+            store = SqliteEventStore(
+                database,
+                events=events,
+                clock=clock,
+                ids=ids,
+                synchronous=synchronous,
+                busy_timeout=busy_timeout,
+                page_size=page_size,
+            )
+            self._owns = True
+        else:
+            self._owns = False
+        self.sync = store
+        self.types = store.types
+        self.database = store.database
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="eventcore-sqlite-writer")
+        readers = self.database.max_readers if self.database.file else 1
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="eventcore-sqlite-reader")
+
+    def __repr__(self) -> str:
+        return f"AsyncSqliteEventStore({self.database.name!r})"
+
+    async def _read(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, functools.partial(call, *args, **kwargs))
+
+    async def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> list[RecordedEvent]:
+        def read() -> list[RecordedEvent]:
+            return list(self.sync.read_stream(stream_id, after_version=after_version))
+
+        return await self._read(read)
+
+    async def read_streams(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[RecordedEvent]]:
+        return await self._read(self.sync.read_streams, stream_ids)
+
+    async def stream_version(self, stream_id: StreamId) -> int:
+        return await self._read(self.sync.stream_version, stream_id)
+
+    async def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+    ) -> list[RecordedEvent]:
+        return await self._read(
+            self.sync.read_all, after=after, limit=limit, streams=streams, event_types=event_types
+        )
+
+    async def head(self) -> int:
+        return await self._read(self.sync.head)
+
+    async def read_correlation(self, correlation_id: UUID) -> list[RecordedEvent]:
+        return await self._read(self.sync.read_correlation, correlation_id)
+
+    async def read_event(self, event_id: UUID) -> RecordedEvent | None:
+        return await self._read(self.sync.read_event, event_id)
+
+    async def read_idempotent_write(self, key: str) -> RecordedWrite | None:
+        return await self._read(self.sync.read_idempotent_write, key)
+
+    async def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
+    ) -> list[RecordedEvent]:
+        """Append atomically on the writer's thread; runs to its end once started."""
+        call = functools.partial(
+            self.sync.append, expected, events, metadata=metadata, idempotency_key=idempotency_key
+        )
+        return await finish(asyncio.get_running_loop().run_in_executor(self._writer, call))
+
+    async def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Wait until an event after ``after`` exists (True) or ``timeout`` seconds pass;
+        appends through this database wake the waiter at once, others are polled."""
+        check_wait_args(after, timeout)
+        notifier = self.database.notifier
+        return await wait_for_head_async(self.head, notifier, after, timeout, _WAIT_POLL)
+
+    async def close(self) -> None:
+        """Finish the work in flight, then close the database if this store opened it."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        if self._owns:
+            self.sync.close()
+
+    async def __aenter__(self) -> AsyncSqliteEventStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,156 @@
+"""Drive an asyncio store from blocking code: how one contract suite tests both faces.
+
+:class:`LoopThread` runs an event loop in a thread of its own; :class:`SyncBridge` gives an
+:class:`~eventcore.asyncstore.AsyncEventStore` the blocking :class:`~eventcore.store.EventStore`
+interface by running each coroutine on that loop. The store contract
+(:class:`~eventcore.testing.contract.EventStoreContract`) then runs unchanged against an async
+store — eight threads appending at once become eight concurrent tasks on the loop::
+
+    class TestMyAsyncStore(EventStoreContract):
+        @pytest.fixture
+        def make_store(self):
+            loop = LoopThread()
+            yield lambda **kwargs: SyncBridge.open(loop, lambda: MyAsyncStore(**kwargs))
+            loop.close()
+
+>>> from eventcore.stores.memory import AsyncInMemoryEventStore
+>>> loop = LoopThread()
+>>> store = SyncBridge.open(loop, AsyncInMemoryEventStore)
+>>> store.head()
+0
+>>> store.close(); loop.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventcore.events import Metadata, RecordedEvent
+from eventcore.idempotency import IdempotencyKey, RecordedWrite
+from eventcore.stores._select import Selection
+from eventcore.types import StreamId
+
+__all__ = ["LoopThread", "SyncBridge"]
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio event loop running in a daemon thread until :meth:`close`."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="eventcore-loop", daemon=True
+        )
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = 120.0) -> T:
+        """Run ``coroutine`` on the loop and block until it is done."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self) -> None:
+        """Stop the loop and its thread."""
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+class SyncBridge:
+    """The blocking store interface over an async store, on a :class:`LoopThread`."""
+
+    def __init__(self, store: Any, loop: LoopThread) -> None:
+        self.store = store
+        self.types = store.types
+        self._loop = loop
+
+    @classmethod
+    def open(cls, loop: LoopThread, factory: Callable[[], Any]) -> SyncBridge:
+        """Build the async store on the loop (``factory`` may be a plain or async callable,
+        and may return an awaitable: e.g. a store whose ``open()`` must be awaited)."""
+
+        async def build() -> Any:
+            made = factory()
+            if inspect.isawaitable(made):
+                made = await made
+            return made
+
+        return cls(loop.run(build()), loop)
+
+    def __repr__(self) -> str:
+        return f"SyncBridge({self.store!r})"
+
+    def _run(self, awaitable: Awaitable[T]) -> T:
+        async def wrapped() -> T:
+            return await awaitable
+
+        return self._loop.run(wrapped())
+
+    def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[RecordedEvent]:
+        return iter(self._run(self.store.read_stream(stream_id, after_version=after_version)))
+
+    def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
+        found: dict[StreamId, list[RecordedEvent]] = self._run(self.store.read_streams(stream_ids))
+        return found
+
+    def stream_version(self, stream_id: StreamId) -> int:
+        return self._run(self.store.stream_version(stream_id))  # type: ignore[no-any-return]
+
+    def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
+    ) -> list[RecordedEvent]:
+        written: list[RecordedEvent] = self._run(
+            self.store.append(expected, events, metadata=metadata, idempotency_key=idempotency_key)
+        )
+        return written
+
+    def read_idempotent_write(self, key: str) -> RecordedWrite | None:
+        return self._run(self.store.read_idempotent_write(key))  # type: ignore[no-any-return]
+
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+    ) -> list[RecordedEvent]:
+        found: list[RecordedEvent] = self._run(
+            self.store.read_all(after=after, limit=limit, streams=streams, event_types=event_types)
+        )
+        return found
+
+    def head(self) -> int:
+        return self._run(self.store.head())  # type: ignore[no-any-return]
+
+    def read_correlation(self, correlation_id: UUID) -> list[RecordedEvent]:
+        return self._run(self.store.read_correlation(correlation_id))
+
+    def read_event(self, event_id: UUID) -> RecordedEvent | None:
+        return self._run(self.store.read_event(event_id))  # type: ignore[no-any-return]
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        return self._run(self.store.wait_for_events(after, timeout))  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._run(self.store.close())
+
+    def __enter__(self) -> SyncBridge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
