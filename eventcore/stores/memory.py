@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
-from eventcore.errors import Conflict, IdempotencyConflict, VersionConflict
+from eventcore.errors import Conflict, IdempotencyConflict, StoreFailure, VersionConflict
 from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key
 from eventcore.idempotency import idempotency_key as idempotency_key_of
@@ -42,7 +43,7 @@ from eventcore.store import (
 from eventcore.stores._select import Selection, selectors
 from eventcore.types import StreamId
 
-__all__ = ["AsyncInMemoryEventStore", "InMemoryEventStore"]
+__all__ = ["AsyncInMemoryEventStore", "AsyncSession", "InMemoryEventStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class _Log:
         self.custom_metadata = False
         self.changed = threading.Condition(self.lock)  # notified on every append
         self.async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self.async_writes = asyncio.Lock()  # async sessions and appends take turns on it
 
     def wake(self) -> None:
         """Wake every waiter, blocking and asyncio (call with the lock held)."""
@@ -168,23 +170,39 @@ class InMemoryEventStore:
         metadata: Metadata | None = None,
         idempotency_key: str | IdempotencyKey | None = None,
     ) -> list[RecordedEvent]:
+        staged = self._stage(expected, events, metadata, idempotency_key)
+        with self._lock:
+            recorded, commit = staged()
+            if commit is not None:
+                commit()
+        return self._view(recorded)  # the writer's copy is not the stored one
+
+    def _stage(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        metadata: Metadata | None,
+        idempotency_key: str | IdempotencyKey | None,
+    ) -> Callable[[], tuple[list[RecordedEvent], Callable[[], None] | None]]:
+        """Check and encode a write now; return what, called under the lock, checks the
+        key and the versions and gives the recorded events and the function that adds them
+        to the log (None when the key was used before: the events are the original ones)."""
         checked, pending, meta = prepare_append(
             self.types, expected, events, metadata, self._clock, self._ids
         )
-        key = None
-        if idempotency_key is not None:
-            key = append_key(idempotency_key, pending)
+        key = None if idempotency_key is None else append_key(idempotency_key, pending)
         # The stored event is a decoded copy: exactly what a SQL store would read back.
         copies = [p.info.codec.decode(loads_json(p.data)) for p in pending]
         if meta.custom:  # and so is the metadata, or the caller's dict would stay shared
             meta = Metadata.from_json(meta.to_json())
         shared = self._shared
-        with self._lock:
+
+        def check() -> tuple[list[RecordedEvent], Callable[[], None] | None]:
             if key is not None and key.key in shared.keys:
                 known, first, last = shared.keys[key.key]
                 if known != key.fingerprint:
                     raise IdempotencyConflict(key.key, known, key.fingerprint)
-                return self._view(self._log[first - 1 : last])
+                return self._log[first - 1 : last], None
             conflicts = [
                 Conflict(sid, version, len(self._streams.get(sid, ())))
                 for sid, version in checked.items()
@@ -195,7 +213,7 @@ class InMemoryEventStore:
             recorded: list[RecordedEvent] = []
             versions = dict(checked)
             position = len(self._log)
-            for p, copy in zip(pending, copies, strict=True):
+            for p, decoded in zip(pending, copies, strict=True):
                 versions[p.stream_id] += 1
                 position += 1
                 recorded.append(
@@ -204,13 +222,16 @@ class InMemoryEventStore:
                         p.stream_id,
                         versions[p.stream_id],
                         p.info.type_name,
-                        copy,
+                        decoded,
                         p.event_id,
                         p.recorded_at,
                         meta,
                     )
                 )
-            if recorded:
+
+            def commit() -> None:
+                if not recorded:
+                    return
                 shared.writers.add(self.types)
                 shared.custom_metadata |= bool(meta.custom)
                 shared.mutable_types.update(
@@ -218,17 +239,31 @@ class InMemoryEventStore:
                 )
                 if key is not None:
                     shared.keys[key.key] = (key.fingerprint, recorded[0].position, position)
-            for rec, p in zip(recorded, pending, strict=True):
-                self._streams.setdefault(rec.stream_id, []).append(rec)
-                shared.stored.append(_Stored(p.data, p.info.version, self.types))
-                shared.write_end.append(position)
-                shared.by_id[rec.event_id] = rec
-                if meta.correlation_id is not None:
-                    shared.by_correlation.setdefault(meta.correlation_id, []).append(rec)
-            self._log.extend(recorded)
-            if recorded:
+                for rec, p in zip(recorded, pending, strict=True):
+                    self._streams.setdefault(rec.stream_id, []).append(rec)
+                    shared.stored.append(_Stored(p.data, p.info.version, self.types))
+                    shared.write_end.append(position)
+                    shared.by_id[rec.event_id] = rec
+                    if meta.correlation_id is not None:
+                        shared.by_correlation.setdefault(meta.correlation_id, []).append(rec)
+                self._log.extend(recorded)
                 shared.wake()
-        return self._view(recorded)  # the writer's copy is not the stored one
+
+            return recorded, commit
+
+        return check
+
+    @contextlib.contextmanager
+    def session(self, lock: Iterable[StreamId] = ()) -> Iterator[_Session]:
+        """A write transaction over the whole store: no other writer until it ends; its
+        append reaches the log when the block ends (nothing if it raises). See
+        :mod:`eventcore.session`."""
+        for sid in lock:
+            StreamId(sid)
+        with self._lock:
+            session = _Session(self)
+            yield session
+            session.commit()
 
     def read_idempotent_write(self, key: str) -> RecordedWrite | None:
         """The write recorded under idempotency ``key`` (its fingerprint and events), or
@@ -313,6 +348,86 @@ class InMemoryEventStore:
         self.close()
 
 
+class _Session:
+    """Reads and one append inside :meth:`InMemoryEventStore.session` (the lock is held)."""
+
+    def __init__(self, store: InMemoryEventStore) -> None:
+        self.store = store
+        self.types = store.types
+        self._pending: Callable[[], None] | None = None
+        self._appended = False
+
+    def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[RecordedEvent]:
+        return self.store.read_stream(stream_id, after_version=after_version)
+
+    def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
+        return self.store.read_streams(stream_ids)
+
+    def stream_version(self, stream_id: StreamId) -> int:
+        return self.store.stream_version(stream_id)
+
+    def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
+    ) -> list[RecordedEvent]:
+        if self._appended:
+            raise StoreFailure(
+                "append", "this session has already appended; pass every event to one append()"
+            )
+        recorded, self._pending = self.store._stage(expected, events, metadata, idempotency_key)()
+        self._appended = True
+        if self._pending is None:  # the key was used before: the stored original
+            return self.store._view(recorded)
+        return copy.deepcopy(recorded)  # not yet stored; the caller's copy is its own
+
+    def commit(self) -> None:
+        if self._pending is not None:
+            self._pending()
+            self._pending = None
+
+
+class AsyncSession:
+    """A blocking session seen from asyncio: the same reads and one append, awaited. Its
+    calls run on the caller's thread (for sessions whose work does not block)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.types = session.types
+
+    async def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> list[RecordedEvent]:
+        return list(self.session.read_stream(stream_id, after_version=after_version))
+
+    async def read_streams(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[RecordedEvent]]:
+        found: dict[StreamId, list[RecordedEvent]] = self.session.read_streams(stream_ids)
+        return found
+
+    async def stream_version(self, stream_id: StreamId) -> int:
+        return int(self.session.stream_version(stream_id))
+
+    async def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
+    ) -> list[RecordedEvent]:
+        written: list[RecordedEvent] = self.session.append(
+            expected, events, metadata=metadata, idempotency_key=idempotency_key
+        )
+        return written
+
+
 class AsyncInMemoryEventStore:
     """The asyncio face of :class:`InMemoryEventStore`: the same log and rules; nothing it
     does blocks the event loop (``wait_for_events`` awaits a wake-up from any handle).
@@ -362,9 +477,18 @@ class AsyncInMemoryEventStore:
         metadata: Metadata | None = None,
         idempotency_key: str | IdempotencyKey | None = None,
     ) -> list[RecordedEvent]:
-        return self.sync.append(
-            expected, events, metadata=metadata, idempotency_key=idempotency_key
-        )
+        async with self.sync._shared.async_writes:
+            return self.sync.append(
+                expected, events, metadata=metadata, idempotency_key=idempotency_key
+            )
+
+    @contextlib.asynccontextmanager
+    async def session(self, lock: Iterable[StreamId] = ()) -> AsyncIterator[AsyncSession]:
+        """The asyncio form of :meth:`InMemoryEventStore.session`: other asyncio appends
+        through this log wait until it ends (blocking handles too)."""
+        async with self.sync._shared.async_writes:
+            with self.sync.session(lock) as session:
+                yield AsyncSession(session)
 
     async def read_idempotent_write(self, key: str) -> RecordedWrite | None:
         return self.sync.read_idempotent_write(key)

@@ -24,7 +24,10 @@ store — eight threads appending at once become eight concurrent tasks on the l
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import inspect
+import queue
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -146,6 +149,45 @@ class SyncBridge:
     def wait_for_events(self, after: int, timeout: float) -> bool:
         return self._run(self.store.wait_for_events(after, timeout))  # type: ignore[no-any-return]
 
+    @contextlib.contextmanager
+    def session(self, lock: Iterable[StreamId] = ()) -> Iterator[_BridgedSession]:
+        """The async store's session, served by one task on the loop (so that it is entered,
+        used and left in one task, as asyncio code would)."""
+        loop = self._loop.loop
+        opened: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+        async def serve() -> None:
+            async with self.store.session(lock) as session:
+                opened.set_result(session)
+                while True:
+                    request = await asyncio.to_thread(requests.get)
+                    if isinstance(request, BaseException):
+                        raise request  # the block raised: leave the session with it
+                    if request is None:
+                        return
+                    done, call = request
+                    try:
+                        done.set_result(await call(session))
+                    except BaseException as exc:  # handed to the blocking caller
+                        done.set_exception(exc)
+
+        served = asyncio.run_coroutine_threadsafe(serve(), loop)
+        try:
+            session = opened.result(120)
+        except BaseException:
+            served.result(120)  # the error of opening
+            raise
+        try:
+            yield _BridgedSession(session, requests)
+        except BaseException as exc:
+            requests.put(exc)
+            with contextlib.suppress(BaseException):
+                served.result(120)
+            raise
+        requests.put(None)
+        served.result(120)
+
     def close(self) -> None:
         self._run(self.store.close())
 
@@ -154,3 +196,43 @@ class SyncBridge:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _BridgedSession:
+    """Each call is sent to the task serving the session, and waited for."""
+
+    def __init__(self, session: Any, requests: queue.SimpleQueue[Any]) -> None:
+        self.types = session.types
+        self._requests = requests
+
+    def _call(self, call: Callable[[Any], Awaitable[Any]]) -> Any:
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._requests.put((done, call))
+        return done.result(120)
+
+    def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[RecordedEvent]:
+        return iter(self._call(lambda s: s.read_stream(stream_id, after_version=after_version)))
+
+    def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
+        found: dict[StreamId, list[RecordedEvent]] = self._call(
+            lambda s: s.read_streams(stream_ids)
+        )
+        return found
+
+    def stream_version(self, stream_id: StreamId) -> int:
+        return int(self._call(lambda s: s.stream_version(stream_id)))
+
+    def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
+    ) -> list[RecordedEvent]:
+        written: list[RecordedEvent] = self._call(
+            lambda s: s.append(expected, events, metadata=metadata, idempotency_key=idempotency_key)
+        )
+        return written

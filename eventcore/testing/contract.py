@@ -80,6 +80,7 @@ from eventcore.testing.contract_inputs import BadInputContract
 from eventcore.testing.contract_writes import (
     ExactRoundTripContract,
     IdempotencyContract,
+    SessionContract,
     WriteBoundaryContract,
 )
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
@@ -99,7 +100,11 @@ __all__ = [
 
 
 class EventStoreContract(
-    BadInputContract, WriteBoundaryContract, IdempotencyContract, ExactRoundTripContract
+    BadInputContract,
+    WriteBoundaryContract,
+    IdempotencyContract,
+    ExactRoundTripContract,
+    SessionContract,
 ):
     """Behaviour every :class:`~eventcore.store.EventStore` must show. Subclass it; provide
     a ``make_store`` fixture (see the module docstring)."""

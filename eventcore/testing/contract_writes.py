@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from eventcore.errors import IdempotencyConflict, ValidationError, VersionConflict
+from eventcore.errors import (
+    IdempotencyConflict,
+    InvalidStreamId,
+    StoreFailure,
+    ValidationError,
+    VersionConflict,
+)
 from eventcore.events import Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey
 from eventcore.store import EventStore
@@ -33,7 +39,12 @@ from eventcore.testing.contract_base import (
 )
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
-__all__ = ["ExactRoundTripContract", "IdempotencyContract", "WriteBoundaryContract"]
+__all__ = [
+    "ExactRoundTripContract",
+    "IdempotencyContract",
+    "SessionContract",
+    "WriteBoundaryContract",
+]
 
 D = StreamId("account-d")
 
@@ -234,3 +245,67 @@ class ExactRoundTripContract(StoreContractBase):
             assert type(custom["big"]) is float and custom["big"] == 1e16
             assert math.copysign(1.0, custom["negative_zero"]) == -1.0
             assert custom["text"] == "x\x00y"
+
+
+class SessionContract(StoreContractBase):
+    """``store.session(lock=...)``: read, decide and append with no writer in between."""
+
+    def test_a_session_reads_appends_and_commits_at_the_end(self, store: EventStore) -> None:
+        store.append({A: 0}, [Deposited(A, 1)])
+        with store.session(lock=[A, B]) as session:  # type: ignore[attr-defined]
+            assert session.stream_version(A) == 1
+            assert [r.event for r in session.read_stream(A)] == [Deposited(A, 1)]
+            found = session.read_streams([A, B])
+            assert [len(found[A]), len(found[B])] == [1, 0]
+            written = session.append({A: 1, B: 0}, [Deposited(A, 2), Deposited(B, 3)])
+            assert [(r.stream_id, r.stream_version) for r in written] == [(A, 2), (B, 1)]
+        assert [r.position for r in store.read_all()] == [1, 2, 3]
+        assert list(store.read_stream(B)) == [written[1]]
+
+    def test_a_session_that_raises_writes_nothing(self, store: EventStore) -> None:
+        before = _state(store, A)
+        with (
+            pytest.raises(RuntimeError, match="changed my mind"),
+            store.session(lock=[A]) as session,  # type: ignore[attr-defined]
+        ):
+            session.append({A: 0}, [Deposited(A, 1)])
+            raise RuntimeError("changed my mind")
+        self.assert_unchanged(store, before)
+        store.append({A: 0}, [Deposited(A, 1)])  # and the store is usable afterwards
+
+    def test_a_session_appends_once_and_checks_versions(self, store: EventStore) -> None:
+        store.append({A: 0}, [Deposited(A, 1)])
+        with (
+            store.session(lock=[A]) as session,  # type: ignore[attr-defined]
+            pytest.raises(VersionConflict),
+        ):
+            session.append({A: 0}, [Deposited(A, 2)])  # stale, as any append; leaving is fine
+        with store.session(lock=[A]) as session:  # type: ignore[attr-defined]
+            session.append({A: 1}, [Deposited(A, 2)])
+            with pytest.raises(StoreFailure, match="already appended"):
+                session.append({A: 2}, [Deposited(A, 3)])
+        assert store.stream_version(A) == 2
+
+    def test_another_writer_waits_for_the_session(self, store: EventStore) -> None:
+        outcome: list[BaseException | list[RecordedEvent]] = []
+
+        def other_writer() -> None:
+            try:
+                outcome.append(store.append({A: 0}, [Deposited(A, 9)]))
+            except BaseException as exc:  # reported below
+                outcome.append(exc)
+
+        with store.session(lock=[A]) as session:  # type: ignore[attr-defined]
+            version = session.stream_version(A)
+            writer = threading.Thread(target=other_writer)
+            writer.start()
+            writer.join(0.3)
+            assert writer.is_alive() and not outcome, "a writer got past the session's lock"
+            session.append({A: version}, [Deposited(A, 1)])
+        writer.join(30)
+        assert len(outcome) == 1 and isinstance(outcome[0], VersionConflict)
+        assert [r.event.amount for r in store.read_stream(A)] == [1]
+
+    def test_bad_streams_to_lock_are_refused(self, store: EventStore) -> None:
+        with pytest.raises(InvalidStreamId), store.session(lock=["bad*id"]):  # type: ignore[attr-defined]
+            pass

@@ -49,7 +49,12 @@ from eventcore.stores.postgres.operations import Operations
 from eventcore.stores.postgres.pool import readable
 from eventcore.types import StreamId
 
-__all__ = ["AsyncConnection", "AsyncPostgresDatabase", "AsyncPostgresEventStore"]
+__all__ = [
+    "AsyncConnection",
+    "AsyncPostgresDatabase",
+    "AsyncPostgresEventStore",
+    "AsyncPostgresSession",
+]
 
 T = TypeVar("T")
 AsyncConnection = psycopg.AsyncConnection[TupleRow]
@@ -546,6 +551,20 @@ class AsyncPostgresEventStore:
             finally:
                 handle.closed = True
 
+    @contextlib.asynccontextmanager
+    async def session(self, lock: Iterable[StreamId] = ()) -> AsyncIterator[AsyncPostgresSession]:
+        """As :meth:`PostgresEventStore.session`, for asyncio code."""
+        streams = sorted({StreamId(sid) for sid in lock})
+        with contextlib.suppress(_RolledBack):
+            async with self.database.transaction("session") as conn:
+                if streams:
+                    plan = self.operations.lock_streams(streams)
+                    await self.database.run_in(conn, "lock streams", plan)
+                session = AsyncPostgresSession(self, conn)
+                yield session
+                if session.failed:  # PostgreSQL aborted the transaction: roll it back quietly
+                    raise _RolledBack
+
     async def close(self) -> None:
         """Close the database if this store opened it."""
         if self._owns:
@@ -586,6 +605,57 @@ class AsyncPostgresTransaction:
         plan = self.store.operations.append(expected, events, metadata, idempotency_key)
         self.appended = True
         return await self.store.database.run_in(self.connection, "append", plan)
+
+
+class AsyncPostgresSession:
+    """Reads and one append inside :meth:`AsyncPostgresEventStore.session`."""
+
+    def __init__(self, store: AsyncPostgresEventStore, conn: AsyncConnection) -> None:
+        self.store = store
+        self.types = store.types
+        self._conn = conn
+        self._appended = False
+        self.failed = False
+
+    async def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> list[RecordedEvent]:
+        plan = self.store.operations.read_stream(stream_id, after_version)
+        return await self.store.database.run_in(self._conn, "read_stream", plan)
+
+    async def read_streams(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[RecordedEvent]]:
+        plan = self.store.operations.read_streams(stream_ids)
+        return await self.store.database.run_in(self._conn, "read_streams", plan)
+
+    async def stream_version(self, stream_id: StreamId) -> int:
+        plan = self.store.operations.stream_version(stream_id)
+        return await self.store.database.run_in(self._conn, "stream_version", plan)
+
+    async def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
+    ) -> list[RecordedEvent]:
+        if self._appended:
+            raise StoreFailure(
+                "append", "this session has already appended; pass every event to one append()"
+            )
+        plan = self.store.operations.append(expected, events, metadata, idempotency_key)
+        self._appended = True
+        try:
+            return await finish(self.store.database.run_in(self._conn, "append", plan))
+        except EventCoreError:
+            self.failed = True
+            raise
+
+
+class _RolledBack(Exception):
+    """Leave a session whose append failed: rolled back, nothing raised."""
 
 
 async def _looks_healthy(conn: AsyncConnection) -> bool:

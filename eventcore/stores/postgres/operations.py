@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory
@@ -27,7 +28,7 @@ from eventcore.store import (
     prepare_append,
     unique_stream_ids,
 )
-from eventcore.stores._plan import Plan
+from eventcore.stores._plan import Plan, Query
 from eventcore.stores._rows import decode_rows
 from eventcore.stores._select import Selection, selectors
 from eventcore.stores.postgres.queries import (
@@ -45,6 +46,10 @@ from eventcore.stores.postgres.queries import (
 from eventcore.types import StreamId
 
 __all__ = ["Operations"]
+
+
+def _none(query: Any, params: Any) -> Plan[None]:
+    yield Query(query, params, "none")
 
 
 class Operations:
@@ -164,6 +169,10 @@ class Operations:
         if isinstance(outcome, Replayed):  # the key was used before: the original write
             return self.decode(outcome.rows)
         return outcome
+
+    def lock_streams(self, streams: list[StreamId]) -> Plan[None]:
+        """Advisory-lock ``streams`` for the rest of the transaction (sessions)."""
+        return _none(self.q.lock_streams, (streams,))
 
     def forget_idempotency_keys(self, before: datetime) -> Plan[int]:
         if not isinstance(before, datetime) or before.tzinfo is None:

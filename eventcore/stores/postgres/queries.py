@@ -75,6 +75,7 @@ class Statements:
             "SELECT fingerprint, first_position, last_position, recorded_at FROM {}.idempotency "
             "WHERE key = %s"
         ).format(ident)
+        self.lock_streams = sql.SQL("SELECT {}.eventcore_lock_streams(%s::text[])").format(ident)
         self.forget_keys = sql.SQL("DELETE FROM {}.idempotency WHERE recorded_at < %s").format(
             ident
         )

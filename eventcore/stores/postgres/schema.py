@@ -338,12 +338,30 @@ END
 $fn$;
 """
 
+_V6_LOCKS: Final = """
+-- Pessimistic sessions: lock streams up front, in the append's fixed (sorted key) order, so
+-- that a command reads, decides and appends with no other writer on those streams.
+CREATE FUNCTION {schema}.eventcore_lock_streams(p_streams text[]) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_key bigint;
+BEGIN
+    FOR v_key IN
+        SELECT DISTINCT hashtextextended({prefix} || s, 0) FROM unnest(p_streams) AS s ORDER BY 1
+    LOOP
+        PERFORM pg_advisory_xact_lock(v_key);
+    END LOOP;
+END
+$fn$;
+"""
+
 _MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "events table, immutability triggers, eventcore_append()", _V1),
     (2, "index on metadata->>'correlation_id'", _V2_CORRELATION),
     (3, "projection checkpoints and dead letters", _V3_PROJECTIONS),
     (4, "command-state snapshots table", _V4_SNAPSHOTS),
     (5, "exact payloads, write boundaries, idempotency keys, new eventcore_append()", _V5_EXACT),
+    (6, "eventcore_lock_streams() for pessimistic sessions", _V6_LOCKS),
 )
 
 SCHEMA_VERSION: Final = max(version for version, _, _ in _MIGRATIONS)

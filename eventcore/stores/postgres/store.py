@@ -35,7 +35,7 @@ from datetime import datetime
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
-from eventcore.errors import ConfigurationError, StoreFailure
+from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.store import check_wait_args
@@ -204,6 +204,21 @@ class PostgresEventStore:
             finally:
                 handle._open = False
 
+    @contextlib.contextmanager
+    def session(self, lock: Iterable[StreamId] = ()) -> Iterator[PostgresSession]:
+        """A READ COMMITTED transaction that first locks the ``lock`` streams (advisory
+        locks, in the append's sorted order); its reads and one append run inside it. No
+        other writer changes those streams until it ends. See :mod:`eventcore.session`."""
+        streams = sorted({StreamId(sid) for sid in lock})
+        with contextlib.suppress(_RolledBack), self.database.transaction("session") as conn:
+            if streams:
+                plan = self.operations.lock_streams(streams)
+                self.database.run_in(conn, "lock streams", plan)
+            session = PostgresSession(self, conn)
+            yield session
+            if session.failed:  # PostgreSQL aborted the transaction: roll it back quietly
+                raise _RolledBack
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -257,6 +272,55 @@ class PostgresTransaction:
         plan = store.operations.append(expected, events, metadata, idempotency_key)
         self._appended = True
         return store.database.run_in(self._conn, "append", plan)
+
+
+class PostgresSession:
+    """Reads and one append inside :meth:`PostgresEventStore.session`."""
+
+    def __init__(self, store: PostgresEventStore, conn: Connection) -> None:
+        self.store = store
+        self.types = store.types
+        self._conn = conn
+        self._appended = False
+        self.failed = False
+
+    def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[RecordedEvent]:
+        plan = self.store.operations.read_stream(stream_id, after_version)
+        return iter(self.store.database.run_in(self._conn, "read_stream", plan))
+
+    def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
+        plan = self.store.operations.read_streams(stream_ids)
+        return self.store.database.run_in(self._conn, "read_streams", plan)
+
+    def stream_version(self, stream_id: StreamId) -> int:
+        plan = self.store.operations.stream_version(stream_id)
+        return self.store.database.run_in(self._conn, "stream_version", plan)
+
+    def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
+    ) -> list[RecordedEvent]:
+        if self._appended:
+            raise StoreFailure(
+                "append", "this session has already appended; pass every event to one append()"
+            )
+        plan = self.store.operations.append(expected, events, metadata, idempotency_key)
+        self._appended = True
+        try:
+            return self.store.database.run_in(self._conn, "append", plan)
+        except EventCoreError:
+            self.failed = True
+            raise
+
+
+class _RolledBack(Exception):
+    """Leave a session whose append failed: the transaction is rolled back, nothing raised."""
 
 
 def open_database(config: object, who: str) -> tuple[PostgresDatabase, bool]:

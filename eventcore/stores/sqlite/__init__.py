@@ -9,7 +9,8 @@ checkpoint, dead-letter and snapshot stores) are thin layers over it.
 
 from eventcore.stores.sqlite.aio import AsyncSqliteEventStore
 from eventcore.stores.sqlite.database import SCHEMA_VERSION, SqliteDatabase, Synchronous
-from eventcore.stores.sqlite.store import COLUMNS, SqliteEventStore
+from eventcore.stores.sqlite.plans import COLUMNS
+from eventcore.stores.sqlite.store import SqliteEventStore
 
 __all__ = [
     "COLUMNS",

@@ -22,10 +22,11 @@ write that committed still returns its result (see :mod:`eventcore.stores._finis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 from uuid import UUID
@@ -46,6 +47,52 @@ __all__ = ["AsyncSqliteEventStore"]
 T = TypeVar("T")
 
 _WAIT_POLL: Final = 0.05
+
+
+class AsyncSession:
+    """A blocking session whose calls run on one thread (the writer's), awaited."""
+
+    def __init__(self, session: Any, thread: ThreadPoolExecutor) -> None:
+        self.session = session
+        self.types = session.types
+        self._thread = thread
+
+    async def _call(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(call, *args, **kwargs))
+
+    async def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> list[RecordedEvent]:
+        def read() -> list[RecordedEvent]:
+            return list(self.session.read_stream(stream_id, after_version=after_version))
+
+        return await self._call(read)
+
+    async def read_streams(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[RecordedEvent]]:
+        return await self._call(self.session.read_streams, stream_ids)
+
+    async def stream_version(self, stream_id: StreamId) -> int:
+        return await self._call(self.session.stream_version, stream_id)
+
+    async def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
+    ) -> list[RecordedEvent]:
+        call = functools.partial(
+            self.session.append,
+            expected,
+            events,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+        return await finish(asyncio.get_running_loop().run_in_executor(self._thread, call))
 
 
 class AsyncSqliteEventStore:
@@ -87,6 +134,7 @@ class AsyncSqliteEventStore:
         self.types = store.types
         self.database = store.database
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="eventcore-sqlite-writer")
+        self._writes = asyncio.Lock()  # appends and sessions of this store take turns
         readers = self.database.max_readers if self.database.file else 1
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="eventcore-sqlite-reader")
 
@@ -149,7 +197,26 @@ class AsyncSqliteEventStore:
         call = functools.partial(
             self.sync.append, expected, events, metadata=metadata, idempotency_key=idempotency_key
         )
-        return await finish(asyncio.get_running_loop().run_in_executor(self._writer, call))
+        async with self._writes:
+            return await finish(asyncio.get_running_loop().run_in_executor(self._writer, call))
+
+    @contextlib.asynccontextmanager
+    async def session(self, lock: Iterable[StreamId] = ()) -> AsyncIterator[AsyncSession]:
+        """The asyncio form of :meth:`SqliteEventStore.session`: the transaction, its reads
+        and its append all run on the writer's thread; this store's other appends wait."""
+        loop = asyncio.get_running_loop()
+        async with self._writes:
+            cm = self.sync.session(lock)
+            session = await loop.run_in_executor(self._writer, cm.__enter__)
+            try:
+                yield AsyncSession(session, self._writer)
+            except BaseException as exc:
+                await loop.run_in_executor(
+                    self._writer, cm.__exit__, type(exc), exc, exc.__traceback__
+                )
+                raise
+            else:
+                await finish(loop.run_in_executor(self._writer, cm.__exit__, None, None, None))
 
     async def wait_for_events(self, after: int, timeout: float) -> bool:
         """Wait until an event after ``after`` exists (True) or ``timeout`` seconds pass;

@@ -25,6 +25,7 @@ rows) that the database runs. Build several stores on one database to share it::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -33,11 +34,13 @@ from typing import Any, Final
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
-from eventcore.errors import ConfigurationError, Conflict, IdempotencyConflict, VersionConflict
+from eventcore.errors import (
+    ConfigurationError,
+    StoreFailure,
+)
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
 from eventcore.store import (
-    PendingEvent,
     check_after_version,
     check_positive,
     check_read_args,
@@ -47,29 +50,31 @@ from eventcore.store import (
     unique_stream_ids,
 )
 from eventcore.stores._notify import wait_for_head
-from eventcore.stores._plan import Plan, Query
+from eventcore.stores._plan import Plan
 from eventcore.stores._rows import decode_rows
-from eventcore.stores._select import Selection, StreamSelector, selectors
+from eventcore.stores._select import Selection, selectors
 from eventcore.stores.sqlite.database import SqliteDatabase, Synchronous
-from eventcore.stores.sqlite.glob import glob
+from eventcore.stores.sqlite.plans import (
+    SELECT,
+    Row,
+    append_plan,
+    count_plan,
+    head_plan,
+    read_all_plan,
+    recorded_write_plan,
+    rows_plan,
+    stream_page,
+    streams_plan,
+    version_plan,
+    whole_stream_plan,
+)
 from eventcore.stores.sqlite.schema import CORRELATION
-from eventcore.types import StreamId, trusted_stream_id
+from eventcore.types import StreamId
 
 __all__ = ["SqliteEventStore"]
 
 _WAIT_POLL: Final = 0.05
 """How often ``wait_for_events`` looks for appends by other database objects or processes."""
-
-COLUMNS: Final = (
-    "position, stream_id, stream_version, event_type, schema_version, data, event_id, "
-    "recorded_at, metadata"
-)
-_SELECT: Final = f"SELECT {COLUMNS} FROM eventcore_events"
-
-_IN_LIMIT: Final = 500
-"""Stream ids per ``read_streams`` query (SQLite bounds the number of parameters)."""
-
-Row = tuple[Any, ...]
 
 
 class SqliteEventStore:
@@ -163,13 +168,13 @@ class SqliteEventStore:
     def read_correlation(self, correlation_id: UUID) -> list[RecordedEvent]:
         """Every event stamped with ``correlation_id``, in position order (indexed)."""
         key = str(check_uuid("correlation_id", correlation_id))
-        sql = f"{_SELECT} WHERE {CORRELATION} = ? ORDER BY position"
+        sql = f"{SELECT} WHERE {CORRELATION} = ? ORDER BY position"
         return self._decode(self.database.read("read_correlation", rows_plan(sql, (key,))))
 
     def read_event(self, event_id: UUID) -> RecordedEvent | None:
         """The event with this id, or None."""
         key = str(check_uuid("event_id", event_id))
-        rows = self.database.read("read_event", rows_plan(f"{_SELECT} WHERE event_id = ?", (key,)))
+        rows = self.database.read("read_event", rows_plan(f"{SELECT} WHERE event_id = ?", (key,)))
         found = self._decode(rows)
         return found[0] if found else None
 
@@ -229,6 +234,20 @@ class SqliteEventStore:
         check_wait_args(after, timeout)
         return wait_for_head(self.head, self.database.notifier, after, timeout, _WAIT_POLL)
 
+    @contextlib.contextmanager
+    def session(self, lock: Iterable[StreamId] = ()) -> Iterator[SqliteSession]:
+        """A write transaction (``BEGIN IMMEDIATE``) whose reads and one append run on the
+        writer connection: no other writer, in any process, until it ends. ``lock`` is
+        checked but needs nothing more: the whole file is locked. See
+        :mod:`eventcore.session`."""
+        for sid in lock:
+            StreamId(sid)
+        with self.database.transaction("session") as tx:
+            session = SqliteSession(self, tx)
+            yield session
+        if session.appended:
+            self.database.notifier.notify()
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
@@ -242,6 +261,61 @@ class SqliteEventStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SqliteSession:
+    """Reads and one append inside :meth:`SqliteEventStore.session`."""
+
+    def __init__(self, store: SqliteEventStore, tx: sqlite3.Connection) -> None:
+        self.store = store
+        self.types = store.types
+        self._tx = tx
+        self.appended = False
+
+    def _run(self, operation: str, plan: Plan[Any]) -> Any:
+        return self.store.database.run_in(self._tx, operation, plan)
+
+    def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[RecordedEvent]:
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        rows = self._run("read_stream", whole_stream_plan(sid, after_version, self.store.page_size))
+        return iter(self.store._decode(rows))
+
+    def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
+        ids = unique_stream_ids(stream_ids)
+        rows = self._run("read_streams", streams_plan(ids, self.store.page_size))
+        found: dict[StreamId, list[RecordedEvent]] = {sid: [] for sid in ids}
+        for rec in self.store._decode(rows):
+            found[rec.stream_id].append(rec)
+        return found
+
+    def stream_version(self, stream_id: StreamId) -> int:
+        return int(self._run("stream_version", version_plan(StreamId(stream_id))))
+
+    def append(
+        self,
+        expected: Mapping[StreamId, int],
+        events: Sequence[object],
+        *,
+        metadata: Metadata | None = None,
+        idempotency_key: str | IdempotencyKey | None = None,
+    ) -> list[RecordedEvent]:
+        if self.appended:
+            raise StoreFailure(
+                "append", "this session has already appended; pass every event to one append()"
+            )
+        store = self.store
+        checked, pending, meta = prepare_append(
+            store.types, expected, events, metadata, store._clock, store._ids
+        )
+        key = None if idempotency_key is None else append_key(idempotency_key, pending)
+        outcome = self._run("append", append_plan(checked, pending, meta, key))
+        self.appended = True
+        if isinstance(outcome, list):
+            return outcome
+        return store._decode(outcome.rows)
 
 
 def open_database(
@@ -279,202 +353,3 @@ def _when(text: Any) -> datetime | None:
         return datetime.fromisoformat(text)
     except (TypeError, ValueError):
         return None
-
-
-# -- plans: the statements of each operation, and what to make of their rows -----------------
-
-
-class _Replayed:
-    """The rows of a write found under an idempotency key (decoded by the store)."""
-
-    __slots__ = ("rows",)
-
-    def __init__(self, rows: list[Row]) -> None:
-        self.rows = rows
-
-
-def rows_plan(sql: str, params: Sequence[Any]) -> Plan[list[Row]]:
-    rows: list[Row] = yield Query(sql, params)
-    return rows
-
-
-def count_plan(sql: str, params: Sequence[Any]) -> Plan[int]:
-    count: int = yield Query(sql, params, "count")
-    return count
-
-
-def head_plan() -> Plan[int]:
-    row = yield Query("SELECT COALESCE(MAX(position), 0) FROM eventcore_events", (), "one")
-    return int(row[0])
-
-
-def version_plan(sid: StreamId) -> Plan[int]:
-    # MAX answers from the end of the (stream_id, stream_version) index in O(log n).
-    sql = "SELECT COALESCE(MAX(stream_version), 0) FROM eventcore_events WHERE stream_id = ?"
-    row = yield Query(sql, (sid,), "one")
-    return int(row[0])
-
-
-def stream_page(sid: StreamId, after_version: int, size: int) -> Plan[list[Row]]:
-    sql = f"{_SELECT} WHERE stream_id = ? AND stream_version > ? ORDER BY stream_version LIMIT ?"
-    rows: list[Row] = yield Query(sql, (sid, after_version, size))
-    return rows
-
-
-def streams_plan(ids: list[StreamId], size: int) -> Plan[list[Row]]:
-    """Whole streams, ``_IN_LIMIT`` ids per query; a stream longer than a page is read on
-    alone from where the page stopped."""
-    out: list[Row] = []
-    for start in range(0, len(ids), _IN_LIMIT):
-        pending = ids[start : start + _IN_LIMIT]
-        while pending:
-            sql = (
-                f"{_SELECT} WHERE stream_id IN ({', '.join('?' * len(pending))}) "
-                "ORDER BY stream_id, stream_version LIMIT ?"
-            )
-            rows: list[Row] = yield Query(sql, (*pending, size))
-            out += rows
-            if len(rows) < size:
-                break
-            # The streams before the last one in the page are complete; the last may go on.
-            last, version = trusted_stream_id(rows[-1][1]), rows[-1][2]
-            while True:
-                more = yield from stream_page(last, version, size)
-                out += more
-                if len(more) < size:
-                    break
-                version = more[-1][2]
-            seen = {row[1] for row in rows}
-            pending = [sid for sid in pending if sid not in seen]
-    return out
-
-
-def _filters(
-    chosen: tuple[StreamSelector, ...] | None, names: frozenset[str] | None
-) -> tuple[str, list[Any]]:
-    where, params = "", []
-    if chosen is not None:
-        where += " AND (" + " OR ".join("stream_id GLOB ?" for _ in chosen) + ")"
-        params += [glob(s) for s in chosen]
-    if names is not None:
-        where += f" AND event_type IN ({', '.join('?' * len(names))})"
-        params += sorted(names)
-    return where, params
-
-
-def read_all_plan(
-    after: int,
-    limit: int | None,
-    chosen: tuple[StreamSelector, ...] | None,
-    names: frozenset[str] | None,
-) -> Plan[list[Row]]:
-    """A page of the log; extended to the end of the write the limit would cut."""
-    if limit == 0 or (names is not None and not names):
-        return []
-    where, params = _filters(chosen, names)
-    sql = f"{_SELECT} WHERE position > ?{where} ORDER BY position LIMIT ?"
-    rows: list[Row] = yield Query(sql, (after, *params, -1 if limit is None else limit))
-    if limit is not None and len(rows) == limit:
-        last = rows[-1][0]
-        found = yield Query(
-            "SELECT write_end FROM eventcore_events WHERE position = ?", (last,), "one"
-        )
-        end = found[0] if found is not None and type(found[0]) is int else last
-        if end > last:
-            rest = f"{_SELECT} WHERE position > ? AND position <= ?{where} ORDER BY position"
-            rows += yield Query(rest, (last, end, *params))
-    return rows
-
-
-def recorded_write_plan(key: str) -> Plan[tuple[str, list[Row], Any] | None]:
-    sql = (
-        "SELECT fingerprint, first_position, last_position, recorded_at "
-        "FROM eventcore_idempotency WHERE key = ?"
-    )
-    found = yield Query(sql, (key,), "one")
-    if found is None:
-        return None
-    rows: list[Row] = yield Query(
-        f"{_SELECT} WHERE position BETWEEN ? AND ? ORDER BY position", (found[1], found[2])
-    )
-    return found[0], rows, found[3]
-
-
-_INSERT: Final = (
-    "INSERT INTO eventcore_events (position, event_id, stream_id, stream_version, event_type, "
-    "schema_version, data, metadata, recorded_at, write_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def append_plan(
-    checked: dict[StreamId, int],
-    pending: list[PendingEvent],
-    meta: Metadata,
-    key: IdempotencyKey | None,
-) -> Plan[list[RecordedEvent] | _Replayed]:
-    """Check the key, check every expected version, insert; inside the caller's
-    ``BEGIN IMMEDIATE`` transaction."""
-    if key is not None:
-        found = yield from recorded_write_plan(key.key)
-        if found is not None:
-            if found[0] != key.fingerprint:
-                raise IdempotencyConflict(key.key, found[0], key.fingerprint)
-            return _Replayed(found[1])
-    conflicts = []
-    for sid, version in checked.items():
-        actual = yield from version_plan(sid)
-        if actual != version:
-            conflicts.append(Conflict(sid, version, actual))
-    if conflicts:
-        raise VersionConflict(conflicts)
-    if not pending:
-        return []
-    position = yield from head_plan()
-    end = position + len(pending)
-    meta_json = meta.to_json()
-    versions = dict(checked)
-    rows = []
-    recorded = []
-    record = RecordedEvent
-    at: datetime | None = None  # the events of one write usually share their time
-    at_text = ""
-    for p in pending:
-        position += 1
-        version = versions[p.stream_id] = versions[p.stream_id] + 1
-        if p.recorded_at is not at:
-            at, at_text = p.recorded_at, p.recorded_at.isoformat()
-        rows.append(
-            (
-                position,
-                str(p.event_id),
-                p.stream_id,
-                version,
-                p.info.type_name,
-                p.info.version,
-                p.data,
-                meta_json,
-                at_text,
-                end,
-            )
-        )
-        recorded.append(
-            record(
-                position,
-                p.stream_id,
-                version,
-                p.info.type_name,
-                p.event,
-                p.event_id,
-                p.recorded_at,
-                meta,
-            )
-        )
-    yield Query(_INSERT, rows, "many")
-    if key is not None:
-        yield Query(
-            "INSERT INTO eventcore_idempotency (key, fingerprint, first_position, "
-            "last_position, recorded_at) VALUES (?, ?, ?, ?, ?)",
-            (key.key, key.fingerprint, end - len(pending) + 1, end, rows[0][8]),
-            "none",
-        )
-    return recorded

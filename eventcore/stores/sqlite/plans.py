@@ -1,0 +1,235 @@
+"""The statements of the SQLite event store and what to make of their rows, as plans
+(:mod:`eventcore.stores._plan`): run by :class:`~eventcore.stores.sqlite.SqliteDatabase` on a
+reader, on the writer in a transaction, or inside a session."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from eventcore.errors import Conflict, IdempotencyConflict, VersionConflict
+from eventcore.events import Metadata, RecordedEvent
+from eventcore.idempotency import IdempotencyKey
+from eventcore.store import PendingEvent
+from eventcore.stores._plan import Plan, Query
+from eventcore.stores._select import StreamSelector
+from eventcore.stores.sqlite.glob import glob
+from eventcore.types import StreamId, trusted_stream_id
+
+COLUMNS: Final = (
+    "position, stream_id, stream_version, event_type, schema_version, data, event_id, "
+    "recorded_at, metadata"
+)
+SELECT: Final = f"SELECT {COLUMNS} FROM eventcore_events"
+
+_IN_LIMIT: Final = 500
+"""Stream ids per ``read_streams`` query (SQLite bounds the number of parameters)."""
+
+Row = tuple[Any, ...]
+
+
+class Replayed:
+    """The rows of a write found under an idempotency key (decoded by the store)."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = rows
+
+
+def rows_plan(sql: str, params: Sequence[Any]) -> Plan[list[Row]]:
+    rows: list[Row] = yield Query(sql, params)
+    return rows
+
+
+def count_plan(sql: str, params: Sequence[Any]) -> Plan[int]:
+    count: int = yield Query(sql, params, "count")
+    return count
+
+
+def head_plan() -> Plan[int]:
+    row = yield Query("SELECT COALESCE(MAX(position), 0) FROM eventcore_events", (), "one")
+    return int(row[0])
+
+
+def version_plan(sid: StreamId) -> Plan[int]:
+    # MAX answers from the end of the (stream_id, stream_version) index in O(log n).
+    sql = "SELECT COALESCE(MAX(stream_version), 0) FROM eventcore_events WHERE stream_id = ?"
+    row = yield Query(sql, (sid,), "one")
+    return int(row[0])
+
+
+def stream_page(sid: StreamId, after_version: int, size: int) -> Plan[list[Row]]:
+    sql = f"{SELECT} WHERE stream_id = ? AND stream_version > ? ORDER BY stream_version LIMIT ?"
+    rows: list[Row] = yield Query(sql, (sid, after_version, size))
+    return rows
+
+
+def whole_stream_plan(sid: StreamId, after_version: int, size: int) -> Plan[list[Row]]:
+    out: list[Row] = []
+    while True:
+        rows = yield from stream_page(sid, after_version, size)
+        out += rows
+        if len(rows) < size:
+            return out
+        after_version = rows[-1][2]
+
+
+def streams_plan(ids: list[StreamId], size: int) -> Plan[list[Row]]:
+    """Whole streams, ``_IN_LIMIT`` ids per query; a stream longer than a page is read on
+    alone from where the page stopped."""
+    out: list[Row] = []
+    for start in range(0, len(ids), _IN_LIMIT):
+        pending = ids[start : start + _IN_LIMIT]
+        while pending:
+            sql = (
+                f"{SELECT} WHERE stream_id IN ({', '.join('?' * len(pending))}) "
+                "ORDER BY stream_id, stream_version LIMIT ?"
+            )
+            rows: list[Row] = yield Query(sql, (*pending, size))
+            out += rows
+            if len(rows) < size:
+                break
+            # The streams before the last one in the page are complete; the last may go on.
+            last, version = trusted_stream_id(rows[-1][1]), rows[-1][2]
+            while True:
+                more = yield from stream_page(last, version, size)
+                out += more
+                if len(more) < size:
+                    break
+                version = more[-1][2]
+            seen = {row[1] for row in rows}
+            pending = [sid for sid in pending if sid not in seen]
+    return out
+
+
+def _filters(
+    chosen: tuple[StreamSelector, ...] | None, names: frozenset[str] | None
+) -> tuple[str, list[Any]]:
+    where, params = "", []
+    if chosen is not None:
+        where += " AND (" + " OR ".join("stream_id GLOB ?" for _ in chosen) + ")"
+        params += [glob(s) for s in chosen]
+    if names is not None:
+        where += f" AND event_type IN ({', '.join('?' * len(names))})"
+        params += sorted(names)
+    return where, params
+
+
+def read_all_plan(
+    after: int,
+    limit: int | None,
+    chosen: tuple[StreamSelector, ...] | None,
+    names: frozenset[str] | None,
+) -> Plan[list[Row]]:
+    """A page of the log; extended to the end of the write the limit would cut."""
+    if limit == 0 or (names is not None and not names):
+        return []
+    where, params = _filters(chosen, names)
+    sql = f"{SELECT} WHERE position > ?{where} ORDER BY position LIMIT ?"
+    rows: list[Row] = yield Query(sql, (after, *params, -1 if limit is None else limit))
+    if limit is not None and len(rows) == limit:
+        last = rows[-1][0]
+        found = yield Query(
+            "SELECT write_end FROM eventcore_events WHERE position = ?", (last,), "one"
+        )
+        end = found[0] if found is not None and type(found[0]) is int else last
+        if end > last:
+            rest = f"{SELECT} WHERE position > ? AND position <= ?{where} ORDER BY position"
+            rows += yield Query(rest, (last, end, *params))
+    return rows
+
+
+def recorded_write_plan(key: str) -> Plan[tuple[str, list[Row], Any] | None]:
+    sql = (
+        "SELECT fingerprint, first_position, last_position, recorded_at "
+        "FROM eventcore_idempotency WHERE key = ?"
+    )
+    found = yield Query(sql, (key,), "one")
+    if found is None:
+        return None
+    rows: list[Row] = yield Query(
+        f"{SELECT} WHERE position BETWEEN ? AND ? ORDER BY position", (found[1], found[2])
+    )
+    return found[0], rows, found[3]
+
+
+_INSERT: Final = (
+    "INSERT INTO eventcore_events (position, event_id, stream_id, stream_version, event_type, "
+    "schema_version, data, metadata, recorded_at, write_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def append_plan(
+    checked: dict[StreamId, int],
+    pending: list[PendingEvent],
+    meta: Metadata,
+    key: IdempotencyKey | None,
+) -> Plan[list[RecordedEvent] | Replayed]:
+    """Check the key, check every expected version, insert; inside the caller's
+    ``BEGIN IMMEDIATE`` transaction."""
+    if key is not None:
+        found = yield from recorded_write_plan(key.key)
+        if found is not None:
+            if found[0] != key.fingerprint:
+                raise IdempotencyConflict(key.key, found[0], key.fingerprint)
+            return Replayed(found[1])
+    conflicts = []
+    for sid, version in checked.items():
+        actual = yield from version_plan(sid)
+        if actual != version:
+            conflicts.append(Conflict(sid, version, actual))
+    if conflicts:
+        raise VersionConflict(conflicts)
+    if not pending:
+        return []
+    position = yield from head_plan()
+    end = position + len(pending)
+    meta_json = meta.to_json()
+    versions = dict(checked)
+    rows = []
+    recorded = []
+    record = RecordedEvent
+    at: datetime | None = None  # the events of one write usually share their time
+    at_text = ""
+    for p in pending:
+        position += 1
+        version = versions[p.stream_id] = versions[p.stream_id] + 1
+        if p.recorded_at is not at:
+            at, at_text = p.recorded_at, p.recorded_at.isoformat()
+        rows.append(
+            (
+                position,
+                str(p.event_id),
+                p.stream_id,
+                version,
+                p.info.type_name,
+                p.info.version,
+                p.data,
+                meta_json,
+                at_text,
+                end,
+            )
+        )
+        recorded.append(
+            record(
+                position,
+                p.stream_id,
+                version,
+                p.info.type_name,
+                p.event,
+                p.event_id,
+                p.recorded_at,
+                meta,
+            )
+        )
+    yield Query(_INSERT, rows, "many")
+    if key is not None:
+        yield Query(
+            "INSERT INTO eventcore_idempotency (key, fingerprint, first_position, "
+            "last_position, recorded_at) VALUES (?, ?, ?, ?, ?)",
+            (key.key, key.fingerprint, end - len(pending) + 1, end, rows[0][8]),
+            "none",
+        )
+    return recorded
