@@ -20,13 +20,16 @@ upper one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from eventcore.errors import InvalidStreamSelector
+from eventcore.errors import InvalidStreamSelector, ValidationError
 from eventcore.types import StreamPattern, StreamPrefix
 
-__all__ = ["Selection", "selectors"]
+if TYPE_CHECKING:
+    from eventcore.events import RecordedEvent
+
+__all__ = ["Selection", "aiter_log", "iter_log", "selectors"]
 
 StreamSelector = StreamPrefix | StreamPattern
 Selection = StreamSelector | Iterable[StreamSelector] | None
@@ -54,3 +57,44 @@ def selectors(streams: Any) -> tuple[StreamSelector, ...] | None:
                 f"{type(item).__name__} {item!r}; wrap it, for example StreamPrefix('order-')"
             )
     return found
+
+
+def iter_log(
+    read_all: Callable[..., list[RecordedEvent]],
+    *,
+    after: int,
+    streams: Selection,
+    event_types: Iterable[str | type] | None,
+    page_size: int,
+) -> Iterator[RecordedEvent]:
+    """Every selected event after ``after``, page by page (whole writes), lazily."""
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise ValidationError(f"page_size must be an int >= 1, got {page_size!r}")
+    while True:
+        page = read_all(after=after, limit=page_size, streams=streams, event_types=event_types)
+        if not page:
+            return
+        yield from page
+        after = page[-1].position
+
+
+async def aiter_log(
+    read_all: Callable[..., Awaitable[list[RecordedEvent]]],
+    *,
+    after: int,
+    streams: Selection,
+    event_types: Iterable[str | type] | None,
+    page_size: int,
+) -> AsyncIterator[RecordedEvent]:
+    """:func:`iter_log` for an asyncio store."""
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise ValidationError(f"page_size must be an int >= 1, got {page_size!r}")
+    while True:
+        page = await read_all(
+            after=after, limit=page_size, streams=streams, event_types=event_types
+        )
+        if not page:
+            return
+        for event in page:
+            yield event
+        after = page[-1].position

@@ -22,9 +22,8 @@ import asyncio
 import contextlib
 import copy
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
@@ -32,6 +31,7 @@ from eventcore.errors import Conflict, IdempotencyConflict, StoreFailure, Versio
 from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key
 from eventcore.idempotency import idempotency_key as idempotency_key_of
+from eventcore.raw import RawEvent, StoreStats, StreamInfo, check_continues
 from eventcore.store import (
     check_after_version,
     check_read_args,
@@ -40,7 +40,7 @@ from eventcore.store import (
     prepare_append,
     unique_stream_ids,
 )
-from eventcore.stores._select import Selection, selectors
+from eventcore.stores._select import Selection, iter_log, selectors
 from eventcore.types import StreamId
 
 __all__ = ["AsyncInMemoryEventStore", "AsyncSession", "InMemoryEventStore"]
@@ -331,6 +331,127 @@ class InMemoryEventStore:
             found = self._shared.by_id.get(key)
         return None if found is None else self._view([found])[0]
 
+    # -- operations ------------------------------------------------------------------------
+
+    def iter_all(
+        self,
+        *,
+        after: int = 0,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[RecordedEvent]:
+        """Every selected event after ``after``, in position order, lazily, a page (whole
+        writes) at a time."""
+        return iter_log(
+            self.read_all,
+            after=after,
+            streams=streams,
+            event_types=event_types,
+            page_size=page_size,
+        )
+
+    def list_streams(
+        self, *, streams: Selection = None, after: str = "", limit: int | None = None
+    ) -> list[StreamInfo]:
+        """The streams (filtered by prefixes or patterns) in stream-id order, after the id
+        ``after``: each with its version and first and last positions and times."""
+        chosen = selectors(streams)
+        check_read_args(self.types, 0, limit, None, None)
+        with self._lock:
+            ids = sorted(
+                sid
+                for sid in self._streams
+                if sid > after and (chosen is None or any(s.matches(sid) for s in chosen))
+            )[:limit]
+            found = [self._streams[sid] for sid in ids]
+        return [
+            StreamInfo(
+                sid,
+                len(recs),
+                recs[0].position,
+                recs[-1].position,
+                recs[0].recorded_at,
+                recs[-1].recorded_at,
+            )
+            for sid, recs in zip(ids, found, strict=True)
+        ]
+
+    def stats(self) -> StoreStats:
+        """Kind, schema version (0: memory has none), head, events and streams."""
+        with self._lock:
+            return StoreStats("memory", 0, len(self._log), len(self._log), len(self._streams))
+
+    def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
+        """Stored events after ``after``, undecoded (whole writes; see :mod:`eventcore.raw`)."""
+        check_read_args(self.types, after, limit, None, None)
+        shared = self._shared
+        with self._lock:
+            end = len(self._log) if limit is None else min(len(self._log), after + limit)
+            if end > after:
+                end = max(end, shared.write_end[end - 1])
+            records = self._log[after:end]
+            stored = shared.stored[after:end]
+            ends = shared.write_end[after:end]
+        return [
+            RawEvent(
+                r.position,
+                r.stream_id,
+                r.stream_version,
+                r.event_type,
+                raw.schema_version,
+                raw.data,
+                r.event_id,
+                r.recorded_at,
+                r.metadata.to_json(),
+                last,
+            )
+            for r, raw, last in zip(records, stored, ends, strict=True)
+        ]
+
+    def import_rows(self, rows: Iterable[RawEvent]) -> int:
+        """Add rows exported from a store after this store's head, exactly, decoded with
+        this store's event classes (an unknown type raises ``DeserializationError``); rows
+        that do not continue the log raise ``ValidationError``. Nothing is written then."""
+        batch = list(rows)
+        shared = self._shared
+        with self._lock:
+            versions: dict[str, int] = {sid: len(recs) for sid, recs in self._streams.items()}
+            checked = check_continues(batch, len(self._log), versions)
+            decoded = []
+            for r in checked:
+                where = f" at position {r.position} (stream {r.stream_id!r})"
+                event = self.types.decode(r.event_type, r.schema_version, r.data, where)
+                meta = Metadata.from_json(r.metadata)
+                decoded.append(
+                    RecordedEvent(
+                        r.position,
+                        StreamId(r.stream_id),
+                        r.stream_version,
+                        r.event_type,
+                        event,
+                        r.event_id,
+                        r.recorded_at,
+                        meta,
+                    )
+                )
+            for rec, r in zip(decoded, checked, strict=True):
+                self._streams.setdefault(rec.stream_id, []).append(rec)
+                shared.stored.append(_Stored(r.data, r.schema_version, self.types))
+                shared.write_end.append(r.write_end)
+                shared.by_id[rec.event_id] = rec
+                if rec.metadata.correlation_id is not None:
+                    shared.by_correlation.setdefault(rec.metadata.correlation_id, []).append(rec)
+                shared.custom_metadata |= bool(rec.metadata.custom)
+                info = self.types._by_name.get(rec.event_type)
+                if info is None or not info.codec.shareable:
+                    shared.mutable_types.add(rec.event_type)
+            if decoded:
+                shared.writers.add(self.types)
+                self._log.extend(decoded)
+                shared.wake()
+        return len(decoded)
+
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """Block until an event after position ``after`` exists (True) or ``timeout``
         seconds pass (False); woken at once by appends through any handle of this log."""
@@ -392,157 +513,5 @@ class _Session:
             self._pending = None
 
 
-class AsyncSession:
-    """A blocking session seen from asyncio: the same reads and one append, awaited. Its
-    calls run on the caller's thread (for sessions whose work does not block)."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-        self.types = session.types
-
-    async def read_stream(
-        self, stream_id: StreamId, *, after_version: int = 0
-    ) -> list[RecordedEvent]:
-        return list(self.session.read_stream(stream_id, after_version=after_version))
-
-    async def read_streams(
-        self, stream_ids: Iterable[StreamId]
-    ) -> dict[StreamId, list[RecordedEvent]]:
-        found: dict[StreamId, list[RecordedEvent]] = self.session.read_streams(stream_ids)
-        return found
-
-    async def stream_version(self, stream_id: StreamId) -> int:
-        return int(self.session.stream_version(stream_id))
-
-    async def append(
-        self,
-        expected: Mapping[StreamId, int],
-        events: Sequence[object],
-        *,
-        metadata: Metadata | None = None,
-        idempotency_key: str | IdempotencyKey | None = None,
-    ) -> list[RecordedEvent]:
-        written: list[RecordedEvent] = self.session.append(
-            expected, events, metadata=metadata, idempotency_key=idempotency_key
-        )
-        return written
-
-
-class AsyncInMemoryEventStore:
-    """The asyncio face of :class:`InMemoryEventStore`: the same log and rules; nothing it
-    does blocks the event loop (``wait_for_events`` awaits a wake-up from any handle).
-
-    ``AsyncInMemoryEventStore(store=InMemoryEventStore(...))`` serves an existing log, so
-    blocking and asyncio code can share one.
-    """
-
-    def __init__(
-        self,
-        *,
-        events: Iterable[type] | EventTypes = (),
-        clock: Clock = system_clock,
-        ids: IdFactory = uuid7,
-        store: InMemoryEventStore | None = None,
-    ) -> None:
-        self.sync = (
-            store if store is not None else InMemoryEventStore(events=events, clock=clock, ids=ids)
-        )
-        self.types = self.sync.types
-
-    def __repr__(self) -> str:
-        return f"Async{self.sync!r}"
-
-    def reopen(self, **kwargs: Any) -> AsyncInMemoryEventStore:
-        """A second handle on the same events (see :meth:`InMemoryEventStore.reopen`)."""
-        return AsyncInMemoryEventStore(store=self.sync.reopen(**kwargs))
-
-    async def read_stream(
-        self, stream_id: StreamId, *, after_version: int = 0
-    ) -> list[RecordedEvent]:
-        return list(self.sync.read_stream(stream_id, after_version=after_version))
-
-    async def read_streams(
-        self, stream_ids: Iterable[StreamId]
-    ) -> dict[StreamId, list[RecordedEvent]]:
-        return self.sync.read_streams(stream_ids)
-
-    async def stream_version(self, stream_id: StreamId) -> int:
-        return self.sync.stream_version(stream_id)
-
-    async def append(
-        self,
-        expected: Mapping[StreamId, int],
-        events: Sequence[object],
-        *,
-        metadata: Metadata | None = None,
-        idempotency_key: str | IdempotencyKey | None = None,
-    ) -> list[RecordedEvent]:
-        async with self.sync._shared.async_writes:
-            return self.sync.append(
-                expected, events, metadata=metadata, idempotency_key=idempotency_key
-            )
-
-    @contextlib.asynccontextmanager
-    async def session(self, lock: Iterable[StreamId] = ()) -> AsyncIterator[AsyncSession]:
-        """The asyncio form of :meth:`InMemoryEventStore.session`: other asyncio appends
-        through this log wait until it ends (blocking handles too)."""
-        async with self.sync._shared.async_writes:
-            with self.sync.session(lock) as session:
-                yield AsyncSession(session)
-
-    async def read_idempotent_write(self, key: str) -> RecordedWrite | None:
-        return self.sync.read_idempotent_write(key)
-
-    async def read_all(
-        self,
-        *,
-        after: int = 0,
-        limit: int | None = None,
-        streams: Selection = None,
-        event_types: Iterable[str | type] | None = None,
-    ) -> list[RecordedEvent]:
-        return self.sync.read_all(
-            after=after, limit=limit, streams=streams, event_types=event_types
-        )
-
-    async def head(self) -> int:
-        return self.sync.head()
-
-    async def read_correlation(self, correlation_id: UUID) -> list[RecordedEvent]:
-        return self.sync.read_correlation(correlation_id)
-
-    async def read_event(self, event_id: UUID) -> RecordedEvent | None:
-        return self.sync.read_event(event_id)
-
-    async def wait_for_events(self, after: int, timeout: float) -> bool:
-        """Wait until an event after ``after`` exists (True) or ``timeout`` seconds pass."""
-        check_wait_args(after, timeout)
-        shared = self.sync._shared
-        loop = asyncio.get_running_loop()
-        woken = asyncio.Event()
-        entry = (loop, woken)
-        deadline = loop.time() + timeout
-        with shared.lock:
-            shared.async_waiters.add(entry)
-        try:
-            while True:
-                woken.clear()
-                if self.sync.head() > after:
-                    return True
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return False
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), remaining)
-        finally:
-            with shared.lock:
-                shared.async_waiters.discard(entry)
-
-    async def close(self) -> None:
-        """Nothing to release."""
-
-    async def __aenter__(self) -> AsyncInMemoryEventStore:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+# The asyncio face lives in its own module; importable from here as before.
+from eventcore.stores.memory_aio import AsyncInMemoryEventStore, AsyncSession  # noqa: E402

@@ -35,6 +35,7 @@ from uuid import UUID
 
 from eventcore.events import Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
+from eventcore.raw import RawEvent, StoreStats, StreamInfo
 from eventcore.stores._select import Selection
 from eventcore.types import StreamId
 
@@ -145,6 +146,24 @@ class SyncBridge:
 
     def read_event(self, event_id: UUID) -> RecordedEvent | None:
         return self._run(self.store.read_event(event_id))  # type: ignore[no-any-return]
+
+    def iter_all(self, **kwargs: Any) -> Iterator[RecordedEvent]:
+        async def collect() -> list[RecordedEvent]:
+            return [event async for event in self.store.iter_all(**kwargs)]
+
+        return iter(self._loop.run(collect()))
+
+    def list_streams(self, **kwargs: Any) -> list[StreamInfo]:
+        return self._run(self.store.list_streams(**kwargs))
+
+    def stats(self) -> StoreStats:
+        return self._run(self.store.stats())  # type: ignore[no-any-return]
+
+    def export_rows(self, **kwargs: Any) -> list[RawEvent]:
+        return self._run(self.store.export_rows(**kwargs))
+
+    def import_rows(self, rows: Iterable[RawEvent]) -> int:
+        return self._run(self.store.import_rows(rows))  # type: ignore[no-any-return]
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         return self._run(self.store.wait_for_events(after, timeout))  # type: ignore[no-any-return]

@@ -77,6 +77,7 @@ from eventcore.testing.contract_base import (
     _state,
 )
 from eventcore.testing.contract_inputs import BadInputContract
+from eventcore.testing.contract_operations import OperationsContract
 from eventcore.testing.contract_writes import (
     ExactRoundTripContract,
     IdempotencyContract,
@@ -105,6 +106,7 @@ class EventStoreContract(
     IdempotencyContract,
     ExactRoundTripContract,
     SessionContract,
+    OperationsContract,
 ):
     """Behaviour every :class:`~eventcore.store.EventStore` must show. Subclass it; provide
     a ``make_store`` fixture (see the module docstring)."""

@@ -180,6 +180,16 @@ class StoreContractBase:
     def store(self, make_store: StoreFactory) -> EventStore:
         return make_store()
 
+    @pytest.fixture
+    def make_empty_store(self) -> StoreFactory:
+        """A factory of stores on a *second*, empty database (for moving a log between
+        two). Override it; by default the tests that need it are skipped."""
+
+        def skip(**kwargs: Any) -> EventStore:
+            pytest.skip(f"{type(self).__name__} defines no make_empty_store fixture")
+
+        return skip
+
     def reopen(self, make_store: StoreFactory, **kwargs: Any) -> EventStore:
         """A second handle on the same data, or skip the test."""
         if not self.supports_reopen:

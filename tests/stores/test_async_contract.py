@@ -4,6 +4,7 @@ suite, two drivers."""
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ class TestAsyncInMemoryContract(EventStoreContract):
 
         return factory
 
+    @pytest.fixture
+    def make_empty_store(self, loop: LoopThread) -> StoreFactory:
+        return lambda **kwargs: SyncBridge.open(loop, lambda: AsyncInMemoryEventStore(**kwargs))
+
 
 class TestAsyncSqliteFileContract(EventStoreContract):
     @pytest.fixture
@@ -51,6 +56,19 @@ class TestAsyncSqliteFileContract(EventStoreContract):
                     loop, lambda: AsyncSqliteEventStore(tmp_path / "events.db", **kwargs)
                 )
             )
+            return handles[-1]
+
+        yield factory
+        for handle in handles:
+            handle.close()
+
+    @pytest.fixture
+    def make_empty_store(self, loop: LoopThread, tmp_path: Path) -> Iterator[StoreFactory]:
+        handles: list[SyncBridge] = []
+
+        def factory(**kwargs: Any) -> SyncBridge:
+            path = tmp_path / f"other-{len(handles)}.db"
+            handles.append(SyncBridge.open(loop, lambda: AsyncSqliteEventStore(path, **kwargs)))
             return handles[-1]
 
         yield factory
@@ -75,6 +93,12 @@ class TestAsyncSqliteMemoryContract(EventStoreContract):
             handle.close()
         conn.close()
 
+    @pytest.fixture
+    def make_empty_store(self, loop: LoopThread) -> StoreFactory:
+        return lambda **kwargs: SyncBridge.open(
+            loop, lambda: AsyncSqliteEventStore(":memory:", **kwargs)
+        )
+
 
 class TestAsyncPostgresContract(EventStoreContract):
     """Native asyncio: psycopg's AsyncConnection and AsyncConnectionPool."""
@@ -97,3 +121,27 @@ class TestAsyncPostgresContract(EventStoreContract):
         yield factory
         for handle in handles:
             handle.close()
+
+    @pytest.fixture
+    def make_empty_store(self, loop: LoopThread, postgres_dsn: str) -> Iterator[StoreFactory]:
+        import psycopg
+
+        from eventcore.stores.postgres import AsyncPostgresEventStore, PostgresConfig
+
+        handles: list[SyncBridge] = []
+        schemas: list[str] = []
+
+        def factory(**kwargs: Any) -> SyncBridge:
+            schemas.append(f"ec_test_{uuid.uuid4().hex[:12]}")
+            config = PostgresConfig(postgres_dsn, schema=schemas[-1], pool_max=2)
+            handles.append(
+                SyncBridge.open(loop, lambda: AsyncPostgresEventStore(config, **kwargs).open())
+            )
+            return handles[-1]
+
+        yield factory
+        for handle in handles:
+            handle.close()
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

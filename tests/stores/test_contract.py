@@ -28,6 +28,10 @@ class TestInMemoryContract(EventStoreContract):
 
         return factory
 
+    @pytest.fixture
+    def make_empty_store(self) -> StoreFactory:
+        return lambda **kwargs: InMemoryEventStore(**kwargs)
+
 
 class TestSqliteFileContract(EventStoreContract):
     @pytest.fixture
@@ -36,6 +40,18 @@ class TestSqliteFileContract(EventStoreContract):
 
         def factory(**kwargs: Any) -> EventStore:
             handles.append(SqliteEventStore(tmp_path / "events.db", **kwargs))
+            return handles[-1]
+
+        yield factory
+        for handle in handles:
+            handle.close()
+
+    @pytest.fixture
+    def make_empty_store(self, tmp_path: Path) -> Iterator[StoreFactory]:
+        handles: list[SqliteEventStore] = []
+
+        def factory(**kwargs: Any) -> EventStore:
+            handles.append(SqliteEventStore(tmp_path / f"other-{len(handles)}.db", **kwargs))
             return handles[-1]
 
         yield factory
@@ -55,3 +71,15 @@ class TestSqliteMemoryContract(EventStoreContract):
 
         yield factory
         conn.close()
+
+    @pytest.fixture
+    def make_empty_store(self) -> Iterator[StoreFactory]:
+        conns: list[sqlite3.Connection] = []
+
+        def factory(**kwargs: Any) -> EventStore:
+            conns.append(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False))
+            return SqliteEventStore(conns[-1], **kwargs)
+
+        yield factory
+        for conn in conns:
+            conn.close()

@@ -31,10 +31,11 @@ from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
+from eventcore.raw import RawEvent, StoreStats, StreamInfo
 from eventcore.store import check_wait_args
 from eventcore.stores._finish import finish
 from eventcore.stores._plan import Plan, Query, drive_async
-from eventcore.stores._select import Selection
+from eventcore.stores._select import Selection, aiter_log
 from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.database import (
     BrokenConnection,
@@ -47,6 +48,7 @@ from eventcore.stores.postgres.database import (
 )
 from eventcore.stores.postgres.operations import Operations
 from eventcore.stores.postgres.pool import readable
+from eventcore.stores.postgres.schema import global_lock_text
 from eventcore.types import StreamId
 
 __all__ = [
@@ -503,6 +505,45 @@ class AsyncPostgresEventStore:
     async def read_idempotent_write(self, key: str) -> RecordedWrite | None:
         plan = self.operations.read_idempotent_write(key)
         return await self.database.read("read_idempotent_write", plan)
+
+    async def iter_all(
+        self,
+        *,
+        after: int = 0,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every selected event after ``after``, a page (whole writes) at a time."""
+        async for event in aiter_log(
+            self.read_all,
+            after=after,
+            streams=streams,
+            event_types=event_types,
+            page_size=page_size,
+        ):
+            yield event
+
+    async def list_streams(
+        self, *, streams: Selection = None, after: str = "", limit: int | None = None
+    ) -> list[StreamInfo]:
+        plan = self.operations.list_streams(streams, after, limit)
+        return await self.database.read("list_streams", plan)
+
+    async def stats(self) -> StoreStats:
+        await self.database.open()
+        plan = self.operations.stats(self.database.schema_version)
+        return await self.database.read("stats", plan)
+
+    async def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
+        return await self.database.read("export", self.operations.export_rows(after, limit))
+
+    async def import_rows(self, rows: Iterable[RawEvent]) -> int:
+        plan = self.operations.import_rows(
+            rows, global_lock_text(self.config.schema), self.config.channel
+        )
+        async with self.database.transaction("import") as conn:
+            return await self.database.run_in(conn, "import", plan)
 
     async def append(
         self,

@@ -13,14 +13,15 @@ rows already decoded. A face only runs the plan on its database::
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory
-from eventcore.errors import ConfigurationError
+from eventcore.errors import ConfigurationError, DeserializationError
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
+from eventcore.raw import RawEvent, StoreStats, StreamInfo
 from eventcore.store import (
     check_after_version,
     check_read_args,
@@ -37,9 +38,13 @@ from eventcore.stores.postgres.queries import (
     Statements,
     append_plan,
     count_plan,
+    export_plan,
+    import_plan,
+    list_streams_plan,
     read_all_plan,
     recorded_write_plan,
     rows_plan,
+    stats_plan,
     streams_plan,
     value_plan,
 )
@@ -170,6 +175,56 @@ class Operations:
             return self.decode(outcome.rows)
         return outcome
 
+    def list_streams(
+        self, streams: Selection, after: str, limit: int | None
+    ) -> Plan[list[StreamInfo]]:
+        chosen = selectors(streams)
+        check_read_args(self.types, 0, limit, None, None)
+        return self._streams_info(list_streams_plan(self.q, chosen, str(after), limit))
+
+    def _streams_info(self, plan: Plan[list[tuple[Any, ...]]]) -> Plan[list[StreamInfo]]:
+        rows = yield from plan
+        return [
+            StreamInfo(StreamId(r[0]), int(r[1]), int(r[2]), int(r[3]), _utc(r[4]), _utc(r[5]))
+            for r in rows
+        ]
+
+    def stats(self, schema_version: int) -> Plan[StoreStats]:
+        return self._stats(schema_version)
+
+    def _stats(self, schema_version: int) -> Plan[StoreStats]:
+        head, events, count = yield from stats_plan(self.q)
+        return StoreStats("postgres", schema_version, head, events, count)
+
+    def export_rows(self, after: int, limit: int | None) -> Plan[list[RawEvent]]:
+        check_read_args(self.types, after, limit, None, None)
+        return self._raw(export_plan(self.q, after, limit))
+
+    def _raw(self, plan: Plan[list[Row]]) -> Plan[list[RawEvent]]:
+        rows = yield from plan
+        out = []
+        for r in rows:
+            if r[6] is None or r[7] is None:
+                raise DeserializationError(f"corrupt event row at position {r[0]}: NULL envelope")
+            out.append(
+                RawEvent(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    _utc(r[7]),
+                    r[8],
+                    r[9] if type(r[9]) is int else r[0],
+                )
+            )
+        return out
+
+    def import_rows(self, rows: Iterable[RawEvent], write_lock: str, channel: str) -> Plan[int]:
+        return import_plan(self.q, list(rows), write_lock, channel)
+
     def lock_streams(self, streams: list[StreamId]) -> Plan[None]:
         """Advisory-lock ``streams`` for the rest of the transaction (sessions)."""
         return _none(self.q.lock_streams, (streams,))
@@ -181,3 +236,9 @@ class Operations:
 
     def __repr__(self) -> str:
         return f"Operations({self.q!r})"
+
+
+def _utc(value: Any) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise DeserializationError(f"corrupt recorded_at {value!r}")
+    return value.astimezone(UTC)

@@ -76,6 +76,31 @@ class Statements:
             "WHERE key = %s"
         ).format(ident)
         self.lock_streams = sql.SQL("SELECT {}.eventcore_lock_streams(%s::text[])").format(ident)
+        self.write_lock = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))")
+        self.list_streams = sql.SQL(
+            "SELECT stream_id, max(stream_version), min(position), max(position) FROM {} "
+            'WHERE stream_id COLLATE "C" > %s'
+        ).format(table)
+        self.list_streams_end = sql.SQL(
+            ' GROUP BY stream_id ORDER BY stream_id COLLATE "C" LIMIT %s'
+        )
+        self.times = sql.SQL(
+            "SELECT position, recorded_at FROM {} WHERE position = ANY(%s::bigint[])"
+        ).format(table)
+        self.stats = sql.SQL(
+            "SELECT coalesce(max(position), 0), count(*), count(DISTINCT stream_id) FROM {}"
+        ).format(table)
+        raw = sql.SQL("SELECT " + COLUMNS + ", write_end FROM {} ").format(table)
+        self.export = raw + sql.SQL("WHERE position > %s ORDER BY position LIMIT %s")
+        self.export_rest = raw + sql.SQL("WHERE position > %s AND position <= %s ORDER BY position")
+        self.import_rows = sql.SQL(
+            "INSERT INTO {} (position, event_id, stream_id, stream_version, event_type, "
+            "schema_version, data, metadata, correlation_id, recorded_at, write_end) "
+            "SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::bigint[], "
+            "%s::text[], %s::integer[], %s::json[], %s::json[], %s::uuid[], "
+            "%s::timestamptz[], %s::bigint[])"
+        ).format(table)
+        self.notify = sql.SQL("SELECT pg_notify(%s, %s)")
         self.forget_keys = sql.SQL("DELETE FROM {}.idempotency WHERE recorded_at < %s").format(
             ident
         )
@@ -245,3 +270,77 @@ def append_plan(
             )
         )
     return recorded
+
+
+# -- listing, statistics, raw export and import ------------------------------------------------
+
+
+def list_streams_plan(
+    q: Statements, chosen: tuple[StreamSelector, ...] | None, after_stream: str, limit: int | None
+) -> Plan[list[tuple[Any, ...]]]:
+    where, params = _filters(chosen, None)
+    rows: list[Row] = yield Query(
+        q.list_streams + where + q.list_streams_end, (after_stream, *params, limit)
+    )
+    positions = sorted({p for row in rows for p in (row[2], row[3])})
+    times: dict[int, Any] = {}
+    if positions:
+        found: list[Row] = yield Query(q.times, (positions,))
+        times.update(found)
+    return [(*row, times[row[2]], times[row[3]]) for row in rows]
+
+
+def stats_plan(q: Statements) -> Plan[tuple[int, int, int]]:
+    row = yield Query(q.stats, (), "one")
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def export_plan(q: Statements, after: int, limit: int | None) -> Plan[list[Row]]:
+    rows: list[Row] = yield Query(q.export, (after, limit))
+    if limit is not None and len(rows) == limit and rows:
+        last, end = rows[-1][0], rows[-1][9]
+        if type(end) is int and end > last:
+            rows += yield Query(q.export_rest, (last, end))
+    return rows
+
+
+def import_plan(q: Statements, rows: list[Any], write_lock: str, channel: str) -> Plan[int]:
+    """Lock the streams and the schema's write lock (as an append does, in that order), check
+    that ``rows`` continue the log, insert them and notify, in the caller's transaction."""
+    import json
+
+    from eventcore.raw import check_continues
+
+    streams = sorted(dict.fromkeys(row.stream_id for row in rows))
+    if not streams:
+        return 0
+    yield Query(q.lock_streams, (streams,), "none")
+    yield Query(q.write_lock, (write_lock,), "none")
+    head = yield from value_plan(q.head, ())
+    versions = {}
+    for sid in streams:
+        versions[sid] = yield from value_plan(q.version, (sid,))
+    checked = check_continues(rows, head, versions)
+    correlation = []
+    for r in checked:
+        found = json.loads(r.metadata).get("correlation_id") if r.metadata else None
+        correlation.append(found or None)
+    yield Query(
+        q.import_rows,
+        (
+            [r.position for r in checked],
+            [r.event_id for r in checked],
+            [r.stream_id for r in checked],
+            [r.stream_version for r in checked],
+            [r.event_type for r in checked],
+            [r.schema_version for r in checked],
+            [r.data for r in checked],
+            [r.metadata for r in checked],
+            correlation,
+            [r.recorded_at for r in checked],
+            [r.write_end for r in checked],
+        ),
+        "none",
+    )
+    yield Query(q.notify, (channel, str(checked[-1].position)), "none")
+    return len(checked)

@@ -38,11 +38,13 @@ from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
+from eventcore.raw import RawEvent, StoreStats, StreamInfo
 from eventcore.store import check_wait_args
-from eventcore.stores._select import Selection
+from eventcore.stores._select import Selection, iter_log
 from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.database import Connection, PostgresDatabase
 from eventcore.stores.postgres.operations import Operations
+from eventcore.stores.postgres.schema import global_lock_text
 from eventcore.types import StreamId
 
 __all__ = ["PostgresEventStore", "PostgresTransaction"]
@@ -137,6 +139,51 @@ class PostgresEventStore:
         None if the key was never used."""
         plan = self.operations.read_idempotent_write(key)
         return self.database.read("read_idempotent_write", plan)
+
+    def iter_all(
+        self,
+        *,
+        after: int = 0,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[RecordedEvent]:
+        """Every selected event after ``after``, in position order, read lazily a page
+        (whole writes) at a time: the whole log with no hand paging."""
+        return iter_log(
+            self.read_all,
+            after=after,
+            streams=streams,
+            event_types=event_types,
+            page_size=page_size,
+        )
+
+    def list_streams(
+        self, *, streams: Selection = None, after: str = "", limit: int | None = None
+    ) -> list[StreamInfo]:
+        """The streams (filtered by prefixes or patterns) in stream-id order, after the id
+        ``after``: each with its version and first and last positions and times."""
+        plan = self.operations.list_streams(streams, after, limit)
+        return self.database.read("list_streams", plan)
+
+    def stats(self) -> StoreStats:
+        """Kind, schema version, head, and the numbers of events and streams."""
+        plan = self.operations.stats(self.database.schema_version)
+        return self.database.read("stats", plan)
+
+    def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
+        """Stored rows after ``after``, undecoded (whole writes; see :mod:`eventcore.raw`)."""
+        return self.database.read("export", self.operations.export_rows(after, limit))
+
+    def import_rows(self, rows: Iterable[RawEvent]) -> int:
+        """Add rows exported from a store after this store's head, exactly, in one
+        transaction; return how many. Rows that do not continue the log raise
+        ``ValidationError`` and nothing is written."""
+        plan = self.operations.import_rows(
+            rows, global_lock_text(self.config.schema), self.config.channel
+        )
+        with self.database.transaction("import") as conn:
+            return self.database.run_in(conn, "import", plan)
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """Block until an event after position ``after`` exists (True) or ``timeout``

@@ -34,10 +34,11 @@ from uuid import UUID
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
+from eventcore.raw import RawEvent, StoreStats, StreamInfo
 from eventcore.store import check_wait_args
 from eventcore.stores._finish import finish
 from eventcore.stores._notify import wait_for_head_async
-from eventcore.stores._select import Selection
+from eventcore.stores._select import Selection, aiter_log
 from eventcore.stores.sqlite.database import SqliteDatabase, Synchronous
 from eventcore.stores.sqlite.store import SqliteEventStore
 from eventcore.types import StreamId
@@ -184,6 +185,41 @@ class AsyncSqliteEventStore:
 
     async def read_idempotent_write(self, key: str) -> RecordedWrite | None:
         return await self._read(self.sync.read_idempotent_write, key)
+
+    async def iter_all(
+        self,
+        *,
+        after: int = 0,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every selected event after ``after``, a page (whole writes) at a time."""
+        async for event in aiter_log(
+            self.read_all,
+            after=after,
+            streams=streams,
+            event_types=event_types,
+            page_size=page_size,
+        ):
+            yield event
+
+    async def list_streams(
+        self, *, streams: Selection = None, after: str = "", limit: int | None = None
+    ) -> list[StreamInfo]:
+        return await self._read(self.sync.list_streams, streams=streams, after=after, limit=limit)
+
+    async def stats(self) -> StoreStats:
+        return await self._read(self.sync.stats)
+
+    async def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
+        return await self._read(self.sync.export_rows, after=after, limit=limit)
+
+    async def import_rows(self, rows: Iterable[RawEvent]) -> int:
+        loop = asyncio.get_running_loop()
+        async with self._writes:
+            call = functools.partial(self.sync.import_rows, list(rows))
+            return await finish(loop.run_in_executor(self._writer, call))
 
     async def append(
         self,

@@ -233,3 +233,92 @@ def append_plan(
             "none",
         )
     return recorded
+
+
+# -- operations: listing, statistics, raw export and import ------------------------------------
+
+RAW_COLUMNS: Final = COLUMNS + ", write_end"
+
+
+def list_streams_plan(
+    chosen: tuple[StreamSelector, ...] | None, after_stream: str, limit: int | None
+) -> Plan[list[tuple[Any, ...]]]:
+    """``(stream_id, version, first position, last position, first time, last time)`` per
+    stream, by stream id, after ``after_stream``."""
+    where, params = _filters(chosen, None)
+    rows: list[Row] = yield Query(
+        "SELECT stream_id, MAX(stream_version), MIN(position), MAX(position) "
+        f"FROM eventcore_events WHERE stream_id > ?{where} GROUP BY stream_id "
+        "ORDER BY stream_id LIMIT ?",
+        (after_stream, *params, -1 if limit is None else limit),
+    )
+    positions = sorted({p for row in rows for p in (row[2], row[3])})
+    times: dict[int, Any] = {}
+    for start in range(0, len(positions), _IN_LIMIT):
+        chunk = positions[start : start + _IN_LIMIT]
+        found: list[Row] = yield Query(
+            "SELECT position, recorded_at FROM eventcore_events WHERE position IN "
+            f"({', '.join('?' * len(chunk))})",
+            chunk,
+        )
+        times.update(found)
+    return [(*row, times[row[2]], times[row[3]]) for row in rows]
+
+
+def stats_plan() -> Plan[tuple[int, int, int]]:
+    row = yield Query(
+        "SELECT COALESCE(MAX(position), 0), COUNT(*), COUNT(DISTINCT stream_id) "
+        "FROM eventcore_events",
+        (),
+        "one",
+    )
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def export_plan(after: int, limit: int | None) -> Plan[list[Row]]:
+    """Raw rows after ``after`` (with ``write_end``), whole writes."""
+    raw = f"SELECT {RAW_COLUMNS} FROM eventcore_events"
+    rows: list[Row] = yield Query(
+        f"{raw} WHERE position > ? ORDER BY position LIMIT ?",
+        (after, -1 if limit is None else limit),
+    )
+    if limit is not None and len(rows) == limit and rows:
+        last, end = rows[-1][0], rows[-1][9]
+        if type(end) is int and end > last:
+            rows += yield Query(
+                f"{raw} WHERE position > ? AND position <= ? ORDER BY position", (last, end)
+            )
+    return rows
+
+
+def import_plan(rows: list[Any]) -> Plan[int]:
+    """Check that ``rows`` continue the log, then insert them (in the caller's write
+    transaction)."""
+    from eventcore.raw import check_continues
+
+    head = yield from head_plan()
+    versions = {}
+    for sid in dict.fromkeys(row.stream_id for row in rows):
+        versions[sid] = yield from version_plan(StreamId(sid))
+    checked = check_continues(rows, head, versions)
+    if checked:
+        yield Query(
+            _INSERT,
+            [
+                (
+                    r.position,
+                    str(r.event_id),
+                    r.stream_id,
+                    r.stream_version,
+                    r.event_type,
+                    r.schema_version,
+                    r.data,
+                    r.metadata,
+                    r.recorded_at.isoformat(),
+                    r.write_end,
+                )
+                for r in checked
+            ],
+            "many",
+        )
+    return len(checked)

@@ -34,12 +34,10 @@ from typing import Any, Final
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
-from eventcore.errors import (
-    ConfigurationError,
-    StoreFailure,
-)
+from eventcore.errors import ConfigurationError, DeserializationError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
+from eventcore.raw import RawEvent, StoreStats, StreamInfo
 from eventcore.store import (
     check_after_version,
     check_positive,
@@ -52,17 +50,21 @@ from eventcore.store import (
 from eventcore.stores._notify import wait_for_head
 from eventcore.stores._plan import Plan
 from eventcore.stores._rows import decode_rows
-from eventcore.stores._select import Selection, selectors
+from eventcore.stores._select import Selection, iter_log, selectors
 from eventcore.stores.sqlite.database import SqliteDatabase, Synchronous
 from eventcore.stores.sqlite.plans import (
     SELECT,
     Row,
     append_plan,
     count_plan,
+    export_plan,
     head_plan,
+    import_plan,
+    list_streams_plan,
     read_all_plan,
     recorded_write_plan,
     rows_plan,
+    stats_plan,
     stream_page,
     streams_plan,
     version_plan,
@@ -190,6 +192,58 @@ class SqliteEventStore:
 
     def _decode(self, rows: list[Row]) -> list[RecordedEvent]:
         return decode_rows(self.types, rows, text_envelope=True)
+
+    # -- operations ------------------------------------------------------------------------
+
+    def iter_all(
+        self,
+        *,
+        after: int = 0,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[RecordedEvent]:
+        """Every selected event after ``after``, in position order, read lazily a page
+        (whole writes) at a time: the whole log with no hand paging."""
+        return iter_log(
+            self.read_all,
+            after=after,
+            streams=streams,
+            event_types=event_types,
+            page_size=page_size,
+        )
+
+    def list_streams(
+        self, *, streams: Selection = None, after: str = "", limit: int | None = None
+    ) -> list[StreamInfo]:
+        """The streams (filtered by prefixes or patterns) in stream-id order, after the id
+        ``after``: each with its version and first and last positions and times."""
+        chosen = selectors(streams)
+        check_read_args(self.types, 0, limit, None, None)
+        rows = self.database.read("list_streams", list_streams_plan(chosen, str(after), limit))
+        return [
+            StreamInfo(StreamId(r[0]), r[1], r[2], r[3], _time(r[4]), _time(r[5])) for r in rows
+        ]
+
+    def stats(self) -> StoreStats:
+        """Kind, schema version, head, and the numbers of events and streams."""
+        head, events, count = self.database.read("stats", stats_plan())
+        return StoreStats("sqlite", self.database.schema_version, head, events, count)
+
+    def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
+        """Stored rows after ``after``, undecoded (whole writes; see :mod:`eventcore.raw`)."""
+        check_read_args(self.types, after, limit, None, None)
+        return [_raw(row) for row in self.database.read("export", export_plan(after, limit))]
+
+    def import_rows(self, rows: Iterable[RawEvent]) -> int:
+        """Add rows exported from a store after this store's head, exactly (ids, positions,
+        versions, times, metadata, writes), in one transaction; return how many. Rows that do
+        not continue the log raise ``ValidationError`` and nothing is written."""
+        batch = list(rows)
+        count = self.database.write("import", import_plan(batch))
+        if count:
+            self.database.notifier.notify()
+        return count
 
     # -- writes --------------------------------------------------------------------------
 
@@ -346,6 +400,32 @@ def open_database(
         f"{who} takes a SqliteDatabase, a file path, ':memory:' or a sqlite3.Connection, got "
         f"{type(database).__name__}"
     )
+
+
+def _time(text: Any) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except (TypeError, ValueError) as exc:
+        raise DeserializationError(f"corrupt recorded_at {text!r}: {exc}") from None
+
+
+def _raw(row: Row) -> RawEvent:
+    position = row[0]
+    try:
+        return RawEvent(
+            position,
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            UUID(row[6]),
+            datetime.fromisoformat(row[7]),
+            row[8],
+            row[9] if type(row[9]) is int else position,
+        )
+    except (TypeError, ValueError) as exc:
+        raise DeserializationError(f"corrupt event row at position {position}: {exc}") from None
 
 
 def _when(text: Any) -> datetime | None:
