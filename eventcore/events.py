@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, NoReturn, SupportsIndex, TypeVar, overload
 from uuid import UUID
 
 from eventcore.clock import uuid_from_text
@@ -41,6 +41,8 @@ from eventcore.types import StreamId
 __all__ = [
     "EventInfo",
     "EventTypes",
+    "FrozenDict",
+    "FrozenList",
     "Metadata",
     "RecordedEvent",
     "Upcaster",
@@ -200,17 +202,167 @@ def loads_json(text: str | bytes) -> Any:
     return json.loads(text)
 
 
+def _read_only(obj: object, *args: object, **kwargs: object) -> NoReturn:
+    raise TypeError(
+        f"{type(obj).__name__} is read-only: Metadata.custom is frozen like the metadata that "
+        "holds it; build new metadata instead, for example "
+        "Metadata(custom={**old.custom, 'key': value})"
+    )
+
+
+class FrozenDict(dict[str, Any]):
+    """A JSON object that cannot change: what ``Metadata.custom`` holds (nested objects and
+    arrays are frozen too). It is a ``dict`` for reading, for ``json`` and for equality
+    (``FrozenDict({"a": 1}) == {"a": 1}``), and it is hashable.
+
+    >>> custom = FrozenDict({"roles": ["clerk"]})
+    >>> custom == {"roles": ["clerk"]}, hash(custom) == hash(FrozenDict(custom))
+    (True, True)
+    >>> custom["roles"].append("admin")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: FrozenList is read-only: ...
+    """
+
+    __slots__ = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        items = dict(*args, **kwargs)
+        dict.update(self, {k: freeze_json(v) for k, v in items.items()})
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> tuple[type[FrozenDict], tuple[dict[str, Any]]]:
+        return (FrozenDict, (dict(self),))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: object) -> FrozenDict:
+        return self
+
+    def __setitem__(self, key: str, value: Any) -> NoReturn:
+        _read_only(self)
+
+    def __delitem__(self, key: str) -> NoReturn:
+        _read_only(self)
+
+    def __ior__(self, other: Any) -> NoReturn:  # type: ignore[misc]
+        _read_only(self)
+
+    def clear(self) -> NoReturn:
+        _read_only(self)
+
+    def pop(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _read_only(self)
+
+    def popitem(self) -> NoReturn:
+        _read_only(self)
+
+    def setdefault(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _read_only(self)
+
+    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _read_only(self)
+
+
+class FrozenList(list[Any]):
+    """A JSON array that cannot change (inside a :class:`FrozenDict`). It is a ``list`` for
+    reading, for ``json`` and for equality (``FrozenList([1]) == [1]``), and it is hashable."""
+
+    __slots__ = ()
+
+    def __init__(self, values: Iterable[Any] = ()) -> None:
+        list.extend(self, [freeze_json(v) for v in values])
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self))
+
+    def __reduce__(self) -> tuple[type[FrozenList], tuple[list[Any]]]:
+        return (FrozenList, (list(self),))
+
+    def __copy__(self) -> FrozenList:
+        return self
+
+    def __deepcopy__(self, memo: object) -> FrozenList:
+        return self
+
+    def __setitem__(self, index: Any, value: Any) -> NoReturn:
+        _read_only(self)
+
+    def __delitem__(self, index: SupportsIndex | slice) -> NoReturn:
+        _read_only(self)
+
+    def __iadd__(self, other: Any) -> NoReturn:  # type: ignore[misc]
+        _read_only(self)
+
+    def __imul__(self, other: SupportsIndex) -> NoReturn:
+        _read_only(self)
+
+    def append(self, value: Any) -> NoReturn:
+        _read_only(self)
+
+    def extend(self, values: Any) -> NoReturn:
+        _read_only(self)
+
+    def insert(self, index: SupportsIndex, value: Any) -> NoReturn:
+        _read_only(self)
+
+    def pop(self, index: SupportsIndex = -1) -> NoReturn:
+        _read_only(self)
+
+    def remove(self, value: Any) -> NoReturn:
+        _read_only(self)
+
+    def clear(self) -> NoReturn:
+        _read_only(self)
+
+    def sort(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _read_only(self)
+
+    def reverse(self) -> NoReturn:
+        _read_only(self)
+
+
+EMPTY: Final = FrozenDict()
+"""The custom data of metadata without any: one shared, frozen, empty object."""
+
+
+def freeze_json(value: Any) -> Any:
+    """JSON data with every object a :class:`FrozenDict` and every array a
+    :class:`FrozenList` (frozen parts are kept as they are)."""
+    kind = type(value)
+    if kind is FrozenDict or kind is FrozenList:
+        return value
+    if isinstance(value, Mapping):
+        return FrozenDict(value) if value else EMPTY
+    if isinstance(value, (list, tuple)):
+        return FrozenList(value)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Metadata:
     """Who and what caused an event. Stamped on every event one command writes.
 
     ``correlation_id`` groups all events of one business flow; ``causation_id`` is the id of
-    the event (or message) that caused this one; ``custom`` is free-form JSON data.
+    the event (or message) that caused this one; ``custom`` is free-form JSON data, frozen on
+    construction (a :class:`FrozenDict`, nested arrays :class:`FrozenList`), so metadata is
+    immutable all the way down and hashable.
+
+    >>> meta = Metadata(custom={"user": "alice", "roles": ["clerk"]})
+    >>> meta.custom == {"user": "alice", "roles": ["clerk"]}
+    True
+    >>> meta == Metadata.from_json(meta.to_json())
+    True
+    >>> len({meta, Metadata.from_json(meta.to_json())})
+    1
     """
 
     correlation_id: UUID | None = None
     causation_id: UUID | None = None
-    custom: Mapping[str, Any] = field(default_factory=dict)
+    custom: Mapping[str, Any] = field(default_factory=FrozenDict)
 
     def __post_init__(self) -> None:
         for name in ("correlation_id", "causation_id"):
@@ -220,28 +372,35 @@ class Metadata:
                     f"Metadata.{name} must be a UUID or None, got {type(value).__name__} "
                     f"{value!r}; put other identifiers in Metadata.custom"
                 )
-        if not isinstance(self.custom, Mapping):
-            raise SerializationError(
-                f"Metadata.custom must be a dict, got {type(self.custom).__name__}"
-            )
-        if not self.custom:
-            return  # two UUIDs and {}: nothing more to check (every command passes here)
-        check_json_value(dict(self.custom), "Metadata.custom")
+        custom = self.custom
+        if not isinstance(custom, Mapping):
+            raise SerializationError(f"Metadata.custom must be a dict, got {type(custom).__name__}")
+        if not custom:
+            # Two UUIDs and {}: nothing more to check (every command passes here).
+            if custom is not EMPTY:
+                object.__setattr__(self, "custom", EMPTY)
+            return
+        if type(custom) is not FrozenDict:
+            check_json_value(dict(custom), "Metadata.custom")
         try:
             self.to_json().encode("utf-8")
         except UnicodeEncodeError as exc:  # a lone surrogate in some str
             raise SerializationError(f"Metadata.custom is not valid Unicode text: {exc}") from None
+        if type(custom) is not FrozenDict:
+            object.__setattr__(self, "custom", freeze_json(custom))
 
     @classmethod
     def _trusted(
         cls, correlation_id: UUID | None, causation_id: UUID | None, custom: Mapping[str, Any]
     ) -> Metadata:
         """Build metadata from parts validated before (stored, or taken from a checked
-        ``Metadata``), without checking them again."""
+        ``Metadata``), without checking them again (the custom data is frozen if it is not)."""
         meta = object.__new__(cls)
         object.__setattr__(meta, "correlation_id", correlation_id)
         object.__setattr__(meta, "causation_id", causation_id)
-        object.__setattr__(meta, "custom", custom)
+        object.__setattr__(
+            meta, "custom", custom if type(custom) is FrozenDict else freeze_json(custom)
+        )
         return meta
 
     def to_json(self) -> str:
@@ -249,7 +408,7 @@ class Metadata:
             {
                 "correlation_id": None if self.correlation_id is None else str(self.correlation_id),
                 "causation_id": None if self.causation_id is None else str(self.causation_id),
-                "custom": dict(self.custom),
+                "custom": self.custom,
             },
             separators=(",", ":"),
             ensure_ascii=False,
@@ -259,25 +418,48 @@ class Metadata:
 
     @staticmethod
     def from_json(text: str | bytes | Mapping[str, Any]) -> Metadata:
+        """Metadata back from :meth:`to_json`'s text (or its parsed object); anything else
+        raises :class:`DeserializationError`."""
         try:
             if type(text) is str:
                 data = loads_json(text)
             else:
                 data = text if isinstance(text, Mapping) else json.loads(text)
+            if not isinstance(data, Mapping):
+                raise TypeError(f"expected an object, got {type(data).__name__}")
             corr = data.get("correlation_id")
             cause = data.get("causation_id")
-            custom = data.get("custom") or {}
-            if not isinstance(custom, dict):
+            custom = data.get("custom")
+            if custom is None:
+                custom = EMPTY
+            elif not isinstance(custom, dict):
                 raise TypeError(f"custom must be an object, got {custom!r}")
             # Stored metadata was validated when it was written: build it without re-checking
             # the custom data (the hot path of every read).
-            return Metadata._trusted(
-                uuid_from_text(corr) if corr else None,
-                uuid_from_text(cause) if cause else None,
-                custom,
-            )
+            return Metadata._trusted(_uuid_or_none(corr), _uuid_or_none(cause), custom)
         except (ValueError, TypeError, AttributeError, SerializationError) as exc:
-            raise DeserializationError(f"stored metadata {text!r} is corrupt: {exc}") from None
+            raise DeserializationError(
+                f"stored metadata {_excerpt(text)} is corrupt: {exc}"
+            ) from None
+        except RecursionError:
+            raise DeserializationError(
+                f"stored metadata {_excerpt(text)} is corrupt: it nests too deeply for "
+                "Python's recursion limit"
+            ) from None
+
+
+def _excerpt(value: object, size: int = 120) -> str:
+    """``repr(value)``, cut to about ``size`` characters for an error message."""
+    shown = repr(value)
+    return shown if len(shown) <= size else f"{shown[:size]}... ({len(shown)} characters)"
+
+
+def _uuid_or_none(value: object) -> UUID | None:
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise TypeError(f"an id must be a UUID string or null, got {value!r}")
+    return uuid_from_text(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +468,10 @@ class RecordedEvent:
 
     ``stream_version`` counts events in the stream (the first is 1); ``position`` is the
     global position, strictly increasing in commit order.
+
+    Frozen, with frozen :class:`Metadata`; ``event`` is as immutable as its class (a frozen
+    dataclass whose lists and dicts each reader gets afresh). Records hash by position and
+    event id, so they can be kept in sets and used as dictionary keys.
     """
 
     position: int
@@ -296,6 +482,11 @@ class RecordedEvent:
     event_id: UUID
     recorded_at: datetime
     metadata: Metadata
+
+    def __hash__(self) -> int:
+        """From the position and the event id (equal records have both equal), so records
+        hash even when the domain event holds a list."""
+        return hash((self.position, self.event_id))
 
     def _repr_html_(self) -> str:
         from eventcore._html import recorded_event_html
@@ -388,6 +579,11 @@ class EventTypes:
             text = _JSON.encode(data)
         except (TypeError, ValueError) as exc:  # pragma: no cover - the codec checks first
             raise SerializationError(f"cannot encode {info.type_name}: {exc}") from None
+        except RecursionError:  # only in an already deep call stack: the codec checks depth
+            raise SerializationError(
+                f"cannot encode {info.type_name}: its data nests too deeply for Python's "
+                "recursion limit; flatten it. Nothing was written."
+            ) from None
         try:
             if not text.isascii():  # ASCII text cannot hold a surrogate
                 text.encode("utf-8")
@@ -403,11 +599,20 @@ class EventTypes:
     ) -> Any:
         """Decode stored data (JSON text or an already-parsed dict) into an event."""
         info = self._info_for_name(type_name, where)
+        if type(version) is not int or version < 1:
+            raise DeserializationError(
+                f"stored schema version {version!r} of {type_name}{where} is not an int >= 1; "
+                "the row is corrupt"
+            )
         try:
             payload = loads_json(data) if isinstance(data, (str, bytes)) else data
         except ValueError as exc:
             raise DeserializationError(
                 f"stored data of {type_name}{where} is not valid JSON: {exc}"
+            ) from None
+        except RecursionError:
+            raise DeserializationError(
+                f"stored data of {type_name}{where} nests too deeply for Python's recursion limit"
             ) from None
         if version != info.version:
             payload = self._upcast(info, version, payload, where)
@@ -430,6 +635,13 @@ class EventTypes:
                     f"class is version {info.version}; register an upcaster with "
                     f"register_upcaster({info.type_name!r}, {version}, fn)"
                 )
-            payload = up(payload)
+            try:
+                payload = up(payload)
+            except Exception as exc:
+                raise DeserializationError(
+                    f"the upcaster of {info.type_name} from schema version {version} to "
+                    f"{version + 1} failed{where}: {type(exc).__name__}: {exc}; fix the "
+                    "upcaster so that it accepts this stored data"
+                ) from exc
             version += 1
         return payload
