@@ -380,8 +380,7 @@ class Metadata:
             if custom is not EMPTY:
                 object.__setattr__(self, "custom", EMPTY)
             return
-        if type(custom) is not FrozenDict:
-            check_json_value(dict(custom), "Metadata.custom")
+        check_json_value(dict(custom), "Metadata.custom")
         try:
             self.to_json().encode("utf-8")
         except UnicodeEncodeError as exc:  # a lone surrogate in some str

@@ -243,7 +243,8 @@ def prepare_append(
         for (target, evt, info, data, _, at), event_id in zip(staged, event_ids, strict=True)
     ]
     if metadata.correlation_id is None:
-        metadata = Metadata(pending[0].event_id, metadata.causation_id, metadata.custom)
+        # The parts come from a checked Metadata: no need to check them again.
+        metadata = Metadata._trusted(pending[0].event_id, metadata.causation_id, metadata.custom)
     return checked, pending, metadata
 
 
