@@ -323,5 +323,9 @@ def check_uuid(name: str, value: object) -> UUID:
 
 
 def check_positive(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
+    """Validate a count in a store's configuration (such as ``page_size``): 1 to
+    :data:`MAX_POSITION`."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_POSITION:
+        raise ConfigurationError(
+            f"{name} must be a positive int of at most {MAX_POSITION} (2**63 - 1), got {value!r}"
+        )

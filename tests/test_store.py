@@ -6,12 +6,13 @@ import math
 
 import pytest
 
-from eventcore import InMemoryEventStore, StreamId, ValidationError
+from eventcore import ConfigurationError, InMemoryEventStore, StreamId, ValidationError
 from eventcore.store import (
     MAX_POSITION,
     MAX_WAIT,
     check_after_version,
     check_count,
+    check_positive,
     check_read_args,
     check_wait_args,
 )
@@ -70,3 +71,10 @@ def test_an_expected_version_beyond_64_bits_is_not_a_conflict() -> None:
     with pytest.raises(ValidationError, match="expected version for 'a' must be an int from 0"):
         store.append({a: 2**63}, [Deposited(a, 1)])
     assert store.head() == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**63, True, 1.5])
+def test_a_page_size_is_from_1_to_2_63_minus_1(bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="page_size must be a positive int of at most"):
+        check_positive("page_size", bad)
+    check_positive("page_size", MAX_POSITION)
