@@ -26,7 +26,7 @@ from eventcore import (
     stream_of,
 )
 from eventcore.codec import MAX_JSON_DEPTH
-from eventcore.events import FrozenDict, FrozenList
+from eventcore.frozen import FrozenDict, FrozenList
 from eventcore.testing import scenario
 
 # -- type names and streams -------------------------------------------------------------------

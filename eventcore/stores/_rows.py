@@ -24,7 +24,8 @@ from uuid import UUID
 
 from eventcore.clock import uuid_from_text
 from eventcore.errors import DeserializationError
-from eventcore.events import EMPTY, EventTypes, Metadata, RecordedEvent
+from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.frozen import EMPTY
 from eventcore.types import StreamId, stored_stream_id, trusted_stream_id
 
 __all__ = ["decode_rows"]
