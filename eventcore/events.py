@@ -47,6 +47,7 @@ __all__ = [
     "Metadata",
     "RecordedEvent",
     "Upcaster",
+    "UpcasterNotImplemented",
     "event",
     "event_info",
     "stream_of",
@@ -56,6 +57,11 @@ T = TypeVar("T", bound=type)
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """Turns the JSON data of one schema version into the data of the next version."""
+
+
+class UpcasterNotImplemented(DeserializationError, NotImplementedError):
+    """An upcaster raised ``NotImplementedError`` (a stub not written yet): reported like any
+    failing upcaster, and still caught by ``except NotImplementedError``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,7 +504,12 @@ class EventTypes:
             try:
                 payload = up(payload)
             except Exception as exc:
-                raise DeserializationError(
+                error = (
+                    UpcasterNotImplemented
+                    if isinstance(exc, NotImplementedError)
+                    else DeserializationError
+                )
+                raise error(
                     f"the upcaster of {info.type_name} from schema version {version} to "
                     f"{version + 1} failed{where}: {type(exc).__name__}: {exc}; fix the "
                     "upcaster so that it accepts this stored data"

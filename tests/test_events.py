@@ -26,6 +26,7 @@ from eventcore import (
     stream_of,
 )
 from eventcore.codec import MAX_JSON_DEPTH
+from eventcore.events import UpcasterNotImplemented
 from eventcore.frozen import FrozenDict, FrozenList
 from eventcore.testing import scenario
 
@@ -480,3 +481,19 @@ def test_an_upcaster_that_raises_is_a_deserialization_error_naming_the_event() -
     assert isinstance(info.value.__cause__, KeyError)
     with pytest.raises(DeserializationError, match="upcaster of renamed from schema version 1"):
         types.decode("renamed", 1, '{"account": "a"}', " at position 9")
+
+
+def test_an_upcaster_stub_is_still_caught_as_not_implemented() -> None:
+    """Exercise stubs raise NotImplementedError; checks catch it by that name."""
+    types = EventTypes([RenamedV3])
+    types.register_upcaster("renamed", 1, _v1_to_v2)
+
+    def stub(data: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    types.register_upcaster("renamed", 2, stub)
+    with pytest.raises(NotImplementedError) as info:
+        types.decode("renamed", 1, '{"account": "a", "name": "Ada L"}', " at position 2")
+    assert isinstance(info.value, UpcasterNotImplemented)
+    assert isinstance(info.value, DeserializationError)
+    assert "upcaster of renamed from schema version 2 to 3 failed at position 2" in str(info.value)

@@ -24,7 +24,7 @@ from uuid import UUID
 
 from eventcore.clock import uuid_from_text
 from eventcore.errors import DeserializationError
-from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json
 from eventcore.frozen import EMPTY
 from eventcore.types import StreamId, stored_stream_id, trusted_stream_id
 
@@ -276,8 +276,13 @@ def _decode_slowly(types: EventTypes, row: Sequence[Any], text_envelope: bool) -
         meta_obj = Metadata.from_json(meta)
     except DeserializationError as exc:
         raise corrupt("metadata", f"cannot be read: {exc}") from None
-    types._info_for_name(type_name, f"{where}, column event_type")  # an unknown type
-    event = types.decode(type_name, schema, data, f"{where}, column data")
+    try:
+        payload = loads_json(data)
+    except ValueError as exc:
+        raise corrupt("data", f"is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise corrupt("data", "nests too deeply for Python's recursion limit") from None
+    event = types.decode(type_name, schema, payload, where)
     return RecordedEvent(
         position, trusted_stream_id(sid), version, type_name, event, envelope_id, recorded, meta_obj
     )
