@@ -33,7 +33,7 @@ def measure(postgres_url: str | None) -> dict[str, float]:
     from benchmarks.impl_eventcore import EVENTS, Deposited, Transfer
     from eventcore import InMemoryEventStore, SqliteEventStore, StreamId, execute
     from eventcore.stores.sqlite import COLUMNS
-    from eventcore.stores.sqlite.store import rows_plan
+    from eventcore.stores.sqlite.plans import rows_plan
 
     out: dict[str, float] = {}
     a, b = StreamId("acc-a"), StreamId("acc-b")

@@ -46,7 +46,7 @@ from eventcore import SqliteEventStore
 from eventcore.projections import InMemoryCheckpointStore, ProjectionConfig, run_projection
 from eventcore.stores._rows import decode_rows
 from eventcore.stores.sqlite import COLUMNS
-from eventcore.stores.sqlite.store import rows_plan
+from eventcore.stores.sqlite.plans import rows_plan
 
 path, case, work = sys.argv[3], sys.argv[4], sys.argv[5] == "work"
 store = SqliteEventStore(path, events=EVENTS)

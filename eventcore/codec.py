@@ -33,13 +33,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, Union
+from typing import Any, Final, Literal, Union
 from uuid import UUID
 
 from eventcore.errors import DefinitionError, DeserializationError, SerializationError
 from eventcore.types import StreamId, trusted_stream_id
 
-__all__ = ["ClassCodec", "check_json_value", "compile_codec", "type_hints"]
+__all__ = ["MAX_JSON_DEPTH", "ClassCodec", "check_json_value", "compile_codec", "type_hints"]
+
+MAX_JSON_DEPTH: Final = 100
+"""How deeply lists and objects may nest inside one ``Any`` value or ``Metadata.custom``.
+Deeper data is refused on write with :class:`SerializationError` (reading it back would need
+more recursion than Python allows everywhere)."""
 
 Convert = Callable[[Any, str], Any]
 """A converter takes a value and its dotted path (for error messages)."""
@@ -74,6 +79,11 @@ class ClassCodec:
             raise SerializationError(
                 f"cannot encode {self.cls.__name__}: {exc}. Nothing was written."
             ) from None
+        except RecursionError:
+            raise SerializationError(
+                f"cannot encode {self.cls.__name__}: its data nests too deeply for Python's "
+                "recursion limit; flatten it. Nothing was written."
+            ) from None
         return result
 
     def decode(self, data: object) -> Any:
@@ -81,6 +91,11 @@ class ClassCodec:
             return self._decode(data, self.cls.__name__)
         except _DecodeError as exc:
             raise DeserializationError(f"cannot decode {self.cls.__name__}: {exc}") from None
+        except RecursionError:
+            raise DeserializationError(
+                f"cannot decode {self.cls.__name__}: the stored data nests too deeply for "
+                "Python's recursion limit"
+            ) from None
 
 
 _CODECS: dict[type, ClassCodec] = {}
@@ -108,6 +123,11 @@ def check_json_value(value: object, path: str = "value") -> None:
         _check_json(value, path)
     except _EncodeError as exc:
         raise SerializationError(f"{exc}. Nothing was written.") from None
+    except RecursionError:  # only in an already deep call stack: the depth is checked
+        raise SerializationError(
+            f"{path}: the data nests too deeply for Python's recursion limit; flatten it. "
+            "Nothing was written."
+        ) from None
 
 
 def _type_name(hint: object) -> str:
@@ -368,18 +388,24 @@ def _decode_stream_id(value: Any, where: str) -> StreamId:
     return trusted_stream_id(value)
 
 
-def _check_json(value: Any, where: str) -> Any:
+def _check_json(value: Any, where: str, depth: int = 0) -> Any:
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
         return _encode_float(value, where)
+    if isinstance(value, (list, tuple, dict)) and depth >= MAX_JSON_DEPTH:
+        raise _EncodeError(
+            where,
+            f"lists and objects nest deeper than {MAX_JSON_DEPTH} levels; flatten the data "
+            "or give it a precise type",
+        )
     if isinstance(value, (list, tuple)):
-        return [_check_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_check_json(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, dict):
         for key in value:
             if not isinstance(key, str):
                 raise _EncodeError(where, f"JSON object keys must be str, got {key!r}")
-        return {k: _check_json(v, f"{where}.{k}") for k, v in value.items()}
+        return {k: _check_json(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
     raise _EncodeError(
         where,
         f"{type(value).__name__} {value!r} is not JSON data; give the field a precise type "

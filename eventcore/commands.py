@@ -32,6 +32,7 @@ dataclasses automatically, so stream fields and ordinary fields mix in any order
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import typing
 from collections.abc import Iterable, Sequence
@@ -81,7 +82,7 @@ def _fail(error: str | BusinessRuleViolation) -> NoReturn:
         raise error
     if isinstance(error, str):
         raise BusinessRuleViolation(error)
-    raise TypeError(
+    raise DefinitionError(  # a TypeError too: the command's handle() passed the wrong thing
         f"require() takes a message or a BusinessRuleViolation, got {type(error).__name__}; "
         "make your domain error a subclass of BusinessRuleViolation"
     )
@@ -101,6 +102,7 @@ class Command(Generic[S]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        _check_streams_first(cls)
         if "__dataclass_fields__" not in cls.__dict__:
             dataclasses.dataclass(cls, frozen=True, kw_only=True)
         cls._stream_fields = _stream_fields_of(cls)
@@ -112,21 +114,7 @@ class Command(Generic[S]):
             )
 
     def __post_init__(self) -> None:
-        for name, many in self._stream_fields:
-            value = getattr(self, name)
-            try:
-                if many:
-                    if isinstance(value, str) or not isinstance(value, Iterable):
-                        raise InvalidStreamId(
-                            f"expected a tuple of stream ids, got {type(value).__name__}"
-                        )
-                    checked: object = tuple(StreamId(v) for v in value)
-                else:
-                    checked = StreamId(value)
-            except InvalidStreamId as exc:
-                raise InvalidStreamId(f"{type(self).__name__}.{name}: {exc}") from None
-            if checked is not value:
-                object.__setattr__(self, name, checked)
+        _check_stream_fields(self)
 
     def streams(self) -> tuple[StreamId, ...]:
         """The declared streams, in declaration order, without duplicates."""
@@ -180,6 +168,51 @@ class Command(Generic[S]):
 
         state: S = state_codec(type(self)).decode(data)
         return state
+
+
+def _check_stream_fields(command: Command[Any]) -> None:
+    """Validate every stream field into ``StreamId`` (idempotent: a checked id stays)."""
+    for name, many in command._stream_fields:
+        value = getattr(command, name)
+        try:
+            if many:
+                if isinstance(value, str) or not isinstance(value, Iterable):
+                    raise InvalidStreamId(
+                        f"expected a tuple of stream ids, got {type(value).__name__}"
+                    )
+                checked: object = tuple(StreamId(v) for v in value)
+            else:
+                checked = StreamId(value)
+        except InvalidStreamId as exc:
+            raise InvalidStreamId(f"{type(command).__name__}.{name}: {exc}") from None
+        if checked is not value:
+            object.__setattr__(command, name, checked)
+
+
+def _check_streams_first(cls: type) -> None:
+    """Make the stream fields of ``cls`` validated whatever its body defines: a
+    ``__post_init__`` of its own runs after the check (and sees checked ids), an ``__init__``
+    of its own is followed by it."""
+    own_post_init = cls.__dict__.get("__post_init__")
+    if own_post_init is not None and not hasattr(own_post_init, "__eventcore_checked__"):
+
+        @functools.wraps(own_post_init)
+        def __post_init__(self: Command[Any], *args: Any, **kwargs: Any) -> None:
+            _check_stream_fields(self)
+            own_post_init(self, *args, **kwargs)
+
+        __post_init__.__eventcore_checked__ = True  # type: ignore[attr-defined]
+        cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
+    own_init = cls.__dict__.get("__init__")
+    if own_init is not None and not hasattr(own_init, "__eventcore_checked__"):
+
+        @functools.wraps(own_init)
+        def __init__(self: Command[Any], *args: Any, **kwargs: Any) -> None:
+            own_init(self, *args, **kwargs)
+            _check_stream_fields(self)
+
+        __init__.__eventcore_checked__ = True  # type: ignore[attr-defined]
+        cls.__init__ = __init__  # type: ignore[misc]
 
 
 def _stream_fields_of(cls: type) -> tuple[tuple[str, bool], ...]:

@@ -36,14 +36,18 @@ from uuid import UUID
 from eventcore.clock import uuid_from_text
 from eventcore.codec import ClassCodec, check_json_value, compile_codec, type_hints
 from eventcore.errors import DefinitionError, DeserializationError, SerializationError
+from eventcore.frozen import EMPTY, FrozenDict, FrozenList, freeze_json
 from eventcore.types import StreamId
 
 __all__ = [
     "EventInfo",
     "EventTypes",
+    "FrozenDict",
+    "FrozenList",
     "Metadata",
     "RecordedEvent",
     "Upcaster",
+    "UpcasterNotImplemented",
     "event",
     "event_info",
     "stream_of",
@@ -53,6 +57,11 @@ T = TypeVar("T", bound=type)
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """Turns the JSON data of one schema version into the data of the next version."""
+
+
+class UpcasterNotImplemented(DeserializationError, NotImplementedError):
+    """An upcaster raised ``NotImplementedError`` (a stub not written yet): reported like any
+    failing upcaster, and still caught by ``except NotImplementedError``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,12 +214,22 @@ class Metadata:
     """Who and what caused an event. Stamped on every event one command writes.
 
     ``correlation_id`` groups all events of one business flow; ``causation_id`` is the id of
-    the event (or message) that caused this one; ``custom`` is free-form JSON data.
+    the event (or message) that caused this one; ``custom`` is free-form JSON data, frozen on
+    construction (a :class:`FrozenDict`, nested arrays :class:`FrozenList`), so metadata is
+    immutable all the way down and hashable.
+
+    >>> meta = Metadata(custom={"user": "alice", "roles": ["clerk"]})
+    >>> meta.custom == {"user": "alice", "roles": ["clerk"]}
+    True
+    >>> meta == Metadata.from_json(meta.to_json())
+    True
+    >>> len({meta, Metadata.from_json(meta.to_json())})
+    1
     """
 
     correlation_id: UUID | None = None
     causation_id: UUID | None = None
-    custom: Mapping[str, Any] = field(default_factory=dict)
+    custom: Mapping[str, Any] = field(default_factory=FrozenDict)
 
     def __post_init__(self) -> None:
         for name in ("correlation_id", "causation_id"):
@@ -220,28 +239,34 @@ class Metadata:
                     f"Metadata.{name} must be a UUID or None, got {type(value).__name__} "
                     f"{value!r}; put other identifiers in Metadata.custom"
                 )
-        if not isinstance(self.custom, Mapping):
-            raise SerializationError(
-                f"Metadata.custom must be a dict, got {type(self.custom).__name__}"
-            )
-        if not self.custom:
-            return  # two UUIDs and {}: nothing more to check (every command passes here)
-        check_json_value(dict(self.custom), "Metadata.custom")
+        custom = self.custom
+        if not isinstance(custom, Mapping):
+            raise SerializationError(f"Metadata.custom must be a dict, got {type(custom).__name__}")
+        if not custom:
+            # Two UUIDs and {}: nothing more to check (every command passes here).
+            if custom is not EMPTY:
+                object.__setattr__(self, "custom", EMPTY)
+            return
+        check_json_value(dict(custom), "Metadata.custom")
         try:
             self.to_json().encode("utf-8")
         except UnicodeEncodeError as exc:  # a lone surrogate in some str
             raise SerializationError(f"Metadata.custom is not valid Unicode text: {exc}") from None
+        if type(custom) is not FrozenDict:
+            object.__setattr__(self, "custom", freeze_json(custom))
 
     @classmethod
     def _trusted(
         cls, correlation_id: UUID | None, causation_id: UUID | None, custom: Mapping[str, Any]
     ) -> Metadata:
         """Build metadata from parts validated before (stored, or taken from a checked
-        ``Metadata``), without checking them again."""
+        ``Metadata``), without checking them again (the custom data is frozen if it is not)."""
         meta = object.__new__(cls)
         object.__setattr__(meta, "correlation_id", correlation_id)
         object.__setattr__(meta, "causation_id", causation_id)
-        object.__setattr__(meta, "custom", custom)
+        object.__setattr__(
+            meta, "custom", custom if type(custom) is FrozenDict else freeze_json(custom)
+        )
         return meta
 
     def to_json(self) -> str:
@@ -249,7 +274,7 @@ class Metadata:
             {
                 "correlation_id": None if self.correlation_id is None else str(self.correlation_id),
                 "causation_id": None if self.causation_id is None else str(self.causation_id),
-                "custom": dict(self.custom),
+                "custom": self.custom,
             },
             separators=(",", ":"),
             ensure_ascii=False,
@@ -259,25 +284,48 @@ class Metadata:
 
     @staticmethod
     def from_json(text: str | bytes | Mapping[str, Any]) -> Metadata:
+        """Metadata back from :meth:`to_json`'s text (or its parsed object); anything else
+        raises :class:`DeserializationError`."""
         try:
             if type(text) is str:
                 data = loads_json(text)
             else:
                 data = text if isinstance(text, Mapping) else json.loads(text)
+            if not isinstance(data, Mapping):
+                raise TypeError(f"expected an object, got {type(data).__name__}")
             corr = data.get("correlation_id")
             cause = data.get("causation_id")
-            custom = data.get("custom") or {}
-            if not isinstance(custom, dict):
+            custom = data.get("custom")
+            if custom is None:
+                custom = EMPTY
+            elif not isinstance(custom, dict):
                 raise TypeError(f"custom must be an object, got {custom!r}")
             # Stored metadata was validated when it was written: build it without re-checking
             # the custom data (the hot path of every read).
-            return Metadata._trusted(
-                uuid_from_text(corr) if corr else None,
-                uuid_from_text(cause) if cause else None,
-                custom,
-            )
+            return Metadata._trusted(_uuid_or_none(corr), _uuid_or_none(cause), custom)
         except (ValueError, TypeError, AttributeError, SerializationError) as exc:
-            raise DeserializationError(f"stored metadata {text!r} is corrupt: {exc}") from None
+            raise DeserializationError(
+                f"stored metadata {_excerpt(text)} is corrupt: {exc}"
+            ) from None
+        except RecursionError:
+            raise DeserializationError(
+                f"stored metadata {_excerpt(text)} is corrupt: it nests too deeply for "
+                "Python's recursion limit"
+            ) from None
+
+
+def _excerpt(value: object, size: int = 120) -> str:
+    """``repr(value)``, cut to about ``size`` characters for an error message."""
+    shown = repr(value)
+    return shown if len(shown) <= size else f"{shown[:size]}... ({len(shown)} characters)"
+
+
+def _uuid_or_none(value: object) -> UUID | None:
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise TypeError(f"an id must be a UUID string or null, got {value!r}")
+    return uuid_from_text(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +334,10 @@ class RecordedEvent:
 
     ``stream_version`` counts events in the stream (the first is 1); ``position`` is the
     global position, strictly increasing in commit order.
+
+    Frozen, with frozen :class:`Metadata`; ``event`` is as immutable as its class (a frozen
+    dataclass whose lists and dicts each reader gets afresh). Records hash by position and
+    event id, so they can be kept in sets and used as dictionary keys.
     """
 
     position: int
@@ -296,6 +348,11 @@ class RecordedEvent:
     event_id: UUID
     recorded_at: datetime
     metadata: Metadata
+
+    def __hash__(self) -> int:
+        """From the position and the event id (equal records have both equal), so records
+        hash even when the domain event holds a list."""
+        return hash((self.position, self.event_id))
 
     def _repr_html_(self) -> str:
         from eventcore._html import recorded_event_html
@@ -388,6 +445,11 @@ class EventTypes:
             text = _JSON.encode(data)
         except (TypeError, ValueError) as exc:  # pragma: no cover - the codec checks first
             raise SerializationError(f"cannot encode {info.type_name}: {exc}") from None
+        except RecursionError:  # only in an already deep call stack: the codec checks depth
+            raise SerializationError(
+                f"cannot encode {info.type_name}: its data nests too deeply for Python's "
+                "recursion limit; flatten it. Nothing was written."
+            ) from None
         try:
             if not text.isascii():  # ASCII text cannot hold a surrogate
                 text.encode("utf-8")
@@ -403,11 +465,20 @@ class EventTypes:
     ) -> Any:
         """Decode stored data (JSON text or an already-parsed dict) into an event."""
         info = self._info_for_name(type_name, where)
+        if type(version) is not int or version < 1:
+            raise DeserializationError(
+                f"stored schema version {version!r} of {type_name}{where} is not an int >= 1; "
+                "the row is corrupt"
+            )
         try:
             payload = loads_json(data) if isinstance(data, (str, bytes)) else data
         except ValueError as exc:
             raise DeserializationError(
                 f"stored data of {type_name}{where} is not valid JSON: {exc}"
+            ) from None
+        except RecursionError:
+            raise DeserializationError(
+                f"stored data of {type_name}{where} nests too deeply for Python's recursion limit"
             ) from None
         if version != info.version:
             payload = self._upcast(info, version, payload, where)
@@ -430,6 +501,18 @@ class EventTypes:
                     f"class is version {info.version}; register an upcaster with "
                     f"register_upcaster({info.type_name!r}, {version}, fn)"
                 )
-            payload = up(payload)
+            try:
+                payload = up(payload)
+            except Exception as exc:
+                error = (
+                    UpcasterNotImplemented
+                    if isinstance(exc, NotImplementedError)
+                    else DeserializationError
+                )
+                raise error(
+                    f"the upcaster of {info.type_name} from schema version {version} to "
+                    f"{version + 1} failed{where}: {type(exc).__name__}: {exc}; fix the "
+                    "upcaster so that it accepts this stored data"
+                ) from exc
             version += 1
         return payload

@@ -14,10 +14,32 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from eventcore.errors import ConfigurationError, Conflict
+from eventcore.errors import ConfigurationError, Conflict, ValidationError
 from eventcore.types import StreamId
 
-__all__ = ["RetryAttempt", "RetryPolicy"]
+__all__ = ["RetryAttempt", "RetryPolicy", "capped_backoff"]
+
+
+def capped_backoff(attempt: int, base: float, multiplier: float, cap: float) -> float:
+    """``min(cap, base * multiplier ** (attempt - 1))`` for any ``attempt`` >= 1, without
+    overflowing: the one exponential backoff behind :class:`RetryPolicy`, the projection
+    runner's ``ErrorPolicy`` and its store-failure backoff.
+
+    >>> [capped_backoff(n, 0.1, 2.0, 1.0) for n in (1, 2, 3, 4, 5)]
+    [0.1, 0.2, 0.4, 0.8, 1.0]
+    >>> capped_backoff(10**18, 0.1, 2.0, 5.0)
+    5.0
+    """
+    if not isinstance(attempt, int) or isinstance(attempt, bool):
+        raise ValidationError(f"a backoff attempt must be an int, got {attempt!r}")
+    if base >= cap:
+        return float(cap)
+    exponent = max(attempt - 1, 0)
+    try:
+        grown = base * float(multiplier) ** exponent
+    except OverflowError:  # thousands of attempts: the cap applies long before
+        return float(cap)
+    return float(min(cap, grown))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +127,7 @@ class RetryPolicy:
         """Seconds to wait before the ``retry``-th retry (1-based), or None when exhausted."""
         if retry > self.max_retries:
             return None
-        try:
-            grown = self.base_delay * self.multiplier ** (retry - 1)
-        except OverflowError:  # thousands of retries: the cap applies long before
-            grown = self.max_delay
-        raw = min(self.max_delay, grown)
+        raw = capped_backoff(retry, self.base_delay, self.multiplier, self.max_delay)
         if self.jitter:
             rng = self.rng or random
             raw *= 1 + rng.uniform(-self.jitter, self.jitter)

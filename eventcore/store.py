@@ -6,10 +6,12 @@ Every store offers the same five operations; the contract suite in
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory
@@ -25,6 +27,8 @@ from eventcore.stores._select import Selection
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
 __all__ = [
+    "MAX_POSITION",
+    "MAX_WAIT",
     "EventLookups",
     "EventStore",
     "LiveEventStore",
@@ -36,6 +40,37 @@ __all__ = [
 ]
 
 StreamSelector = StreamPrefix | StreamPattern
+
+MAX_POSITION: Final = 2**63 - 1
+"""The largest position, version or count any store can hold (PostgreSQL ``bigint``, SQLite
+``INTEGER``). Every integer argument of a store is checked against ``0..MAX_POSITION`` before
+any database work, so each store gives the same :class:`~eventcore.errors.ValidationError`."""
+
+MAX_WAIT: Final = float(min(threading.TIMEOUT_MAX, 365 * 24 * 3600.0))
+"""The longest ``wait_for_events`` timeout, in seconds (a year; a longer wait is a loop)."""
+
+
+def check_count(name: str, value: object, what: str = "an int") -> int:
+    """``value`` if it is an int in ``0..MAX_POSITION`` (not a bool), else ValidationError
+    naming ``name``.
+
+    >>> check_count("after", 2**63)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    eventcore.errors.ValidationError: after must be an int from 0 to 9223372036854775807 ...
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationError(
+            f"{name} must be {what} from 0 to {MAX_POSITION} (2**63 - 1), got "
+            f"{type(value).__name__} {value!r}"
+        )
+    if not 0 <= value <= MAX_POSITION:
+        shown = repr(value) if abs(value) < 10**30 else f"an int of {len(str(abs(value)))} digits"
+        raise ValidationError(
+            f"{name} must be {what} from 0 to {MAX_POSITION} (2**63 - 1), got {shown}; "
+            "no store holds positions or versions outside that range"
+        )
+    return int(value)
 
 
 @runtime_checkable
@@ -179,10 +214,7 @@ def prepare_append(
     checked: dict[StreamId, int] = {}
     for sid, version in expected.items():
         stream_id = StreamId(sid)
-        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-            raise ValidationError(
-                f"expected version for {stream_id!r} must be an int >= 0, got {version!r}"
-            )
+        check_count(f"expected version for {str(stream_id)!r}", version)
         if stream_id in checked and checked[stream_id] != version:
             raise ValidationError(
                 f"stream {stream_id!r} appears twice with different expected versions "
@@ -224,7 +256,8 @@ def prepare_append(
         for (target, evt, info, data, _, at), event_id in zip(staged, event_ids, strict=True)
     ]
     if metadata.correlation_id is None:
-        metadata = Metadata(pending[0].event_id, metadata.causation_id, metadata.custom)
+        # The parts come from a checked Metadata: no need to check them again.
+        metadata = Metadata._trusted(pending[0].event_id, metadata.causation_id, metadata.custom)
     return checked, pending, metadata
 
 
@@ -258,10 +291,9 @@ def check_read_args(
     event_types: Iterable[str | type] | None,
 ) -> frozenset[str] | None:
     """Validate ``read_all`` arguments; return the event type names to filter on."""
-    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-        raise ValidationError(f"after must be a position >= 0, got {after!r}")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise ValidationError(f"limit must be an int >= 0 or None, got {limit!r}")
+    check_count("after", after, "a position")
+    if limit is not None:
+        check_count("limit", limit, "None or an int")
     if streams is not None and not isinstance(streams, (StreamPrefix, StreamPattern)):
         raise InvalidStreamSelector(
             f"streams must be a StreamPrefix or StreamPattern, got {type(streams).__name__} "
@@ -275,16 +307,25 @@ def check_read_args(
 
 
 def check_after_version(after_version: int) -> None:
-    if not isinstance(after_version, int) or isinstance(after_version, bool) or after_version < 0:
-        raise ValidationError(f"after_version must be an int >= 0, got {after_version!r}")
+    """Validate ``read_stream``'s ``after_version``."""
+    check_count("after_version", after_version)
 
 
 def check_wait_args(after: object, timeout: object) -> None:
-    """Validate ``wait_for_events`` arguments."""
-    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-        raise ValidationError(f"after must be a position >= 0, got {after!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
-        raise ValidationError(f"timeout must be seconds >= 0, got {timeout!r}")
+    """Validate ``wait_for_events`` arguments: a position, and a finite number of seconds
+    from 0 to :data:`MAX_WAIT` (NaN and infinity are refused: no store could honour them
+    the same way)."""
+    check_count("after", after, "a position")
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or not 0 <= timeout <= MAX_WAIT
+    ):
+        raise ValidationError(
+            f"timeout must be a finite number of seconds from 0 to {MAX_WAIT:g}, got "
+            f"{timeout!r}; to wait longer, call wait_for_events in a loop"
+        )
 
 
 def check_uuid(name: str, value: object) -> UUID:
@@ -295,5 +336,9 @@ def check_uuid(name: str, value: object) -> UUID:
 
 
 def check_positive(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
+    """Validate a count in a store's configuration (such as ``page_size``): 1 to
+    :data:`MAX_POSITION`."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_POSITION:
+        raise ConfigurationError(
+            f"{name} must be a positive int of at most {MAX_POSITION} (2**63 - 1), got {value!r}"
+        )

@@ -24,15 +24,35 @@ __all__ = ["MAX_STREAM_ID_LENGTH", "StreamId", "StreamPattern", "StreamPrefix"]
 
 MAX_STREAM_ID_LENGTH: Final = 255
 _RESERVED: Final = frozenset("*?[]")
-# Characters no stream id may hold: the pattern syntax, and lone surrogates (not valid text).
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
-_FORBIDDEN: Final = re.compile("[*?\\[\\]\ud800-\udfff]")
+# Characters no stream id, prefix or pattern may hold: NUL (PostgreSQL cannot store it in
+# text, and SQLite's GLOB and C strings stop at it) and lone surrogates (not valid text).
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
+# Characters no stream id may hold: the pattern syntax, and the unstorable ones.
+_FORBIDDEN: Final = re.compile("[*?\\[\\]\x00\ud800-\udfff]")
+
+
+def _unstorable(what: str, value: str) -> str | None:
+    """The complaint about a character no store can keep in ``value``, or None."""
+    bad = _UNSTORABLE.search(value)
+    if bad is None:
+        return None
+    ch = bad.group()
+    if ch == "\x00":
+        return (
+            f"{what} {value!r} contains the NUL character '\\x00' at position {bad.start()}, "
+            "which no store can keep (PostgreSQL refuses it in text); remove it"
+        )
+    return (
+        f"{what} {value!r} contains the lone surrogate {ch!r}, which is not valid Unicode "
+        "text; remove it"
+    )
 
 
 class StreamId(str):
     """The id of one stream: trimmed, 1–255 characters, without ``* ? [ ]``.
 
     Anything else is allowed (``/``, ``:``, spaces, unicode); it carries no hierarchy.
+    Refused too: what no store can keep — the NUL character and lone surrogates.
 
     >>> StreamId("  order-42 ")
     StreamId('order-42')
@@ -67,10 +87,7 @@ class StreamId(str):
                     f"stream id {text!r} contains {ch!r}, which is reserved for patterns; "
                     "remove it (StreamPattern selects several streams)"
                 )
-            raise InvalidStreamId(
-                f"stream id {text!r} contains the lone surrogate {ch!r}, which is not "
-                "valid Unicode text"
-            )
+            raise InvalidStreamId(_unstorable("stream id", text) or f"stream id {text!r}")
         return str.__new__(cls, text)
 
     def __repr__(self) -> str:
@@ -83,6 +100,25 @@ class StreamId(str):
 trusted_stream_id: Callable[[str], StreamId] = functools.partial(str.__new__, StreamId)
 """Wrap a value validated before (read back from a store) as a ``StreamId`` without checking
 it again: one C call, on the hot paths of reading."""
+
+_VALID_ID: Final = re.compile(
+    "(?!\\s)[^*?\\[\\]\x00\ud800-\udfff]{1,255}(?<!\\s)", re.DOTALL
+).fullmatch
+"""Exactly the texts ``StreamId`` accepts unchanged: 1 to ``MAX_STREAM_ID_LENGTH`` (255)
+characters, none reserved or unstorable, no space at either end (``\\s`` is
+``str.isspace``, which ``str.strip`` removes)."""
+
+
+def stored_stream_id(value: object) -> StreamId | None:
+    """``value`` read back from a store as a ``StreamId``, or None unless ``StreamId(value)``
+    would accept it unchanged: the check of :class:`StreamId` in one regular expression.
+
+    >>> stored_stream_id("order-1"), stored_stream_id(" order-1"), stored_stream_id(None)
+    (StreamId('order-1'), None, None)
+    """
+    if type(value) is not str or _VALID_ID(value) is None:
+        return None
+    return trusted_stream_id(value)
 
 
 class StreamPrefix(str):
@@ -108,10 +144,9 @@ class StreamPrefix(str):
                 f"stream prefix {value!r} contains {bad[0]!r}, which no stream id can contain; "
                 "use StreamPattern for wildcards"
             )
-        if _SURROGATE.search(value):
-            raise InvalidStreamSelector(
-                f"stream prefix {value!r} contains a lone surrogate, which is not valid text"
-            )
+        problem = _unstorable("stream prefix", value)
+        if problem is not None:
+            raise InvalidStreamSelector(problem)
         if len(value) > MAX_STREAM_ID_LENGTH:
             raise InvalidStreamSelector(
                 f"stream prefix of {len(value)} characters can match no stream id "
@@ -127,14 +162,32 @@ class StreamPrefix(str):
 
 
 class StreamPattern(str):
-    """A glob matched against the *whole* stream id.
+    """A glob matched against the *whole* stream id, the same way by every store.
 
-    ``*`` matches any run of characters (``/`` included), ``?`` exactly one character,
-    ``[0-9]`` one character of a class and ``[!x]`` one character not in it.
+    The grammar (anything else is refused with :class:`~eventcore.errors.InvalidStreamSelector`)::
+
+        pattern := part+
+        part    := "*"            any run of characters, "/" included (also none)
+                 | "?"            exactly one character
+                 | "[" ["!"] body "]"   one character of the class ("!": not of it)
+                 | any other character except "]"   itself
+        body    := ["-"] item+ ["-"]  |  "-"
+        item    := c | c "-" c    a character, or a range of code points (low <= high)
+        c       := any character except "]" and "-"
+
+    So a literal ``-`` in a class comes first or last (``[-a]``, ``[a-]``), and every other
+    ``-`` joins the two characters of one range: ``[a-c-e]`` or ``[--a]`` is refused as
+    ambiguous. ``^``, ``\\``, ``[`` and ``!`` (after the first place) are ordinary characters
+    in a class; ranges compare code points. No part of a pattern may hold NUL or a lone
+    surrogate.
 
     >>> p = StreamPattern("order-[0-9]*")
     >>> p.matches("order-42"), p.matches("order-x"), p.matches("my-order-1")
     (True, False, False)
+    >>> StreamPattern("[a-c-e]*")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    eventcore.errors.InvalidStreamSelector: stream pattern '[a-c-e]*' has an ambiguous '-' ...
     """
 
     __slots__ = ()
@@ -144,10 +197,9 @@ class StreamPattern(str):
             return value
         if not isinstance(value, str) or not value:
             raise InvalidStreamSelector(f"stream pattern must be a non-empty str, got {value!r}")
-        if _SURROGATE.search(value):
-            raise InvalidStreamSelector(
-                f"stream pattern {value!r} contains a lone surrogate, which is not valid text"
-            )
+        problem = _unstorable("stream pattern", value)
+        if problem is not None:
+            raise InvalidStreamSelector(problem)
         _parse(value)  # raises on malformed classes
         return str.__new__(cls, value)
 
@@ -199,17 +251,7 @@ def _parse(pattern: str) -> list[tuple[str, str]]:
                     "that is never closed; add ']'"
                 )
             body = pattern[i + 1 : end]
-            if body in ("", "!"):
-                raise InvalidStreamSelector(
-                    f"stream pattern {pattern!r} has an empty character class at position {i}"
-                )
-            try:
-                re.compile(_regex_part("class", body))
-            except re.error as exc:  # for example a reversed range such as [z-a]
-                raise InvalidStreamSelector(
-                    f"stream pattern {pattern!r} has an invalid character class at position "
-                    f"{i}: {exc}"
-                ) from None
+            _class_spans(pattern, i, body)  # raises on an empty or ambiguous class
             flush()
             parts.append(("class", body))
             i = end + 1
@@ -224,6 +266,51 @@ def _parse(pattern: str) -> list[tuple[str, str]]:
     return parts
 
 
+def _class_spans(pattern: str, at: int, text: str) -> tuple[bool, list[tuple[str, str]]]:
+    """Read one class body (``text``, from ``pattern[at]``) by the grammar of
+    :class:`StreamPattern`: whether it is negated, and its ``(low, high)`` spans."""
+    negate = text.startswith("!")
+    body = text[1:] if negate else text
+    if not body:
+        raise InvalidStreamSelector(
+            f"stream pattern {pattern!r} has an empty character class at position {at}; "
+            "put at least one character between '[' and ']'"
+        )
+    spans: list[tuple[str, str]] = []
+    i, n = 0, len(body)
+    while i < n:
+        ch = body[i]
+        if ch == "-":
+            if (i == 0 or i == n - 1) and not (i == 0 and n > 1 and body[1] == "-"):
+                spans.append(("-", "-"))
+                i += 1
+                continue
+            raise InvalidStreamSelector(
+                f"stream pattern {pattern!r} has an ambiguous '-' in the character class at "
+                f"position {at}: a '-' either joins two characters into a range ([a-e]) or "
+                "stands for itself as the first or last character of the class ([-ae], "
+                "[ae-]); write the class one of those ways"
+            )
+        if i + 2 < n and body[i + 1] == "-":
+            high = body[i + 2]
+            if high == "-":
+                raise InvalidStreamSelector(
+                    f"stream pattern {pattern!r} has a range ending in '-' in the character "
+                    f"class at position {at}; put a literal '-' first or last in the class"
+                )
+            if ord(high) < ord(ch):
+                raise InvalidStreamSelector(
+                    f"stream pattern {pattern!r} has an invalid character class at position "
+                    f"{at}: the range {ch}-{high} is reversed; write it {high}-{ch}"
+                )
+            spans.append((ch, high))
+            i += 3
+        else:
+            spans.append((ch, ch))
+            i += 1
+    return negate, spans
+
+
 def _regex_part(kind: str, text: str) -> str:
     if kind == "literal":
         return re.escape(text)
@@ -231,10 +318,11 @@ def _regex_part(kind: str, text: str) -> str:
         return ".*"
     if kind == "one":
         return "."
-    negate = text.startswith("!")
-    body = text[1:] if negate else text
-    escaped = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
-    return f"[{'^' if negate else ''}{escaped}]"
+    negate, spans = _class_spans(text, 0, text)
+    body = "".join(
+        re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}" for lo, hi in spans
+    )
+    return f"[{'^' if negate else ''}{body}]"
 
 
 _CACHE: dict[str, re.Pattern[str]] = {}

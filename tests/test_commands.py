@@ -11,8 +11,11 @@ from eventcore import (
     BusinessRuleViolation,
     Command,
     DefinitionError,
+    EventCoreError,
+    InMemoryEventStore,
     InvalidStreamId,
     StreamId,
+    execute,
     require,
     stream,
 )
@@ -208,10 +211,66 @@ def test_require_with_a_typed_error_raises_that_error() -> None:
 
 @pytest.mark.parametrize("error", [ValueError("no"), 42, None])
 def test_require_refuses_other_error_types(error: object) -> None:
-    with pytest.raises(TypeError) as info:
+    with pytest.raises(DefinitionError) as info:
         require(False, error)  # type: ignore[arg-type]
+    assert isinstance(info.value, EventCoreError) and isinstance(info.value, TypeError)
     assert str(info.value) == (
         f"require() takes a message or a BusinessRuleViolation, got {type(error).__name__}; "
         "make your domain error a subclass of BusinessRuleViolation"
     )
     require(True, error)  # type: ignore[arg-type]  # the error is only checked on failure
+
+
+# -- a class body cannot switch the stream checks off -----------------------------------------
+
+
+class DepositCounted(Command[int]):
+    """Has its own ``__post_init__``, which does not call ``super()``."""
+
+    account: StreamId = stream()
+    amount: int
+    seen: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seen", type(self.account).__name__)
+
+    def initial_state(self) -> int:
+        return 0
+
+    def apply(self, state: int, event: Any) -> int:
+        return state + event.amount
+
+    def handle(self, state: int) -> list[object]:
+        return [MoneyDeposited(self.account, self.amount)]
+
+
+class DepositCountedTwice(DepositCounted):
+    def __post_init__(self) -> None:
+        super().__post_init__()  # the check runs again: harmless
+
+
+def test_an_own_post_init_still_gets_checked_stream_ids() -> None:
+    cmd = DepositCounted(account="  account-1 ", amount=5)  # type: ignore[arg-type]
+    assert (cmd.account, type(cmd.account), cmd.seen) == ("account-1", StreamId, "StreamId")
+    with pytest.raises(InvalidStreamId, match=r"DepositCounted\.account: stream id 'a\*'"):
+        DepositCounted(account="a*", amount=5)  # type: ignore[arg-type]
+    assert DepositCountedTwice(account=" b ", amount=1).account == "b"  # type: ignore[arg-type]
+
+
+def test_a_command_with_its_own_post_init_executes() -> None:
+    """It used to fail with a misleading UndeclaredStream: the padded id was never trimmed."""
+    store = InMemoryEventStore()
+    result = execute(store, DepositCounted(account=" account-1", amount=5))  # type: ignore[arg-type]
+    assert [e.stream_id for e in result.events] == ["account-1"]
+
+
+def test_an_own_init_is_followed_by_the_check() -> None:
+    class Manual(Command[int]):
+        account: StreamId = stream()
+
+        def __init__(self, account: str) -> None:
+            object.__setattr__(self, "account", account)
+
+    assert type(Manual(" m ").account) is StreamId
+    with pytest.raises(InvalidStreamId, match=r"Manual\.account"):
+        Manual("m?")

@@ -1,7 +1,11 @@
 """Event classes: type names, streams, the per-store registry, upcasting and metadata."""
 
+import copy
+import json
+import pickle
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +17,7 @@ from eventcore import (
     EventTypes,
     InMemoryEventStore,
     Metadata,
+    RecordedEvent,
     SerializationError,
     SqliteEventStore,
     StreamId,
@@ -20,6 +25,9 @@ from eventcore import (
     event_info,
     stream_of,
 )
+from eventcore.codec import MAX_JSON_DEPTH
+from eventcore.events import UpcasterNotImplemented
+from eventcore.frozen import FrozenDict, FrozenList
 from eventcore.testing import scenario
 
 # -- type names and streams -------------------------------------------------------------------
@@ -312,7 +320,20 @@ def test_metadata_is_validated_when_built(kwargs: dict[str, Any], message: str) 
         Metadata(**kwargs)
 
 
-@pytest.mark.parametrize("text", ["{", '{"correlation_id": "nope"}', "[]", '{"custom": 5}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{",
+        '{"correlation_id": "nope"}',
+        "[]",
+        '{"custom": 5}',
+        '{"custom": []}',
+        '{"correlation_id": 5}',
+        '{"correlation_id": ""}',
+        '{"custom": {"a": ' + "[" * 5000 + "]" * 5000 + "}}",
+        "null",
+    ],
+)
 def test_corrupt_stored_metadata_is_a_deserialization_error(text: str) -> None:
     with pytest.raises(DeserializationError, match=r"stored metadata .* is corrupt"):
         Metadata.from_json(text)
@@ -342,3 +363,137 @@ def test_events_with_mutable_defaults_still_round_trip() -> None:
     store = InMemoryEventStore()
     store.append({StreamId("a"): 0}, [WithDefaultFactory(StreamId("a"), ["x"])])
     assert [r.event for r in store.read_all()] == [WithDefaultFactory(StreamId("a"), ["x"])]
+
+
+# -- metadata is immutable all the way down, and hashable ---------------------------------------
+
+
+def test_metadata_custom_is_frozen_and_hashable() -> None:
+    given: dict[str, Any] = {"who": {"roles": ["clerk"]}, "tags": ("a", "b")}
+    meta = Metadata(UUID(int=1), None, given)
+    given["who"]["roles"].append("admin")
+    assert meta.custom == {"who": {"roles": ["clerk"]}, "tags": ["a", "b"]}
+    assert type(meta.custom) is FrozenDict and type(meta.custom["tags"]) is FrozenList
+    for change in (
+        lambda: meta.custom.update(x=1),
+        lambda: meta.custom.pop("who"),
+        lambda: meta.custom.setdefault("x", 1),
+        lambda: meta.custom.clear(),
+        lambda: meta.custom["who"].__setitem__("roles", []),
+        lambda: meta.custom["who"]["roles"].append("x"),
+        lambda: meta.custom["who"]["roles"].sort(),
+        lambda: meta.custom["tags"].__iadd__(["c"]),
+    ):
+        with pytest.raises(TypeError, match="read-only"):
+            change()
+    again = Metadata.from_json(meta.to_json())
+    assert again == meta and hash(again) == hash(meta) and len({meta, again}) == 1
+    assert meta.to_json() == json.dumps(
+        {
+            "causation_id": None,
+            "correlation_id": str(UUID(int=1)),
+            "custom": given | {"who": {"roles": ["clerk"]}},
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def test_frozen_metadata_pickles_copies_and_converts() -> None:
+    meta = Metadata(custom={"a": [1, {"b": None}]})
+    assert pickle.loads(pickle.dumps(meta)) == meta
+    assert type(pickle.loads(pickle.dumps(meta)).custom["a"]) is FrozenList
+    assert copy.deepcopy(meta).custom is meta.custom
+    assert dict(meta.custom) == {"a": [1, {"b": None}]}
+    assert Metadata().custom is Metadata(custom={}).custom  # one shared empty object
+
+
+def test_recorded_events_hash_by_position_and_event_id() -> None:
+    @dataclass(frozen=True)
+    class Listed:
+        account: StreamId
+        items: list[int]
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    rec = RecordedEvent(
+        1, StreamId("a"), 1, "Listed", Listed(StreamId("a"), [1]), UUID(int=1), at, Metadata()
+    )
+    twin = replace(rec, event=Listed(StreamId("a"), [1]))
+    assert rec == twin and hash(rec) == hash(twin) == hash((1, UUID(int=1)))
+    assert len({rec, twin, replace(rec, position=2)}) == 2
+
+
+# -- nesting, schema versions and upcasters ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Nested:
+    account: StreamId
+    value: Any
+
+
+def _nest(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 500, 5000])
+def test_deep_nesting_is_a_serialization_error(depth: int) -> None:
+    types = EventTypes([Nested])
+    with pytest.raises(SerializationError, match=f"nest deeper than {MAX_JSON_DEPTH} levels"):
+        types.encode(Nested(StreamId("a"), _nest(depth)))
+    with pytest.raises(SerializationError, match="nest deeper than"):
+        Metadata(custom={"deep": _nest(depth)})
+    types.encode(Nested(StreamId("a"), _nest(MAX_JSON_DEPTH)))
+
+
+@pytest.mark.parametrize("depth", [1000, 5000, 100_000])
+def test_deeply_nested_stored_data_is_a_deserialization_error(depth: int) -> None:
+    types = EventTypes([Nested])
+    data = '{"account": "a", "value": ' + "[" * depth + "]" * depth + "}"
+    with pytest.raises(DeserializationError, match="nests too deeply") as info:
+        types.decode("Nested", 1, data, " at position 4")
+    assert "at position 4" in str(info.value)
+
+
+@pytest.mark.parametrize("version", [None, 0, -1, "1", 1.0, True])
+def test_a_stored_schema_version_that_is_not_an_int_is_a_deserialization_error(
+    version: Any,
+) -> None:
+    types = EventTypes([Opened])
+    with pytest.raises(DeserializationError, match=r"stored schema version .* is not an int >= 1"):
+        types.decode("Opened", version, '{"account": "a", "owner": "o"}', " at position 3")
+
+
+def test_an_upcaster_that_raises_is_a_deserialization_error_naming_the_event() -> None:
+    types = EventTypes([RenamedV3])
+    types.register_upcaster("renamed", 1, _v1_to_v2)
+    types.register_upcaster("renamed", 2, lambda data: {**data, "title": data["honorific"]})
+    stored = '{"account": "a", "name": "Ada Lovelace"}'
+    with pytest.raises(DeserializationError) as info:
+        types.decode("renamed", 1, stored, " at position 9 (stream 'a', version 1)")
+    assert str(info.value) == (
+        "the upcaster of renamed from schema version 2 to 3 failed at position 9 (stream 'a', "
+        "version 1): KeyError: 'honorific'; fix the upcaster so that it accepts this stored data"
+    )
+    assert isinstance(info.value.__cause__, KeyError)
+    with pytest.raises(DeserializationError, match="upcaster of renamed from schema version 1"):
+        types.decode("renamed", 1, '{"account": "a"}', " at position 9")
+
+
+def test_an_upcaster_stub_is_still_caught_as_not_implemented() -> None:
+    """Exercise stubs raise NotImplementedError; checks catch it by that name."""
+    types = EventTypes([RenamedV3])
+    types.register_upcaster("renamed", 1, _v1_to_v2)
+
+    def stub(data: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    types.register_upcaster("renamed", 2, stub)
+    with pytest.raises(NotImplementedError) as info:
+        types.decode("renamed", 1, '{"account": "a", "name": "Ada L"}', " at position 2")
+    assert isinstance(info.value, UpcasterNotImplemented)
+    assert isinstance(info.value, DeserializationError)
+    assert "upcaster of renamed from schema version 2 to 3 failed at position 2" in str(info.value)

@@ -148,8 +148,12 @@ def row(**changes: Any) -> tuple[Any, ...]:
 def pg(text_row: tuple[Any, ...]) -> tuple[Any, ...]:
     """The same row as PostgreSQL's driver hands it over: a UUID and an aware datetime."""
     *head, event_id, recorded_at, meta = text_row
-    moment = datetime.fromisoformat(recorded_at).astimezone(timezone(timedelta(hours=2)))
-    return (*head, UUID(event_id), moment, meta)
+    if recorded_at is not None:  # a NULL stays NULL
+        recorded_at = datetime.fromisoformat(recorded_at)
+        if recorded_at.tzinfo is None:
+            raise ValueError("a timestamptz always has a zone")
+        recorded_at = recorded_at.astimezone(timezone(timedelta(hours=2)))
+    return (*head, None if event_id is None else UUID(event_id), recorded_at, meta)
 
 
 ROWS = [
@@ -172,7 +176,70 @@ ROWS = [
     row(recorded_at="yesterday"),
     row(metadata="{bad"),
     row(metadata=f'{{"causation_id":null,"correlation_id":"{"z" * 36}","custom":{{}}}}'),
+    # NULL or wrong-typed columns: each one a DeserializationError naming the column
+    row(position=None),
+    row(position=0),
+    row(stream_id=None),
+    row(stream_id=" account-a"),
+    row(stream_id="account-*"),
+    row(stream_id="a\x00"),
+    row(stream_id=b"account-a"),
+    row(stream_id=7),
+    row(stream_version=None),
+    row(stream_version=0),
+    row(stream_version="3"),
+    row(event_type=None),
+    row(schema_version=None),
+    row(schema_version="1"),
+    row(schema_version=1.0),
+    row(schema_version=0),
+    row(data=None),
+    row(data=b'{"account":"account-a","amount":5}'),
+    row(data="[" * 5000 + "]" * 5000),
+    row(event_id=None),
+    row(recorded_at=None),
+    row(recorded_at="2026-01-01T00:00:00"),
+    row(metadata=None),
+    row(metadata="[]"),
+    row(metadata='{"custom": [], "correlation_id": null}'),
+    row(metadata='{"custom": ' + "[" * 5000 + "]" * 5000 + "}"),
 ]
+
+NAMED_COLUMN = {
+    "position": [None, 0],
+    "stream_id": [None, " account-a", "account-*", "a\x00", b"account-a", 7],
+    "stream_version": [None, 0, "3"],
+    "event_type": [None],
+    "schema_version": [None, "1", 1.0, 0],
+    "data": [None, b'{"account":"account-a","amount":5}', "[" * 5000 + "]" * 5000],
+    "event_id": [None],
+    "recorded_at": [None, "2026-01-01T00:00:00"],
+    "metadata": [None, "[]", '{"custom": [], "correlation_id": null}'],
+}
+
+
+def _named_cases() -> list[tuple[str, tuple[Any, ...], bool]]:
+    cases = []
+    for column, values in NAMED_COLUMN.items():
+        for value in values:
+            stored = row(**{column: value})
+            cases.append((column, stored, True))
+            if column != "recorded_at" or value is None:  # a timestamptz has a zone
+                cases.append((column, pg(stored), False))
+    return cases
+
+
+@pytest.mark.parametrize(("column", "stored", "text_envelope"), _named_cases())
+def test_a_null_or_wrong_typed_column_is_named(
+    column: str, stored: tuple[Any, ...], text_envelope: bool
+) -> None:
+    with pytest.raises(DeserializationError) as info:
+        decode_rows(types(), [stored], text_envelope=text_envelope)
+    text = str(info.value)
+    assert f"column {column}" in text
+    assert "at position" in text
+    if column != "position":
+        assert "at position 7" in text
 
 
 def types() -> EventTypes:
@@ -297,10 +364,15 @@ def test_decoding_does_not_touch_the_given_dict() -> None:
 # -- metadata -----------------------------------------------------------------------------------
 
 
-def test_custom_metadata_changed_after_it_was_built_is_still_refused_at_append() -> None:
-    meta = Metadata(custom={})
-    meta.custom["bad"] = object()  # type: ignore[index]
+def test_custom_metadata_cannot_change_after_it_was_built() -> None:
+    given: dict[str, Any] = {"who": {"roles": ["clerk"]}}
+    meta = Metadata(custom=given)
+    given["bad"] = object()  # the caller's dict: the metadata holds a frozen copy
+    given["who"]["roles"].append("admin")
+    with pytest.raises(TypeError, match="read-only"):
+        meta.custom["bad"] = object()  # type: ignore[index]
+    with pytest.raises(TypeError, match="read-only"):
+        meta.custom["who"]["roles"].append("admin")
     store = InMemoryEventStore()
-    with pytest.raises(SerializationError, match=r"Metadata\.custom"):
-        store.append({StreamId("a"): 0}, [Deposited(StreamId("a"), 1)], metadata=meta)
-    assert store.head() == 0
+    store.append({StreamId("a"): 0}, [Deposited(StreamId("a"), 1)], metadata=meta)
+    assert store.read_all()[0].metadata.custom == {"who": {"roles": ["clerk"]}}

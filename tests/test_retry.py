@@ -1,11 +1,16 @@
 """Retry policies: capped exponential backoff with jitter, fixed delays, no retries."""
 
+import math
 import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from eventcore import ConfigurationError, RetryPolicy
+from eventcore import ConfigurationError, RetryPolicy, ValidationError
+from eventcore.projections import ErrorPolicy, InMemoryCheckpointStore, ProjectionConfig
+from eventcore.retry import capped_backoff
 
 
 def test_default_policy_allows_four_retries_starting_at_ten_ms() -> None:
@@ -98,3 +103,52 @@ def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ConfigurationError) as info:
         RetryPolicy(max_retries=-1, multiplier=0, jitter=2)
     assert str(info.value).count(";") == 2
+
+
+# -- one backoff for execute, the runner's error policy and its store-failure backoff ---------
+
+
+@settings(derandomize=True, database=None, max_examples=200, deadline=None)
+@given(
+    st.integers(1, 60),
+    st.floats(0, 10),
+    st.floats(1, 4),
+    st.floats(0, 100),
+)
+def test_capped_backoff_is_the_capped_exponential(
+    attempt: int, base: float, multiplier: float, cap: float
+) -> None:
+    expected = min(cap, base * multiplier ** (attempt - 1))
+    assert capped_backoff(attempt, base, multiplier, cap) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("attempt", [1025, 10**6, 10**18, 2**63, 10**100])
+def test_every_backoff_holds_its_cap_for_any_attempt_count(attempt: int) -> None:
+    """ErrorPolicy.delay and ProjectionConfig.backoff raised OverflowError here."""
+    assert capped_backoff(attempt, 0.1, 2.0, 5.0) == 5.0
+    assert ErrorPolicy.retry(max_attempts=10**200, max_delay=5.0).delay(attempt) == 5.0
+    config = ProjectionConfig(InMemoryCheckpointStore(), read_backoff=(0.1, 7.0))
+    assert config.backoff(attempt) == 7.0
+    assert RetryPolicy(max_retries=10**200, jitter=0.0).delay(attempt) == 1.0
+
+
+def test_the_three_policies_share_one_formula() -> None:
+    error_policy = ErrorPolicy.retry(max_attempts=20, base_delay=0.2, max_delay=3.0, multiplier=3)
+    retry = RetryPolicy(max_retries=20, base_delay=0.2, multiplier=3, max_delay=3.0, jitter=0.0)
+    config = ProjectionConfig(InMemoryCheckpointStore(), read_backoff=(0.2, 3.0))
+    for n in range(1, 20):
+        assert error_policy.delay(n) == retry.delay(n) == capped_backoff(n, 0.2, 3, 3.0)
+        assert config.backoff(n) == capped_backoff(n, 0.2, 2, 3.0)
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan, -1.0])
+def test_error_policy_and_config_refuse_unsleepable_seconds(bad: float) -> None:
+    with pytest.raises(ConfigurationError, match="finite number of seconds"):
+        ErrorPolicy.retry(base_delay=0.1, max_delay=bad)
+    with pytest.raises(ConfigurationError, match="read_backoff must be"):
+        ProjectionConfig(InMemoryCheckpointStore(), read_backoff=(0.1, bad))
+
+
+def test_a_backoff_attempt_must_be_an_int() -> None:
+    with pytest.raises(ValidationError, match="attempt must be an int"):
+        capped_backoff(1.5, 0.1, 2.0, 1.0)  # type: ignore[arg-type]

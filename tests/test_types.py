@@ -17,6 +17,7 @@ from eventcore import (
     ValidationError,
 )
 from eventcore.testing.strategies import stream_ids, stream_patterns, stream_prefixes
+from eventcore.types import stored_stream_id
 
 quick = settings(derandomize=True, database=None, max_examples=200, deadline=None)
 
@@ -59,6 +60,9 @@ def test_stream_id_survives_pickle() -> None:
         ("order[1]", "contains '\\['"),
         ("order]", "contains '\\]'"),
         ("lone-\ud800", "contains the lone surrogate '\\\\ud800', which is not valid Unicode"),
+        ("acct\x00", "contains the NUL character '\\\\x00' at position 4, which no store can"),
+        ("\x00", "contains the NUL character"),
+        ("a\x00b", "contains the NUL character"),
     ],
 )
 def test_stream_id_rejects_bad_values(value: str, message: str) -> None:
@@ -195,3 +199,105 @@ def test_a_pattern_built_from_an_id_matches_it(data: st.DataObject) -> None:
     assert StreamPattern(sid[:cut] + "*").matches(sid)
     assert StreamPattern("?" * len(sid)).matches(sid)
     assert not StreamPattern("?" * (len(sid) + 1)).matches(sid)
+
+
+# -- what no store can keep -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [StreamPrefix, StreamPattern])
+@pytest.mark.parametrize("value", ["acct\x00", "\x00", "a\x00b", "x\ud800"])
+def test_selectors_refuse_what_no_store_can_keep(kind: type, value: str) -> None:
+    """SQLite's GLOB stops at a NUL, so StreamPrefix("acct\\x00") would select "acct"."""
+    with pytest.raises(InvalidStreamSelector, match=r"NUL|lone surrogate") as info:
+        kind(value)
+    assert "remove it" in str(info.value)
+    for pattern in ("a\x00*", "[\x00]", "[a-\x00]"):
+        with pytest.raises(InvalidStreamSelector, match="NUL"):
+            StreamPattern(pattern)
+
+
+@quick
+@given(st.text(max_size=260) | st.text(alphabet=" \t\n\x00a*\u00a0\u2003\x1c", max_size=6))
+def test_stored_stream_id_accepts_exactly_what_stream_id_keeps_unchanged(text: str) -> None:
+    try:
+        expected: StreamId | None = StreamId(text)
+    except InvalidStreamId:
+        expected = None
+    if expected is not None and expected != text:
+        expected = None  # trimmed: not what a store wrote
+    found = stored_stream_id(text)
+    assert found == expected
+    assert found is None or type(found) is StreamId
+
+
+@pytest.mark.parametrize("value", [None, 7, b"a", ["a"]])
+def test_stored_stream_id_refuses_what_is_not_text(value: object) -> None:
+    assert stored_stream_id(value) is None
+
+
+# -- the pattern grammar ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "spans"),
+    [
+        ("[-]", ["-"]),
+        ("[-a]", ["-", "a"]),
+        ("[a-]", ["a", "-"]),
+        ("[!-a]", ["-", "a"]),
+        ("[a-c-]", ["a-c", "-"]),
+        ("[-a-c]", ["-", "a-c"]),
+        ("[a-a]", ["a-a"]),
+        ("[^-a]", ["^-a"]),
+        ("[\\-a]", ["\\-a"]),
+        ("[!!]", ["!"]),
+        ("[[a]", ["[", "a"]),
+    ],
+)
+def test_class_grammar_accepts(pattern: str, spans: list[str]) -> None:
+    p = StreamPattern(pattern)
+    (kind, body), *_ = p.parts()
+    assert kind == "class"
+    chars = [chr(c) for c in range(0x2000)]
+    members = {
+        ch
+        for span in spans
+        for ch in chars
+        if (span[0] <= ch <= span[-1] if len(span) == 3 else ch == span)
+    }
+    negated = body.startswith("!")
+    assert {ch for ch in chars if p.matches(ch)} == (set(chars) - members if negated else members)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("[a-c-e]*", "ambiguous '-' in the character class at position 0"),
+        ("x[--a]", "ambiguous '-' in the character class at position 1"),
+        ("[--]", "ambiguous '-'"),
+        ("[!--]", "ambiguous '-'"),
+        ("[a--]", "range ending in '-'"),
+        ("[+--]", "range ending in '-'"),
+        ("[z-a]", "invalid character class at position 0: the range z-a is reversed"),
+        ("[!]", "empty character class"),
+    ],
+)
+def test_class_grammar_refuses_ambiguous_bodies(pattern: str, message: str) -> None:
+    with pytest.raises(InvalidStreamSelector, match=re.escape(message)):
+        StreamPattern(pattern)
+
+
+@quick
+@given(st.text(alphabet="ab-^!\\[]*?", min_size=1, max_size=8))
+def test_every_accepted_pattern_compiles_to_a_regex_without_warnings(text: str) -> None:
+    """``to_regex`` escapes every class member, so Python reads exactly the grammar's set
+    (no FutureWarning about ``--`` or nested sets)."""
+    try:
+        pattern = StreamPattern(text)
+    except InvalidStreamSelector:
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        re.compile(pattern.to_regex())

@@ -15,6 +15,7 @@ its leadership and its dead letters) and an ``apply(event)`` method; optionally 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from eventcore.errors import ConfigurationError, InvalidStreamSelector
 from eventcore.events import RecordedEvent, event_info
+from eventcore.retry import capped_backoff
 from eventcore.store import EventStore, StreamSelector
 from eventcore.types import StreamPattern, StreamPrefix
 
@@ -186,12 +188,20 @@ class ErrorPolicy:
             raise ConfigurationError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
         for name in ("base_delay", "max_delay"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ConfigurationError(f"{name} must be seconds >= 0, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ConfigurationError(
+                    f"{name} must be a finite number of seconds >= 0, got {value!r}"
+                )
         if (
             isinstance(self.multiplier, bool)
             or not isinstance(self.multiplier, (int, float))
-            or not self.multiplier >= 1
+            or not math.isfinite(self.multiplier)
+            or self.multiplier < 1
         ):
             raise ConfigurationError(f"multiplier must be a number >= 1, got {self.multiplier!r}")
         if self.then not in ("stop", "skip", "dead_letter"):
@@ -231,8 +241,7 @@ class ErrorPolicy:
         """Seconds to wait after ``failed_attempts`` failures, or None when they are used up."""
         if failed_attempts >= self.max_attempts:
             return None
-        delay = self.base_delay * self.multiplier ** (failed_attempts - 1)
-        return float(min(self.max_delay, delay))
+        return capped_backoff(failed_attempts, self.base_delay, self.multiplier, self.max_delay)
 
     def delays(self) -> list[float]:
         """Every wait between attempts, in order."""

@@ -30,6 +30,7 @@ of the runner is re-implemented.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 from uuid import UUID
@@ -37,7 +38,6 @@ from uuid import UUID
 from eventcore.errors import (
     ConcurrencyError,
     ConfigurationError,
-    Conflict,
     DefinitionError,
     VersionConflict,
 )
@@ -51,6 +51,7 @@ from eventcore.projections.api import (
 )
 from eventcore.projections.correlation import caused_by
 from eventcore.projections.process import CommandIssued, receipt_stream
+from eventcore.retry import RetryAttempt, RetryPolicy
 from eventcore.store import EventStore, StreamSelector
 
 __all__ = [
@@ -217,15 +218,23 @@ class Emitter:
     ``caused_by(source)``, together with a :class:`~eventcore.projections.process.CommandIssued`
     receipt, so a source event delivered twice (after a crash) emits once.
 
-    The append expects each output stream at the version just read and retries if another
-    writer got in between; only the receipt's own stream decides "already emitted".
+    The append expects each output stream at the version just read and, if another writer
+    got in between, retries after the ``retry`` policy's backoff (default: ``RetryPolicy``
+    with ``max_conflicts - 1`` retries, 20 attempts); only the receipt's own stream decides
+    "already emitted". Its own receipts are not handed to :meth:`derive`.
     """
 
     name: str
     selector: EventSelector | None = None
     error_policy: ErrorPolicy = DEFAULT_ERROR_POLICY
 
-    def __init__(self, store: EventStore, *, max_conflicts: int = 20) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        max_conflicts: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         check_projection_name(getattr(self, "name", None))
         try:
             receipt_stream(self.name, UUID(int=0))
@@ -233,14 +242,29 @@ class Emitter:
             raise DefinitionError(
                 f"emitter name {self.name!r} cannot be part of a stream id: {exc}"
             ) from None
-        if not isinstance(max_conflicts, int) or max_conflicts < 1:
+        if max_conflicts is not None and retry is not None:
+            raise ConfigurationError(
+                "give max_conflicts or retry, not both: retry.max_retries + 1 is the number "
+                "of attempts"
+            )
+        if max_conflicts is not None and (
+            not isinstance(max_conflicts, int)
+            or isinstance(max_conflicts, bool)
+            or max_conflicts < 1
+        ):
             raise ConfigurationError(f"max_conflicts must be an int >= 1, got {max_conflicts!r}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r}")
+        self.retry = retry or RetryPolicy(max_retries=(max_conflicts or 20) - 1)
+        """How conflicts are retried: the policy's capped, jittered backoff between attempts."""
         self.store = store
-        self.max_conflicts = max_conflicts
+        self.max_conflicts = self.retry.max_retries + 1
         self.emitted = 0
         """Events written by this instance (receipts not counted)."""
         self.duplicates = 0
         """Source events skipped because their receipt showed they had been emitted."""
+        self._own_receipts = f"$receipts-{self.name}-"
+        self._receipt_length = len(receipt_stream(self.name, UUID(int=0)))
         store.types.register(CommandIssued)
 
     def __repr__(self) -> str:
@@ -251,7 +275,12 @@ class Emitter:
         raise NotImplementedError(f"{type(self).__name__} must define derive(event)")
 
     def apply(self, event: RecordedEvent) -> None:
-        """Append what :meth:`derive` returns, once per source event."""
+        """Append what :meth:`derive` returns, once per source event. The emitter's own
+        receipts (in its ``$receipts-<name>-…`` streams) are bookkeeping: they are passed over
+        without calling ``derive``, as a process manager passes over its own."""
+        sid = event.stream_id
+        if len(sid) == self._receipt_length and sid.startswith(self._own_receipts):
+            return
         derived = tuple(self.derive(event))
         if not derived:
             return
@@ -261,8 +290,9 @@ class Emitter:
             raise DefinitionError(f"{self.name!r} cannot emit into its own receipt stream")
         marker = CommandIssued(receipt, self.name, event.event_id, 0, "emit")
         meta = caused_by(event, custom={"process": self.name})
-        conflicts: tuple[Conflict, ...] = ()
-        for _ in range(self.max_conflicts):
+        attempt = 0
+        while True:
+            attempt += 1
             if self.store.stream_version(receipt) > 0:
                 self.duplicates += 1
                 return
@@ -270,11 +300,17 @@ class Emitter:
             try:
                 self.store.append(expected, [*derived, marker], metadata=meta)
             except VersionConflict as conflict:
-                conflicts = conflict.conflicts
+                delay = self.retry.delay(attempt)
+                if delay is None:
+                    raise ConcurrencyError(conflict.conflicts, attempt) from conflict
+                if self.retry.on_retry is not None:
+                    self.retry.on_retry(
+                        RetryAttempt(attempt, delay, tuple(expected), conflict.conflicts)
+                    )
+                time.sleep(delay)
                 continue
             self.emitted += len(derived)
             return
-        raise ConcurrencyError(conflicts, self.max_conflicts)
 
 
 class _FunctionEmitter(Emitter):
@@ -285,12 +321,13 @@ class _FunctionEmitter(Emitter):
         store: EventStore,
         selector: EventSelector | None,
         error_policy: ErrorPolicy,
+        retry: RetryPolicy | None,
     ) -> None:
         self.name = name
         self.selector = selector
         self.error_policy = error_policy
         self._function = function
-        super().__init__(store)
+        super().__init__(store, retry=retry)
 
     def derive(self, event: RecordedEvent) -> Iterable[object]:
         return self._function(event)
@@ -302,10 +339,12 @@ def emitter(
     store: EventStore,
     selector: EventSelector | None = None,
     error_policy: ErrorPolicy = DEFAULT_ERROR_POLICY,
+    retry: RetryPolicy | None = None,
 ) -> Callable[[Callable[[RecordedEvent], Iterable[object]]], Emitter]:
-    """Turn a function ``(event) -> derived events`` into an :class:`Emitter` on ``store``."""
+    """Turn a function ``(event) -> derived events`` into an :class:`Emitter` on ``store``
+    (``retry``: how write conflicts are retried, see :class:`Emitter`)."""
 
     def wrap(function: Callable[[RecordedEvent], Iterable[object]]) -> Emitter:
-        return _FunctionEmitter(name, function, store, selector, error_policy)
+        return _FunctionEmitter(name, function, store, selector, error_policy, retry)
 
     return wrap

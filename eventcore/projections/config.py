@@ -12,6 +12,7 @@ eventcore.errors.ConfigurationError: page_size must be an int >= 1, got 0
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from eventcore.errors import ConfigurationError
 from eventcore.projections.checkpoints import CheckpointStore
 from eventcore.projections.dead_letters import DeadLetterStore
 from eventcore.projections.leadership import Leadership
+from eventcore.retry import capped_backoff
 
 __all__ = ["ProjectionConfig"]
 
@@ -104,7 +106,7 @@ class ProjectionConfig:
     def backoff(self, failures: int) -> float:
         """Seconds to wait after ``failures`` consecutive store failures."""
         first, most = self.read_backoff
-        return float(min(most, first * 2 ** (failures - 1)))
+        return capped_backoff(failures, first, 2.0, most)
 
 
 def _is_int(value: object) -> bool:
@@ -112,4 +114,9 @@ def _is_int(value: object) -> bool:
 
 
 def _is_seconds(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and value >= 0
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and value >= 0
+    )

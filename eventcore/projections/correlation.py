@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventcore.errors import EventCoreError
+from eventcore.errors import EventCoreError, ValidationError
 from eventcore.events import Metadata, RecordedEvent
 from eventcore.store import EventLookups, EventStore, check_uuid
 
@@ -68,12 +68,18 @@ def caused_by(event: RecordedEvent, *, custom: Mapping[str, Any] | None = None) 
     ``correlation_id`` is inherited from it, so the new events join the same flow.
 
     Pass it to ``execute(store, command, metadata=caused_by(event))``; ``custom`` becomes the
-    free-form part of the metadata (not inherited).
+    free-form part of the metadata (not inherited). Anything but a ``RecordedEvent`` is a
+    :class:`~eventcore.errors.ValidationError`; custom data that is not a JSON object a
+    :class:`~eventcore.errors.SerializationError`.
     """
     if not isinstance(event, RecordedEvent):
-        raise TypeError(f"caused_by() takes a RecordedEvent, got {type(event).__name__}")
+        raise ValidationError(
+            f"caused_by() takes a RecordedEvent (an event as read from a store), got "
+            f"{type(event).__name__}; pass the record, for example the event a projection "
+            "or process manager was given, not the domain event inside it"
+        )
     correlation = event.metadata.correlation_id or event.event_id
-    return Metadata(correlation, event.event_id, dict(custom or {}))
+    return Metadata(correlation, event.event_id, {} if custom is None else custom)
 
 
 def events_of_correlation(store: EventStore, correlation_id: UUID) -> list[RecordedEvent]:

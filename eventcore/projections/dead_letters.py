@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventcore.clock import Clock, system_clock
-from eventcore.errors import ConfigurationError
+from eventcore.errors import ConfigurationError, StoreFailure
 from eventcore.events import RecordedEvent
 from eventcore.projections.api import is_transactional
 from eventcore.projections.checkpoints import (
@@ -188,7 +188,10 @@ def retry_dead_letters(
     """Replay quarantined events of ``projector.name`` into ``projector``, one attempt each.
 
     Each event is re-read from ``store`` by position. A success removes the letter; a
-    failure keeps it with the new error and one more attempt. ``position`` limits the
+    failure keeps it with the new error and one more attempt. If the letter of an event
+    that was applied cannot be removed, the retry stops with
+    :class:`~eventcore.errors.StoreFailure` naming the position (the letter is left as it
+    was, not counted as a failure of the projector). ``position`` limits the
     retry to one letter. A transactional projector needs ``checkpoints`` (the
     transactional checkpoint store): the event is applied in one of its transactions and,
     when the dead letters live in the same database, removed in the same transaction.
@@ -220,16 +223,18 @@ def retry_dead_letters(
         try:
             event = _reread(store, letter)
             if tx_store is not None:
-                _apply_in_transaction(projector, event, tx_store, dead_letters, letter)
+                discarded = _apply_in_transaction(projector, event, tx_store, dead_letters, letter)
             else:
                 projector.apply(event)
-                dead_letters.discard(name, letter.position)
+                discarded = False
         except Exception as exc:
             again = letter.failed_again(exc, clock)
             dead_letters.record(again)
             failed.append(again)
             blocked.add(letter.stream_id)
             continue
+        if not discarded:
+            _discard_applied(dead_letters, letter, applied)
         applied.append(letter.position)
     return DeadLetterRetry(tuple(applied), tuple(failed), tuple(held))
 
@@ -240,15 +245,35 @@ def _apply_in_transaction(
     checkpoints: TransactionalCheckpointStore[Any],
     dead_letters: DeadLetterStore,
     letter: DeadLetter,
-) -> None:
+) -> bool:
+    """Apply in one transaction of ``checkpoints``; True when the letter was removed in it
+    (the dead letters live in the same database)."""
     shared = same_database(checkpoints, dead_letters)
     with checkpoints.transaction() as tx:
         projector.apply(event, tx)
         if shared:
             discard_in: Callable[[Any, str, int], int] = dead_letters.discard_in  # type: ignore[attr-defined]
             discard_in(tx, letter.projection, letter.position)
-    if not shared:
+    return shared
+
+
+def _discard_applied(
+    dead_letters: DeadLetterStore, letter: DeadLetter, applied: builtins.list[int]
+) -> None:
+    """Remove the letter of an event that was just applied. A failure here is not a
+    failure of the projector (recording it as one would make the next retry apply the event
+    again): the retry stops and says what to remove."""
+    try:
         dead_letters.discard(letter.projection, letter.position)
+    except Exception as exc:
+        done = f"; positions {applied} were applied and removed before it" if applied else ""
+        raise StoreFailure(
+            "retry dead letters",
+            f"the event at position {letter.position} of projection {letter.projection!r} was "
+            f"applied, but its dead letter could not be removed ({type(exc).__name__}: {exc})"
+            f"{done}. Remove it with discard({letter.projection!r}, {letter.position}) once "
+            "the dead-letter store works again, or the next retry applies the event again",
+        ) from exc
 
 
 class _EventGone(LookupError):

@@ -5,8 +5,11 @@ recorded_at, metadata)``. Each row takes the fast path — the type's codec look
 page, stream ids, times and metadata decoded once per run of equal values, no error
 text built — and any row the fast path cannot take (an unknown type, an older schema version
 that needs upcasting, corrupt data) is decoded again by :func:`_decode_slowly`, the reference
-implementation, which upcasts or raises the precise :class:`DeserializationError`. The fast
-path accepts nothing the reference would refuse: it calls the same parsers.
+implementation, which upcasts or raises the precise :class:`DeserializationError` naming
+the position and the column. The fast path accepts nothing the reference would refuse: it
+checks the same column types (exact ``int``, ``str``, ``UUID``, aware ``datetime``; no
+NULL anywhere), validates each stream id as :class:`StreamId` does, and calls the same
+parsers.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from uuid import UUID
 
 from eventcore.clock import uuid_from_text
 from eventcore.errors import DeserializationError
-from eventcore.events import EventTypes, Metadata, RecordedEvent
-from eventcore.types import StreamId, trusted_stream_id
+from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json
+from eventcore.frozen import EMPTY
+from eventcore.types import StreamId, stored_stream_id, trusted_stream_id
 
 __all__ = ["decode_rows"]
 
@@ -93,7 +97,6 @@ def decode_rows(
     (SQLite); otherwise they arrive as ``UUID`` and aware ``datetime`` (PostgreSQL)."""
     by_name = types._by_name
     parse = _PARSE
-    trusted = trusted_stream_id
     record = _record
     parse_time = datetime.fromisoformat if text_envelope else _utc
     # Rows of one write sit together and share their stream, metadata and often their time;
@@ -115,6 +118,14 @@ def decode_rows(
     for row in rows:
         position, sid, version, type_name, schema, data, event_id, recorded_at, meta = row
         try:
+            if (
+                type(position) is not int
+                or position < 1
+                or type(version) is not int
+                or version < 1
+                or type(schema) is not int
+            ):
+                raise _Slow
             if type_name != last_type:
                 codec = codecs.get(type_name)
                 if codec is None:
@@ -135,10 +146,12 @@ def decode_rows(
             if sid != last_sid:
                 stream = streams.get(sid)
                 if stream is None:
-                    stream = streams[sid] = trusted(sid)
+                    stream = streams[sid] = _stream_id(sid)
                 last_sid = sid
             if recorded_at != last_time:
                 recorded = parse_time(recorded_at)
+                if recorded.tzinfo is None:
+                    raise _Slow
                 last_time = recorded_at
             if meta != last_meta:
                 meta_obj = _metadata(meta)
@@ -150,7 +163,7 @@ def decode_rows(
                     version,
                     type_name,
                     event,
-                    uuid_from_text(event_id) if text_envelope else event_id,
+                    uuid_from_text(event_id) if text_envelope else _uuid(event_id),
                     recorded,
                     meta_obj,
                 )
@@ -175,44 +188,107 @@ def _metadata(text: Any) -> Metadata:
                 and text.endswith(tail)
             ):
                 start = len(head)
-                return Metadata._trusted(uuid_from_text(text[start : start + 36]), None, {})
+                return Metadata._trusted(uuid_from_text(text[start : start + 36]), None, EMPTY)
     return Metadata.from_json(text)
+
+
+def _stream_id(sid: Any) -> StreamId:
+    """A stored stream id, checked as :class:`StreamId` checks it (once per page)."""
+    stream = stored_stream_id(sid)
+    if stream is None:
+        raise _Slow
+    return stream
+
+
+def _uuid(value: Any) -> UUID:
+    if type(value) is not UUID:
+        raise _Slow
+    return value
 
 
 def _utc(value: Any) -> datetime:
     """A ``timestamptz`` read by the driver (aware), in UTC."""
-    if value.tzinfo is None:
+    if type(value) is not datetime or value.tzinfo is None:
         raise _Slow
-    return value.astimezone(UTC)  # type: ignore[no-any-return]
+    return value.astimezone(UTC)
 
 
 def _decode_slowly(types: EventTypes, row: Sequence[Any], text_envelope: bool) -> RecordedEvent:
-    """One row, every field checked in turn, errors naming the row."""
+    """One row, every column checked in turn; an error names the row and the column."""
     position, sid, version, type_name, schema, data, event_id, recorded_at, meta = row
-    where = f" at position {position} (stream {sid!r}, version {version})"
+    where = f" at position {_shown(position)} (stream {_shown(sid)}, version {_shown(version)})"
+
+    def corrupt(column: str, problem: str) -> DeserializationError:
+        return DeserializationError(f"corrupt event row{where}: column {column} {problem}")
+
+    def holds(value: Any, expected: str) -> str:
+        found = "NULL" if value is None else f"{type(value).__name__} {_shown(value)}"
+        return f"holds {found}; expected {expected}"
+
+    if type(position) is not int or position < 1:
+        raise corrupt("position", holds(position, "an int >= 1"))
+    if type(sid) is not str:
+        raise corrupt("stream_id", holds(sid, "a stream id (text)"))
+    try:
+        checked = StreamId(sid)
+    except ValueError as exc:
+        raise corrupt("stream_id", f"holds an invalid stream id: {exc}") from None
+    if checked != sid:
+        raise corrupt("stream_id", f"holds {_shown(sid)}, which is not trimmed")
+    if type(version) is not int or version < 1:
+        raise corrupt("stream_version", holds(version, "an int >= 1"))
+    if type(type_name) is not str:
+        raise corrupt("event_type", holds(type_name, "an event type name (text)"))
+    if type(schema) is not int or schema < 1:
+        raise corrupt("schema_version", holds(schema, "an int >= 1"))
+    if type(data) is not str:
+        raise corrupt("data", holds(data, "JSON text"))
     envelope_id: UUID
     if text_envelope:
-        try:
-            meta_obj = Metadata.from_json(meta)
-        except DeserializationError as exc:
-            raise DeserializationError(f"corrupt event row{where}: {exc}") from None
+        if type(event_id) is not str:
+            raise corrupt("event_id", holds(event_id, "a UUID (text)"))
         try:
             envelope_id = UUID(event_id)
+        except ValueError as exc:
+            raise corrupt("event_id", f"holds {_shown(event_id)}, not a UUID: {exc}") from None
+        if type(recorded_at) is not str:
+            raise corrupt("recorded_at", holds(recorded_at, "an ISO 8601 time (text)"))
+        try:
             recorded = datetime.fromisoformat(recorded_at)
-        except (TypeError, ValueError) as exc:
-            raise DeserializationError(f"corrupt event row{where}: {exc}") from None
+        except ValueError as exc:
+            raise corrupt(
+                "recorded_at", f"holds {_shown(recorded_at)}, not a time: {exc}"
+            ) from None
     else:
+        if type(event_id) is not UUID:
+            raise corrupt("event_id", holds(event_id, "a UUID"))
+        envelope_id = event_id
+        if type(recorded_at) is not datetime:
+            raise corrupt("recorded_at", holds(recorded_at, "a timestamp with time zone"))
+        recorded = recorded_at
+    if recorded.tzinfo is None or recorded.utcoffset() is None:
+        raise corrupt("recorded_at", f"holds the naive time {recorded_at!r}; expected a zone")
+    if not text_envelope:
+        recorded = recorded.astimezone(UTC)
+    if type(meta) is not str:
+        raise corrupt("metadata", holds(meta, "JSON text"))
+    try:
         meta_obj = Metadata.from_json(meta)
-        if recorded_at.tzinfo is None:  # pragma: no cover - timestamptz always has a zone
-            raise DeserializationError(f"corrupt event row{where}: naive recorded_at")
-        envelope_id, recorded = event_id, recorded_at.astimezone(UTC)
+    except DeserializationError as exc:
+        raise corrupt("metadata", f"cannot be read: {exc}") from None
+    try:
+        payload = loads_json(data)
+    except ValueError as exc:
+        raise corrupt("data", f"is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise corrupt("data", "nests too deeply for Python's recursion limit") from None
+    event = types.decode(type_name, schema, payload, where)
     return RecordedEvent(
-        position,
-        trusted_stream_id(sid),
-        version,
-        type_name,
-        types.decode(type_name, schema, data, where),
-        envelope_id,
-        recorded,
-        meta_obj,
+        position, trusted_stream_id(sid), version, type_name, event, envelope_id, recorded, meta_obj
     )
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` for an error message, cut to about 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:80]}... ({len(text)} characters)"

@@ -177,8 +177,15 @@ class SyncBridge:
         requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
         async def serve() -> None:
-            async with self.store.session(lock) as session:
-                opened.set_result(session)
+            try:
+                manager = self.store.session(lock)
+                session = await manager.__aenter__()
+            except BaseException as exc:
+                opened.set_exception(exc)
+                raise
+            opened.set_result(session)
+            async with contextlib.AsyncExitStack() as stack:
+                stack.push_async_exit(manager)
                 while True:
                     request = await asyncio.to_thread(requests.get)
                     if isinstance(request, BaseException):
@@ -192,11 +199,7 @@ class SyncBridge:
                         done.set_exception(exc)
 
         served = asyncio.run_coroutine_threadsafe(serve(), loop)
-        try:
-            session = opened.result(120)
-        except BaseException:
-            served.result(120)  # the error of opening
-            raise
+        session = opened.result(120)  # raises the error of opening
         try:
             yield _BridgedSession(session, requests)
         except BaseException as exc:

@@ -29,10 +29,12 @@ need a second handle are then skipped. A store whose positions may have gaps set
 
 Test names carry the behaviour numbers of the EventCore store contract (``b01`` … ``b19``).
 The bad-input tests live in :mod:`eventcore.testing.contract_inputs`, the shared event
-classes and fixtures in :mod:`eventcore.testing.contract_base`. For readable assertion
-failures call ``pytest.register_assert_rewrite("eventcore.testing.contract",
-"eventcore.testing.contract_base", "eventcore.testing.contract_inputs")`` in your
-``conftest.py`` before importing them.
+classes and fixtures in :mod:`eventcore.testing.contract_base`. A store that reads rows from a
+database also runs :class:`~eventcore.testing.contract_rows.CorruptRowContract` (corrupt
+rows written with raw SQL). For readable assertion failures call
+``pytest.register_assert_rewrite("eventcore.testing.contract",
+"eventcore.testing.contract_base", "eventcore.testing.contract_inputs",
+"eventcore.testing.contract_rows")`` in your ``conftest.py`` before importing them.
 """
 
 from __future__ import annotations
@@ -357,6 +359,17 @@ class EventStoreContract(
             rec.position = 99  # type: ignore[misc]
         assert next(store.read_stream(A)).event == Deposited(A, 1)
 
+    def test_records_and_metadata_read_back_are_hashable(self, store: EventStore) -> None:
+        meta = Metadata(UUID(int=1), None, {"who": {"roles": ["clerk"]}, "n": 1})
+        written = store.append({A: 0}, [_opened(A), Deposited(A, 2)], metadata=meta)
+        first, again = store.read_all(), store.read_all()
+        assert first == again == written
+        assert {*first, *again, *written} == set(written)  # an Opened holds lists: still hashes
+        assert {r.metadata for r in first} == {meta}
+        assert hash(first[0].metadata.custom) == hash(meta.custom)
+        with pytest.raises(TypeError, match="read-only"):
+            first[0].metadata.custom["n"] = 2  # type: ignore[index]
+
     def test_mutating_the_appended_object_does_not_change_the_stored_event(
         self, store: EventStore
     ) -> None:
@@ -369,8 +382,9 @@ class EventStoreContract(
         assert read.limits == {"daily": Decimal("250.00")}
 
     def test_changing_what_was_read_does_not_change_the_next_read(self, store: EventStore) -> None:
-        """Events and metadata are frozen only at the top; lists and dicts inside them are
-        each reader's own, as a fresh decode from the database gives them."""
+        """Events are frozen only at the top: lists and dicts inside them are each reader's
+        own, as a fresh decode from the database gives them. Metadata is frozen all the way
+        down, and the dict given to append is copied."""
         custom = {"who": {"roles": ["clerk"]}}
         written = store.append({A: 0}, [_opened(A)], metadata=Metadata(custom=custom))[0]
         written.event.tags.append("from the writer")
@@ -384,7 +398,8 @@ class EventStoreContract(
             rec.event.tags.append("from a reader")
             rec.event.limits["daily"] = Decimal("0")
             rec.event.extra["nested"].append("from a reader")
-            rec.metadata.custom["who"]["roles"].append("from a reader")
+            with pytest.raises(TypeError, match="read-only"):  # metadata: frozen all the way
+                rec.metadata.custom["who"]["roles"].append("from a reader")
         again = next(store.read_stream(A))
         assert again.event == _opened(A)
         assert again.metadata.custom == {"who": {"roles": ["clerk"]}}

@@ -17,6 +17,8 @@ from eventcore import (
     DefinitionError,
     InMemoryEventStore,
     RecordedEvent,
+    RetryAttempt,
+    RetryPolicy,
     SqliteEventStore,
     StreamId,
     StreamPattern,
@@ -331,6 +333,10 @@ def test_emitter_function_form_and_errors() -> None:
         emitter("bad?", store=store)(quiet)
     with pytest.raises(ConfigurationError, match="max_conflicts"):
         DailyTotals(store, max_conflicts=0)
+    with pytest.raises(ConfigurationError, match="not both"):
+        DailyTotals(store, max_conflicts=2, retry=RetryPolicy())
+    with pytest.raises(ConfigurationError, match="retry must be a RetryPolicy"):
+        DailyTotals(store, retry=3)  # type: ignore[arg-type]
     with pytest.raises(NotImplementedError):
         Emitter.derive(echo, store.read_all()[0])
 
@@ -355,3 +361,71 @@ def test_an_emitter_gives_up_after_max_conflicts() -> None:
     busy = DailyTotals(Busy(), max_conflicts=3)  # type: ignore[arg-type]
     with pytest.raises(ConcurrencyError, match="gave up after 3 attempts"):
         busy.apply(inner.read_all()[0])
+
+
+class _Contended:
+    """A store where another writer moves the output stream before the first ``times``
+    appends (``times=None``: before every one)."""
+
+    def __init__(self, inner: InMemoryEventStore, times: int | None = None) -> None:
+        self.inner, self.times, self.types = inner, times, inner.types
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def append(self, expected: Any, events: Any, **kwargs: Any) -> Any:
+        if self.times is None or self.times > 0:
+            self.times = None if self.times is None else self.times - 1
+            sell(self.inner, "daily-mon", "mon", 0, Sold)
+        return self.inner.append(expected, events, **kwargs)
+
+
+def test_an_emitter_backs_off_between_conflicts_with_its_retry_policy() -> None:
+    """It used to retry at once, up to 20 times in a tight loop."""
+    inner = InMemoryEventStore()
+    sell(inner, "shop-1", "mon", 5)
+    waits: list[RetryAttempt] = []
+    policy = RetryPolicy(
+        max_retries=3, base_delay=0.001, max_delay=0.01, jitter=0.0, on_retry=waits.append
+    )
+    busy = DailyTotals(_Contended(inner), retry=policy)  # type: ignore[arg-type]
+    with pytest.raises(ConcurrencyError, match="gave up after 4 attempts"):
+        busy.apply(inner.read_all()[0])
+    assert [(w.attempt, w.delay) for w in waits] == [(1, 0.001), (2, 0.002), (3, 0.004)]
+    assert waits[0].streams[1] == "daily-mon" and waits[0].conflicts[0].stream_id == "daily-mon"
+
+    waits.clear()
+    lucky = DailyTotals(_Contended(inner, times=2), retry=policy)  # type: ignore[arg-type]
+    lucky.apply(inner.read_all()[0])
+    assert lucky.emitted == 1 and [w.attempt for w in waits] == [1, 2]
+
+
+def test_an_emitter_passes_over_its_own_receipts() -> None:
+    """Like a process manager: a receipt is bookkeeping, not a fact to derive from (an
+    emitter reading every event used to derive from each receipt it wrote, and so on)."""
+    store = InMemoryEventStore()
+    sell(store, "shop-1", "mon", 5)
+    seen: list[str] = []
+
+    @emitter("everything", store=store)
+    def everything(event: RecordedEvent) -> list[object]:
+        seen.append(event.event_type)
+        if isinstance(event.event, DayTotal):
+            return []
+        return [DayTotal(StreamId(f"total-{event.position}"), "any", 1)]
+
+    everything.apply(store.read_all()[0])
+    written = store.read_all(after=1)
+    receipt = next(r for r in written if r.stream_id.startswith("$receipts-everything-"))
+    everything.apply(receipt)
+    assert seen == ["Sold"] and everything.emitted == 1
+
+    @emitter("other", store=store)
+    def other(event: RecordedEvent) -> list[object]:
+        seen.append(f"other saw {event.event_type}")
+        return []
+
+    other.apply(receipt)  # another emitter's receipt is an ordinary event to it
+    assert seen[-1] == "other saw CommandIssued"
+    run_projection(everything, store, ProjectionConfig(InMemoryCheckpointStore()))
+    assert everything.emitted == 1 and everything.duplicates == 1  # the sale, redelivered

@@ -14,8 +14,10 @@ from multistream_support import BACKENDS, BareStore, StoreMaker, open_stores
 
 from eventcore import (
     Command,
+    EventCoreError,
     InMemoryEventStore,
     Metadata,
+    SerializationError,
     SqliteEventStore,
     StreamId,
     ValidationError,
@@ -122,9 +124,19 @@ def test_execute_stamps_caused_by_on_every_event_it_writes() -> None:
     assert [e.metadata for e in result.events] == [caused_by(cause)] * 2
 
 
-def test_caused_by_needs_a_recorded_event() -> None:
-    with pytest.raises(TypeError, match="RecordedEvent"):
-        caused_by(Noted(StreamId("x"), "y"))  # type: ignore[arg-type]
+@pytest.mark.parametrize("bad", [Noted(StreamId("x"), "y"), None, "event"])
+def test_caused_by_needs_a_recorded_event(bad: object) -> None:
+    with pytest.raises(ValidationError, match="caused_by\\(\\) takes a RecordedEvent") as info:
+        caused_by(bad)  # type: ignore[arg-type]
+    assert isinstance(info.value, EventCoreError)
+
+
+@pytest.mark.parametrize("custom", [5, ["a"], {1: "x"}, {"x": object()}])
+def test_caused_by_refuses_custom_data_that_is_not_a_json_object(custom: object) -> None:
+    store = InMemoryEventStore()
+    cause = note(store, "order-1", "placed")
+    with pytest.raises(SerializationError, match=r"Metadata\.custom"):
+        caused_by(cause, custom=custom)  # type: ignore[arg-type]
 
 
 def test_caused_by_falls_back_to_the_event_id_without_correlation() -> None:

@@ -9,4 +9,5 @@ if "eventcore.testing.contract" not in sys.modules:  # imported early by --docte
         "eventcore.testing.contract",
         "eventcore.testing.contract_base",
         "eventcore.testing.contract_inputs",
+        "eventcore.testing.contract_rows",
     )

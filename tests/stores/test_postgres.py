@@ -40,7 +40,7 @@ from eventcore import (  # noqa: E402
     VersionConflict,
     execute,
 )
-from eventcore.errors import BusinessRuleViolation, Conflict  # noqa: E402
+from eventcore.errors import BusinessRuleViolation, Conflict, InvalidStreamId  # noqa: E402
 from eventcore.examples.bank import EVENTS, OpenAccount, Transfer, balance  # noqa: E402
 from eventcore.stores.postgres import (  # noqa: E402
     PostgresConfig,
@@ -49,6 +49,7 @@ from eventcore.stores.postgres import (  # noqa: E402
 from eventcore.stores.postgres.filters import like_prefix, pattern_regex  # noqa: E402
 from eventcore.stores.postgres.pool import looks_healthy, readable  # noqa: E402
 from eventcore.stores.postgres.schema import SCHEMA_VERSION  # noqa: E402
+from eventcore.testing.contract_base import _raw  # noqa: E402
 
 SECRET = "s3cr3t-Pa55"
 
@@ -318,6 +319,13 @@ class TestSchema:
             (postgres_schema,),
         ).fetchone()
         assert kind == ("json",)
+
+    def test_nul_in_a_stream_id_is_refused_before_any_store(
+        self, store: PostgresEventStore
+    ) -> None:
+        with pytest.raises(InvalidStreamId, match="NUL"):
+            store.append({_raw("t\x00"): 0}, [Noted(_raw("t"))])
+        assert store.head() == 0
 
 
 # -- SQL translation ------------------------------------------------------------------------

@@ -7,7 +7,15 @@
 False
 
 Passwords never appear in a repr or in an error message: :meth:`PostgresConfig.mask` replaces
-them with ``***`` in any text.
+them with ``***`` in any text. A URL whose user name or password is not percent-encoded
+(an ``@``, ``/``, ``?``, ``#`` or space in it, or a ``%`` that starts no escape) is refused
+without quoting any of it, because its parts would be read as the host, the port or the
+database and shown as such:
+
+>>> PostgresConfig("postgresql://app:s3c@ret@db/shop")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+eventcore.errors.ConfigurationError: dsn has an '@' in its host part: ...
 """
 
 from __future__ import annotations
@@ -84,17 +92,29 @@ class PostgresConfig:
                 f"dsn must be a str such as 'postgresql://user@host:5432/db', got "
                 f"{type(self.dsn).__name__}"
             )
+        problem = _url_problem(self.dsn)
+        if problem is not None:
+            raise ConfigurationError(problem)
         try:
             params = conninfo_to_dict(self.dsn)
-        except ProgrammingError as exc:
+        except (ProgrammingError, UnicodeDecodeError) as exc:
+            if isinstance(exc, UnicodeDecodeError):
+                detail = "a percent escape in it does not decode to UTF-8 text"
+            elif _holds_password(self.dsn):
+                detail = "the details are not shown because it holds a password"
+            else:
+                detail = self.mask(str(exc).strip())
             raise ConfigurationError(
-                f"dsn is not a PostgreSQL URL or key=value connection string: "
-                f"{self.mask(str(exc).strip())}; for example "
-                "'postgresql://user:password@localhost:5432/app'"
+                f"dsn is not a PostgreSQL URL or key=value connection string ({detail}); for "
+                "example 'postgresql://user:password@localhost:5432/app' (percent-encode the "
+                "password) or \"host=localhost password='two words'\" (quote values with "
+                "spaces)"
             ) from None
         port = str(params.get("port") or "")
         if port and not all(p.strip().isdigit() for p in port.split(",")):
-            raise ConfigurationError(f"dsn has port {port!r}; a port is a number such as 5432")
+            raise ConfigurationError(
+                f"dsn has port {self.mask(repr(port))}; a port is a number such as 5432"
+            )
         if not isinstance(self.schema, str) or not SCHEMA_NAME.match(self.schema):
             raise ConfigurationError(
                 f"schema must be a lower-case identifier matching {SCHEMA_NAME.pattern} "
@@ -200,13 +220,15 @@ class PostgresConfig:
         }
 
     def mask(self, text: str) -> str:
-        """``text`` with this configuration's password (and any ``password=``) masked."""
+        """``text`` with this configuration's password (as parsed and as written in the DSN,
+        and any ``password=``) masked."""
         try:
             password = conninfo_to_dict(self.dsn).get("password")
         except ProgrammingError:
             password = None
-        if password:
-            text = text.replace(str(password), MASK)
+        for secret in sorted({str(password or ""), *_written_passwords(self.dsn)}, key=len)[::-1]:
+            if secret:
+                text = text.replace(secret, MASK)
         for pattern in _SECRET_IN_TEXT:
             text = pattern.sub(
                 lambda m: m.group(1) + MASK + (m.group(3) if m.lastindex == 3 else ""), text
@@ -237,3 +259,85 @@ def _check_seconds(name: str, value: object, *, optional: bool) -> None:
     ):
         extra = " or None" if optional else ""
         raise ConfigurationError(f"{name} must be a number of seconds > 0{extra}, got {value!r}")
+
+
+_URL_PREFIXES: Final = ("postgresql://", "postgres://")
+_BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ENCODE_HINT: Final = (
+    "percent-encode the user name and password, for example with "
+    "urllib.parse.quote(password, safe=''), or pass the password in PGPASSWORD"
+)
+
+
+def _split_url(dsn: str) -> tuple[str, str] | None:
+    """``(userinfo, rest)`` of a URL DSN with an ``@`` (libpq splits at the first one), or
+    None for a key/value DSN or a URL without user information."""
+    if not dsn[:16].lower().startswith(_URL_PREFIXES):
+        return None
+    after = dsn.split("://", 1)[1]
+    if "@" not in after:
+        return None
+    userinfo, _, rest = after.partition("@")
+    return userinfo, rest
+
+
+def _url_problem(dsn: str) -> str | None:
+    """Why a URL DSN's user information would be misread (and its parts shown as the host,
+    port or database), or None. The message quotes nothing from the DSN."""
+    split = _split_url(dsn)
+    if split is not None:
+        userinfo, rest = split
+        host = re.split("[/?#]", rest, maxsplit=1)[0]
+        if "@" in host:
+            return (
+                "dsn has an '@' in its host part: the user name or password holds an '@' "
+                f"(or the URL another one); {_ENCODE_HINT}"
+            )
+        if any(ch in userinfo for ch in "/?#") or "@" in rest:
+            return (
+                "dsn has an '@' after its host part: if it belongs to the password, "
+                f"{_ENCODE_HINT}; anywhere else (the database name, a parameter) write it as %40"
+            )
+        if any(ch.isspace() for ch in userinfo):
+            return f"dsn has a space in its user name or password; {_ENCODE_HINT}"
+        if _BAD_ESCAPE.search(userinfo):
+            return (
+                "dsn has a '%' in its user name or password that starts no percent escape "
+                f"(%XX); {_ENCODE_HINT}"
+            )
+    if dsn[:16].lower().startswith(_URL_PREFIXES):
+        for value in _query_passwords(dsn):
+            if _BAD_ESCAPE.search(value) or any(ch.isspace() for ch in value):
+                return (
+                    "dsn has a password query parameter that is not percent-encoded (a space, "
+                    "or a '%' that starts no escape); encode it with "
+                    "urllib.parse.quote(password, safe='')"
+                )
+    return None
+
+
+def _query_passwords(dsn: str) -> list[str]:
+    """The raw values of ``password=`` in a URL's query string."""
+    query = dsn.partition("?")[2].partition("#")[0]
+    return [
+        value
+        for key, _, value in (item.partition("=") for item in query.split("&"))
+        if key.strip().lower() == "password"
+    ]
+
+
+def _written_passwords(dsn: str) -> set[str]:
+    """The password as written in a URL DSN (percent-encoded), for masking texts."""
+    if not dsn[:16].lower().startswith(_URL_PREFIXES):
+        return set()
+    found = set(_query_passwords(dsn))
+    split = _split_url(dsn)
+    if split is not None and ":" in split[0]:
+        found.add(split[0].partition(":")[2])
+    return {value for value in found if value}
+
+
+def _holds_password(dsn: str) -> bool:
+    """Whether the DSN text may hold a password (so no parser message may quote it)."""
+    split = _split_url(dsn)
+    return (split is not None and ":" in split[0]) or "password" in dsn.lower()
