@@ -58,25 +58,3 @@ def result_html(result: ExecutionResult) -> str:
         f"<p><b>{count} event{'s' if count != 1 else ''} recorded</b> ({attempts})</p>"
         + events_table(result.events)
     )
-
-
-def _conflicts_table(conflicts: Any) -> str:
-    rows = "".join(
-        f"<tr><td>{escape(str(c.stream_id))}</td><td>{c.expected}</td><td>{c.actual}</td></tr>"
-        for c in conflicts
-    )
-    return (
-        f"<table {_TABLE}><thead><tr><th>stream</th><th>expected version</th>"
-        f"<th>found</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
-
-
-def error_html(error: BaseException) -> str:
-    """The error's class and message; for version conflicts, a table of the streams that
-    moved (expected version, version found)."""
-    conflicts = getattr(error, "conflicts", None)
-    table = _conflicts_table(conflicts) if conflicts else ""
-    return (
-        '<div style="border-left:4px solid #c0392b;padding:4px 8px">'
-        f"<b>{escape(type(error).__name__)}</b>: {escape(_no_address(str(error)))}{table}</div>"
-    )
