@@ -5,6 +5,8 @@ Commands declare the streams they need; :func:`execute` reads them, folds state 
 with optimistic concurrency checked on every stream read.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from eventcore.clock import SeededIds, TickingClock, system_clock, uuid7
 from eventcore.commands import Command, require, stream
 from eventcore.errors import (
@@ -18,7 +20,6 @@ from eventcore.errors import (
     InvalidStreamId,
     InvalidStreamSelector,
     LeadershipUnavailable,
-    ProjectionFailed,
     SerializationError,
     StoreError,
     StoreFailure,
@@ -35,6 +36,9 @@ from eventcore.store import EventStore
 from eventcore.stores.memory import InMemoryEventStore
 from eventcore.stores.sqlite import SqliteEventStore
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
+
+if TYPE_CHECKING:
+    from eventcore.projections.errors import ProjectionFailed
 
 __version__ = "0.1.0"
 
@@ -81,3 +85,13 @@ __all__ = [
     "system_clock",
     "uuid7",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ProjectionFailed belongs to the projection layer; importing it lazily keeps
+    # ``import eventcore`` from loading every projection module.
+    if name == "ProjectionFailed":
+        from eventcore.projections.errors import ProjectionFailed
+
+        return ProjectionFailed
+    raise AttributeError(f"module 'eventcore' has no attribute {name!r}")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from eventcore.events import RecordedEvent
-    from eventcore.pipeline import ExecutionResult
+    from eventcore.pipeline import ExecutionResult, ReplayReport
 
 _TABLE = 'style="border-collapse:collapse;font-family:monospace;font-size:90%"'
 _ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
@@ -60,23 +60,39 @@ def result_html(result: ExecutionResult) -> str:
     )
 
 
-def _conflicts_table(conflicts: Any) -> str:
-    rows = "".join(
-        f"<tr><td>{escape(str(c.stream_id))}</td><td>{c.expected}</td><td>{c.actual}</td></tr>"
-        for c in conflicts
-    )
-    return (
-        f"<table {_TABLE}><thead><tr><th>stream</th><th>expected version</th>"
-        f"<th>found</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
+_CELL = 'style="padding:2px 8px;text-align:left"'
 
 
-def error_html(error: BaseException) -> str:
-    """The error's class and message; for version conflicts, a table of the streams that
-    moved (expected version, version found)."""
-    conflicts = getattr(error, "conflicts", None)
-    table = _conflicts_table(conflicts) if conflicts else ""
-    return (
-        '<div style="border-left:4px solid #c0392b;padding:4px 8px">'
-        f"<b>{escape(type(error).__name__)}</b>: {escape(_no_address(str(error)))}{table}</div>"
+def cells_table(head: tuple[str, ...], rows: list[tuple[object, ...]]) -> str:
+    """A small table with padded, left-aligned cells; every cell is escaped."""
+    th = "".join(f"<th {_CELL}>{escape(h)}</th>" for h in head)
+    body = "".join(
+        "<tr>" + "".join(f"<td {_CELL}>{escape(str(c))}</td>" for c in row) + "</tr>"
+        for row in rows
     )
+    return f"<table {_TABLE}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def replay_html(report: ReplayReport) -> str:
+    if report.snapshot_id is None:
+        title = "<b>Full replay</b> (no snapshots for this command)"
+    else:
+        used = "restored from" if report.loaded else "no usable snapshot"
+        saved = "; a new snapshot was saved" if report.saved else ""
+        title = f"<b>{used}</b> <code>{escape(report.snapshot_id)}</code>{saved}"
+    rows: list[tuple[object, ...]] = [
+        (
+            s.stream_id,
+            "—" if s.snapshot_version is None else f"version {s.snapshot_version}",
+            s.events_applied,
+            s.version,
+        )
+        for s in report.streams
+    ]
+    total = (
+        f"<p>{report.events_applied} event(s) folded from the log, "
+        f"{report.events_from_snapshot} covered by the snapshot</p>"
+    )
+    note = f"<p><i>{escape(report.note)}</i></p>" if report.note else ""
+    table = cells_table(("stream", "from snapshot", "events from the log", "version now"), rows)
+    return f"<p>{title}</p>{table}{total}{note}"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventcore.commands import Command
 from eventcore.errors import StoreError
@@ -39,14 +39,14 @@ from eventcore.execution import start_pipeline
 from eventcore.pipeline import (
     AppendEvents,
     ExecutionResult,
-    LoadSnapshot,
     ReadStream,
     ReadStreams,
-    SaveSnapshot,
     Sleep,
 )
 from eventcore.retry import RetryPolicy
-from eventcore.snapshots.store import load_quietly_async, save_quietly_async
+
+if TYPE_CHECKING:  # the snapshot package is imported only when snapshots are used
+    from eventcore.snapshots.replay import SnapshotEffect
 
 __all__ = ["execute_async"]
 
@@ -88,10 +88,6 @@ async def execute_async(
                 to_send = await _read_many(store, effect)
             elif isinstance(effect, ReadStream):
                 to_send = await _read(store, effect)
-            elif isinstance(effect, LoadSnapshot):
-                to_send = await load_quietly_async(snapshots, effect.snapshot_id)
-            elif isinstance(effect, SaveSnapshot):
-                to_send = await save_quietly_async(snapshots, effect.snapshot)
             elif isinstance(effect, AppendEvents):
                 to_send = await _call(
                     store.append, effect.expected, effect.events, metadata=effect.metadata
@@ -100,8 +96,16 @@ async def execute_async(
                 if retry.on_retry is not None:
                     retry.on_retry(effect.retry)
                 await sleep(effect.seconds)
+            else:  # LoadSnapshot or SaveSnapshot: only the snapshot strategy yields others
+                to_send = await _perform_snapshot_effect(snapshots, effect)
         except StoreError as exc:
             to_throw = exc
+
+
+async def _perform_snapshot_effect(snapshots: Any, effect: SnapshotEffect) -> Any:
+    from eventcore.snapshots.store import perform_async
+
+    return await perform_async(snapshots, effect)
 
 
 async def _read_many(store: Any, effect: ReadStreams) -> dict[Any, list[Any]]:

@@ -36,13 +36,10 @@ import functools
 import sys
 import typing
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar, dataclass_transform
+from typing import Any, ClassVar, Generic, NoReturn, TypeVar, dataclass_transform
 
 from eventcore.errors import BusinessRuleViolation, DefinitionError, InvalidStreamId
 from eventcore.types import StreamId
-
-if TYPE_CHECKING:
-    from eventcore.snapshots.model import SnapshotPolicy
 
 __all__ = ["Command", "require", "stream"]
 
@@ -94,11 +91,11 @@ class Command(Generic[S]):
 
     Override ``initial_state``, ``apply`` and ``handle``; optionally ``discover_streams`` to
     read more streams that the state names (for example the products in an order).
+    A class attribute ``snapshot = SnapshotPolicy(...)`` opts the command into state
+    snapshots; the pipeline never looks at it (see :mod:`eventcore.snapshots`).
     """
 
     _stream_fields: ClassVar[tuple[tuple[str, bool], ...]] = ()
-    snapshot: ClassVar[SnapshotPolicy | None] = None
-    """Set to a :class:`~eventcore.snapshots.SnapshotPolicy` to opt into state snapshots."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -144,30 +141,6 @@ class Command(Generic[S]):
         and joins the concurrency check.
         """
         return ()
-
-    def snapshot_id(self) -> str:
-        """The key of this command's snapshots: ``<Class>/v<policy version>/<streams>``.
-
-        Override it when anything besides the declared streams changes which streams are
-        read or what the state means (put that in the id too).
-        """
-        from eventcore.snapshots.model import default_snapshot_id
-
-        return default_snapshot_id(self)
-
-    def encode_state(self, state: S) -> Any:
-        """The state as JSON data for a snapshot (by default through the event codec, from
-        the state's type hint). Override together with :meth:`decode_state`."""
-        from eventcore.snapshots.model import state_codec
-
-        return state_codec(type(self)).encode(state)
-
-    def decode_state(self, data: Any) -> S:
-        """The state back from :meth:`encode_state`'s JSON data."""
-        from eventcore.snapshots.model import state_codec
-
-        state: S = state_codec(type(self)).decode(data)
-        return state
 
 
 def _check_stream_fields(command: Command[Any]) -> None:

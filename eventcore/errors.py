@@ -10,8 +10,9 @@ Every message says what happened and what to do about it::
     ├── ConfigurationError         a store or policy was configured wrongly (also a ValueError)
     ├── BusinessRuleViolation      ``require`` failed inside ``handle``; never retried
     ├── ConcurrencyError           version conflicts outlasted the retry policy
-    ├── LeadershipUnavailable      another instance runs this projection
-    ├── ProjectionFailed           a projection gave up (poison event, read failures)
+    ├── LeadershipUnavailable      another instance holds the leadership of a projection
+    ├── ProjectionFailed           a projection gave up (poison event, read failures);
+    │                              defined in eventcore.projections, the layer that raises it
     └── StoreError
         ├── VersionConflict        a stream moved since it was read
         ├── UndeclaredStream       an event for a stream the command did not read
@@ -24,12 +25,10 @@ Every message says what happened and what to do about it::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from eventcore.projections.api import ProjectionReport
+from html import escape
 
 __all__ = [
     "BusinessRuleViolation",
@@ -43,7 +42,6 @@ __all__ = [
     "InvalidStreamId",
     "InvalidStreamSelector",
     "LeadershipUnavailable",
-    "ProjectionFailed",
     "SerializationError",
     "StoreError",
     "StoreFailure",
@@ -58,9 +56,14 @@ class EventCoreError(Exception):
     """Base class of every error raised by EventCore."""
 
     def _repr_html_(self) -> str:
-        from eventcore._html import error_html
-
-        return error_html(self)
+        """The class and message for Jupyter; for version conflicts, a table of the streams
+        that moved (expected version, version found)."""
+        conflicts: Sequence[Conflict] = getattr(self, "conflicts", ())
+        return (
+            '<div style="border-left:4px solid #c0392b;padding:4px 8px">'
+            f"<b>{escape(type(self).__name__)}</b>: {escape(_no_address(str(self)))}"
+            f"{_conflicts_html(conflicts) if conflicts else ''}</div>"
+        )
 
 
 class ValidationError(EventCoreError, ValueError):
@@ -92,11 +95,6 @@ class BusinessRuleViolation(EventCoreError):
             pass
     """
 
-    def _repr_html_(self) -> str:
-        from eventcore._html import error_html
-
-        return error_html(self)
-
 
 @dataclass(frozen=True, slots=True)
 class Conflict:
@@ -112,6 +110,26 @@ class Conflict:
 
 def _describe(conflicts: Sequence[Conflict]) -> str:
     return "; ".join(str(c) for c in conflicts)
+
+
+_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
+
+
+def _no_address(text: str) -> str:
+    """Drop memory addresses (``<Foo object at 0x7f...>``): notebook outputs must be stable."""
+    return _ADDRESS.sub("", text)
+
+
+def _conflicts_html(conflicts: Sequence[Conflict]) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(str(c.stream_id))}</td><td>{c.expected}</td><td>{c.actual}</td></tr>"
+        for c in conflicts
+    )
+    return (
+        '<table style="border-collapse:collapse;font-family:monospace;font-size:90%">'
+        "<thead><tr><th>stream</th><th>expected version</th><th>found</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
 
 
 class StoreError(EventCoreError):
@@ -144,11 +162,6 @@ class ConcurrencyError(EventCoreError):
             f"{_describe(self.conflicts)}. Other writers keep changing these streams; "
             "allow more retries (RetryPolicy) or reduce contention on them."
         )
-
-    def _repr_html_(self) -> str:
-        from eventcore._html import error_html
-
-        return error_html(self)
 
 
 class UndeclaredStream(StoreError):
@@ -221,31 +234,4 @@ class LeadershipUnavailable(EventCoreError):
             f"{'; ' + detail if detail else ''}. Only one instance may run a projection at a "
             "time: stop the other one, or pass wait_for_leadership=True (or a timeout in "
             "seconds) to wait for it"
-        )
-
-
-class ProjectionFailed(EventCoreError):
-    """A projection stopped on an error it was not allowed to get past.
-
-    ``projection`` and ``position`` say where (the checkpoint stays before ``position``, so
-    a restart tries that event again); ``cause`` is the last error (also ``__cause__``);
-    ``report`` is the :class:`~eventcore.projections.ProjectionReport` of the run so far
-    (``None`` when it failed before starting).
-    """
-
-    def __init__(
-        self,
-        projection: str,
-        position: int,
-        cause: BaseException,
-        detail: str,
-        report: ProjectionReport | None = None,
-    ) -> None:
-        self.projection = projection
-        self.position = position
-        self.cause = cause
-        self.report = report
-        super().__init__(
-            f"projection {projection!r} stopped at position {position}: {detail}; last error: "
-            f"{type(cause).__name__}: {cause}"
         )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventcore.commands import Command
 from eventcore.errors import ConfigurationError, StoreError
@@ -35,16 +35,17 @@ from eventcore.pipeline import (
     AppendEvents,
     Effect,
     ExecutionResult,
-    LoadSnapshot,
     ReadStream,
     ReadStreams,
-    SaveSnapshot,
     Sleep,
     command_pipeline,
 )
 from eventcore.retry import RetryPolicy
-from eventcore.snapshots.store import SnapshotStore, load_quietly, save_quietly
 from eventcore.store import EventStore, read_streams
+
+if TYPE_CHECKING:  # the snapshot package is imported only when snapshots are used
+    from eventcore.snapshots.replay import SnapshotEffect
+    from eventcore.snapshots.store import SnapshotStore
 
 __all__ = ["execute"]
 
@@ -92,20 +93,22 @@ def execute(
                     to_send = list(store.read_stream(effect.stream_id, after_version=after))
                 else:
                     to_send = list(store.read_stream(effect.stream_id))
-            elif isinstance(effect, LoadSnapshot):
-                to_send = load_quietly(snapshots, effect.snapshot_id)
-            elif isinstance(effect, SaveSnapshot):
-                to_send = save_quietly(snapshots, effect.snapshot)
             elif isinstance(effect, AppendEvents):
                 to_send = store.append(effect.expected, effect.events, metadata=effect.metadata)
             elif isinstance(effect, Sleep):
                 if retry.on_retry is not None:
                     retry.on_retry(effect.retry)
                 sleep(effect.seconds)
-            else:  # pragma: no cover - the pipeline yields only these effects
-                raise TypeError(f"unknown effect {effect!r}")
+            else:  # LoadSnapshot or SaveSnapshot: only the snapshot strategy yields others
+                to_send = _perform_snapshot_effect(snapshots, effect)
         except StoreError as exc:
             to_throw = exc
+
+
+def _perform_snapshot_effect(snapshots: SnapshotStore | None, effect: SnapshotEffect) -> Any:
+    from eventcore.snapshots.store import perform
+
+    return perform(snapshots, effect)
 
 
 def start_pipeline(
@@ -114,8 +117,13 @@ def start_pipeline(
     retry: RetryPolicy,
     metadata: Metadata | Mapping[str, Any] | None,
     snapshots: object,
-) -> Generator[Effect, Any, ExecutionResult]:
-    """Check a shell's arguments and start the command pipeline (shared by every shell)."""
+) -> Generator[Effect | SnapshotEffect, Any, ExecutionResult]:
+    """Check a shell's arguments and start the command pipeline (shared by every shell).
+
+    Without ``snapshots`` the pipeline replays in full; with a snapshot store it is given the
+    snapshot strategy of the command (:func:`eventcore.snapshots.snapshot_replay`), whose
+    effects the shell performs on that store.
+    """
     if not isinstance(command, Command):
         raise ConfigurationError(
             f"{shell}() takes a Command instance, got {type(command).__name__}"
@@ -123,16 +131,18 @@ def start_pipeline(
     if not isinstance(retry, RetryPolicy):
         raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
     meta = _metadata(metadata)
-    _check_snapshots(snapshots)
-    return command_pipeline(command, retry, meta, snapshots=snapshots is not None, batch_reads=True)
+    if snapshots is None:
+        return command_pipeline(command, retry, meta, batch_reads=True)
+    from eventcore.snapshots.replay import snapshot_replay
+    from eventcore.snapshots.store import SnapshotStore
 
-
-def _check_snapshots(snapshots: object) -> None:
-    if snapshots is not None and not isinstance(snapshots, SnapshotStore):
+    if not isinstance(snapshots, SnapshotStore):
         raise ConfigurationError(
             f"snapshots must be a snapshot store (InMemorySnapshotStore, SqliteSnapshotStore, "
             f"PostgresSnapshotStore...), got {type(snapshots).__name__}"
         )
+    replay = snapshot_replay(command)
+    return command_pipeline(command, retry, meta, replay=replay, batch_reads=True)
 
 
 def _metadata(metadata: Metadata | Mapping[str, Any] | None) -> Metadata:

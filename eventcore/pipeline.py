@@ -15,19 +15,20 @@ stream ``discover_streams`` finds); the bundled shells do, and answer it with th
 >>> ReadStream(StreamId("account-1"))
 ReadStream(stream_id=StreamId('account-1'), after_version=0)
 
-With snapshots on (a command with a ``snapshot`` policy and a shell given a snapshot store)
-the pipeline also yields :class:`LoadSnapshot` before reading and :class:`SaveSnapshot`
-before ``handle``; see :mod:`eventcore.snapshots`.
+How the state is rebuilt before ``handle`` is a :class:`ReplayStrategy` the pipeline is
+given. The default, :data:`FULL_REPLAY`, folds every stream from its first event. Other
+strategies may yield effects of their own, which the shell that chose them performs: the
+snapshot strategy of :mod:`eventcore.snapshots` yields ``LoadSnapshot`` and ``SaveSnapshot``
+and restores from a checkpoint per stream (:func:`replay_streams` does the folding for
+both).
 """
 
 from __future__ import annotations
 
-import logging
-import warnings
 from collections import deque
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from eventcore.commands import Command
 from eventcore.errors import (
@@ -38,29 +39,29 @@ from eventcore.errors import (
 )
 from eventcore.events import Metadata, RecordedEvent, event_info, stream_of
 from eventcore.retry import RetryAttempt, RetryPolicy
-from eventcore.snapshots.model import (
-    ReplayReport,
-    Snapshot,
-    SnapshotPolicy,
-    SnapshotWarning,
-    StreamReplay,
-    check_snapshot_id,
-)
 from eventcore.types import StreamId
 
 __all__ = [
+    "FULL_REPLAY",
     "AppendEvents",
     "Effect",
     "ExecutionResult",
-    "LoadSnapshot",
+    "Fold",
+    "FullReplay",
     "ReadStream",
     "ReadStreams",
-    "SaveSnapshot",
+    "ReplayReport",
+    "ReplayStrategy",
+    "Replayed",
+    "Resume",
     "Sleep",
+    "StreamReplay",
     "command_pipeline",
+    "replay_streams",
 ]
 
-logger = logging.getLogger("eventcore.snapshots")
+E = TypeVar("E")
+E_co = TypeVar("E_co", covariant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,23 +100,76 @@ class Sleep:
     retry: RetryAttempt
 
 
+Effect = ReadStream | ReadStreams | AppendEvents | Sleep
+"""The effects of the pipeline itself; a replay strategy may add its own."""
+
+
+# -- how the state was rebuilt ----------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
-class LoadSnapshot:
-    """Load a snapshot; send back the :class:`Snapshot` or ``None`` (also when loading
-    failed: a snapshot is only ever an optimisation)."""
+class StreamReplay:
+    """One stream of a replay: resumed from a saved state at ``snapshot_version`` (``None``:
+    read from its first event), then ``events_applied`` events folded from the log, ending at
+    ``version``."""
 
-    snapshot_id: str
+    stream_id: StreamId
+    snapshot_version: int | None
+    events_applied: int
+    version: int
+
+    @property
+    def from_snapshot(self) -> bool:
+        return self.snapshot_version is not None
 
 
 @dataclass(frozen=True, slots=True)
-class SaveSnapshot:
-    """Save a snapshot unless the stored one is newer; send back whether it was stored
-    (``False`` when saving failed: that never fails the command)."""
+class ReplayReport:
+    """How ``execute`` rebuilt the state on its last attempt, stream by stream.
 
-    snapshot: Snapshot
+    ``snapshot_id`` is ``None`` when snapshots were not in use for the command;
+    ``loaded``: a snapshot was found and used; ``saved``: a new one was stored; ``note``
+    says why a snapshot was ignored or not saved.
 
+    >>> report = ReplayReport((StreamReplay(StreamId("account-1"), None, 3, 3),))
+    >>> print(report)
+    account-1: full read, 3 from the log -> version 3
+    """
 
-Effect = ReadStream | ReadStreams | AppendEvents | Sleep | LoadSnapshot | SaveSnapshot
+    streams: tuple[StreamReplay, ...]
+    snapshot_id: str | None = None
+    loaded: bool = False
+    saved: bool = False
+    note: str | None = None
+
+    @property
+    def events_applied(self) -> int:
+        """Events folded from the log (not counting those the snapshot stood for)."""
+        return sum(s.events_applied for s in self.streams)
+
+    @property
+    def events_from_snapshot(self) -> int:
+        """Events the snapshot stood for, on the streams restored from it."""
+        return sum(s.snapshot_version or 0 for s in self.streams)
+
+    def __str__(self) -> str:
+        lines = [
+            f"{s.stream_id}: "
+            + (f"snapshot @{s.snapshot_version} + " if s.from_snapshot else "full read, ")
+            + f"{s.events_applied} from the log -> version {s.version}"
+            for s in self.streams
+        ]
+        if self.snapshot_id is not None:
+            flags = [w for w, on in (("loaded", self.loaded), ("saved", self.saved)) if on]
+            lines.insert(0, f"snapshot {self.snapshot_id} ({', '.join(flags) or 'not used'})")
+        if self.note:
+            lines.append(f"note: {self.note}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from eventcore._html import replay_html
+
+        return replay_html(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,34 +202,152 @@ class ExecutionResult:
         return result_html(self)
 
 
+# -- the replay strategy --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What a replay strategy hands the pipeline: the state ``handle`` decides on, the
+    version of every stream read (all of them are checked at append), and the report that
+    becomes ``result.replay``."""
+
+    state: Any
+    versions: Mapping[StreamId, int]
+    report: ReplayReport
+
+
+class ReplayStrategy(Protocol[E_co]):
+    """How the pipeline rebuilds a command's state before ``handle``.
+
+    ``replay`` is a generator: it yields effects (the pipeline's own, such as
+    :class:`ReadStream`, or effects of type ``E_co`` that the shell which chose the strategy
+    performs) and returns a :class:`Replayed`. It runs once per attempt. ``conflicted`` tells
+    it that the append after ``replayed`` met ``conflict``; the pipeline then retries (or
+    gives up, per its retry policy). A strategy may keep what it learns between the attempts
+    of one execution; the shells build one per execution.
+    """
+
+    def replay(
+        self, command: Command[Any], *, batch_reads: bool
+    ) -> Generator[Effect | E_co, Any, Replayed]: ...
+
+    def conflicted(self, replayed: Replayed, conflict: VersionConflict) -> None: ...
+
+
+class FullReplay:
+    """The default strategy: fold every stream the command reads from its first event."""
+
+    def __repr__(self) -> str:
+        return "FULL_REPLAY"
+
+    def replay(
+        self, command: Command[Any], *, batch_reads: bool
+    ) -> Generator[Effect, Any, Replayed]:
+        fold = yield from replay_streams(command, batch_reads=batch_reads)
+        return Replayed(fold.state, fold.versions, ReplayReport(fold.streams))
+
+    def conflicted(self, replayed: Replayed, conflict: VersionConflict) -> None:
+        """Nothing to learn: the next attempt reads everything again."""
+
+
+FULL_REPLAY = FullReplay()
+"""The strategy :func:`command_pipeline` uses unless it is given another."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """What :func:`replay_streams` folded: the state, the version of every stream read, the
+    state after each stream (its checkpoint, in the order read) and a row per stream."""
+
+    state: Any
+    versions: dict[StreamId, int]
+    checkpoints: tuple[Any, ...]
+    streams: tuple[StreamReplay, ...]
+
+
+Resume = Callable[[int, StreamId, Sequence[StreamReplay]], tuple[int, Any] | None]
+"""``resume(k, stream_id, folded)``: called before reading the ``k``-th stream (``folded``
+holds the rows of the streams before it); returns ``(version, state)`` to go on from that
+state and read only the events after ``version``, or ``None`` to fold the stream from its
+first event on top of the state so far."""
+
+
+def replay_streams(
+    command: Command[Any], *, batch_reads: bool = False, resume: Resume | None = None
+) -> Generator[Effect, Any, Fold]:
+    """Fold every stream the command needs: the declared ones, then, breadth-first, each
+    stream ``discover_streams`` names (read once, and part of the concurrency check).
+
+    With ``batch_reads`` and no ``resume``, a command that declares several streams has
+    them read with one :class:`ReadStreams` instead of one :class:`ReadStream` each; they
+    are folded in the same order either way.
+    """
+    state = command.initial_state()
+    declared = command.streams()
+    queue: deque[StreamId] = deque(declared)
+    scheduled: set[StreamId] = set(declared)
+    versions: dict[StreamId, int] = {}
+    checkpoints: list[Any] = []
+    rows: list[StreamReplay] = []
+    batch: Mapping[StreamId, Sequence[RecordedEvent]] = {}
+    batched: set[StreamId] = set()
+    if batch_reads and resume is None and len(declared) > 1:
+        batch = yield ReadStreams(tuple(declared))
+        batched = set(declared)
+    apply = command.apply
+    while queue:
+        stream_id = queue.popleft()
+        start = resume(len(rows), stream_id, rows) if resume is not None else None
+        base: int | None = None
+        if start is not None:
+            base, state = start
+        recorded: Sequence[RecordedEvent]
+        if stream_id in batched:
+            recorded = batch.get(stream_id, ())
+        else:
+            recorded = yield ReadStream(stream_id, base or 0)
+        version = base or 0
+        count = 0
+        for rec in recorded:
+            state = apply(state, rec.event)
+            version = rec.stream_version
+            count += 1
+        versions[stream_id] = version
+        checkpoints.append(state)
+        rows.append(StreamReplay(stream_id, base, count, version))
+        for found_id in command.discover_streams(state):
+            sid = StreamId(found_id)
+            if sid not in scheduled:
+                scheduled.add(sid)
+                queue.append(sid)
+    return Fold(state, versions, tuple(checkpoints), tuple(rows))
+
+
+# -- the pipeline -----------------------------------------------------------------------------
+
+
 def command_pipeline(
     command: Command[Any],
     retry: RetryPolicy,
     metadata: Metadata,
     *,
-    snapshots: bool = False,
+    replay: ReplayStrategy[E] = FULL_REPLAY,
     batch_reads: bool = False,
-) -> Generator[Effect, Any, ExecutionResult]:
-    """Run ``command``: read → fold → handle → append, retrying conflicts per ``retry``.
+) -> Generator[Effect | E, Any, ExecutionResult]:
+    """Run ``command``: rebuild the state → handle → append, retrying conflicts per
+    ``retry``.
 
-    With ``snapshots`` (the shell has a snapshot store) and a command that declares a
-    ``snapshot`` policy, the state is restored from a snapshot and saved again before
-    ``handle`` once a replay folded ``policy.every`` events.
-
-    With ``batch_reads``, a command that declares several streams and restores no snapshot
-    has them read with one :class:`ReadStreams` instead of one :class:`ReadStream` each;
-    they are folded in the same order either way.
+    ``replay`` rebuilds the state on every attempt (:data:`FULL_REPLAY` unless given
+    another, such as the snapshot strategy ``eventcore.snapshots.snapshot_replay(command)``);
+    ``batch_reads`` lets it read the declared streams with one :class:`ReadStreams`.
     """
-    plan = _snapshot_plan(command) if snapshots else None
-    trusted = True  # False once a conflict showed the snapshot claims versions that do not exist
     attempt = 0
     while True:
         attempt += 1
-        state, expected, replay = yield from _replay(
-            command, plan if trusted else None, plan, batch_reads
-        )
+        replayed = yield from replay.replay(command, batch_reads=batch_reads)
+        expected = dict(replayed.versions)
 
-        new_events = command.handle(state)
+        new_events = command.handle(replayed.state)
         if (
             new_events is None
             or isinstance(new_events, (str, bytes))
@@ -191,19 +363,11 @@ def command_pipeline(
             if target not in expected:
                 raise UndeclaredStream(target, event_info(type(evt)).type_name, expected)
         if not events:
-            return ExecutionResult((), attempt, dict(expected), replay)
+            return ExecutionResult((), attempt, expected, replayed.report)
         try:
             written: Sequence[RecordedEvent] = yield AppendEvents(dict(expected), events, metadata)
         except VersionConflict as conflict:
-            if replay.loaded and any(c.actual < c.expected for c in conflict.conflicts):
-                trusted = False
-                warnings.warn(
-                    f"snapshot {replay.snapshot_id!r} claims stream versions the store does not "
-                    f"have ({conflict}); replaying in full. Delete the snapshot if the events "
-                    "were reset",
-                    SnapshotWarning,
-                    stacklevel=1,
-                )
+            replay.conflicted(replayed, conflict)
             delay = retry.delay(attempt)
             if delay is None:
                 raise ConcurrencyError(conflict.conflicts, attempt) from conflict
@@ -212,148 +376,4 @@ def command_pipeline(
         versions = dict(expected)
         for rec in written:
             versions[rec.stream_id] = rec.stream_version
-        return ExecutionResult(tuple(written), attempt, versions, replay)
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    snapshot_id: str
-    every: int
-
-
-def _snapshot_plan(command: Command[Any]) -> _Plan | None:
-    policy = type(command).snapshot
-    if policy is None:
-        return None
-    if not isinstance(policy, SnapshotPolicy):
-        raise DefinitionError(
-            f"{type(command).__name__}.snapshot must be a SnapshotPolicy, got {policy!r}"
-        )
-    if type(command).encode_state is Command.encode_state:
-        from eventcore.snapshots.model import state_codec
-
-        state_codec(type(command))  # an unsupported state type fails here, loudly
-    return _Plan(check_snapshot_id(command.snapshot_id()), policy.every)
-
-
-def _replay(
-    command: Command[Any], plan: _Plan | None, saving: _Plan | None, batch_reads: bool = False
-) -> Generator[Effect, Any, tuple[Any, dict[StreamId, int], ReplayReport]]:
-    """Fold every stream the command needs, from a snapshot where one fits.
-
-    Streams are read in discovery order. While no earlier stream has advanced, stream *k* of
-    the snapshot restores from its checkpoint and only its newer events are read; once one
-    advanced (or the order departs from the snapshot's), every later stream is read in full
-    on top of the new state, so ``apply`` need not commute.
-    """
-    snap: Snapshot | None = None
-    restored: list[Any] = []
-    note: str | None = None
-    if plan is not None:
-        found = yield LoadSnapshot(plan.snapshot_id)
-        if found is not None:
-            restored, note = _restore(command, found, plan.snapshot_id)
-            snap = found if restored else None
-    state = command.initial_state()
-    declared = command.streams()
-    queue: deque[StreamId] = deque(declared)
-    scheduled: set[StreamId] = set(declared)
-    expected: dict[StreamId, int] = {}
-    checkpoints: list[Any] = []
-    rows: list[StreamReplay] = []
-    applied = 0
-    full = snap is None  # from here on, read every stream in full
-    batch: Mapping[StreamId, Sequence[RecordedEvent]] = {}
-    if batch_reads and full and len(declared) > 1:
-        batch = yield ReadStreams(tuple(declared))
-        batched: set[StreamId] = set(declared)
-    else:
-        batched = set()
-    while queue:
-        stream_id = queue.popleft()
-        k = len(checkpoints)
-        base: int | None = None
-        if not full and snap is not None and k < len(snap.streams):
-            if snap.streams[k][0] == stream_id:
-                base = snap.streams[k][1]
-                state = restored[k]
-            else:
-                full = True
-        else:
-            full = True
-        recorded: Sequence[RecordedEvent]
-        if stream_id in batched:
-            recorded = batch.get(stream_id, ())
-        else:
-            recorded = yield ReadStream(stream_id, base or 0)
-        version = base or 0
-        count = 0
-        apply = command.apply
-        for rec in recorded:
-            state = apply(state, rec.event)
-            version = rec.stream_version
-            count += 1
-        if count and base is not None:
-            full = True  # this stream advanced: later streams are replayed on the new state
-        applied += count
-        expected[stream_id] = version
-        checkpoints.append(state)
-        rows.append(StreamReplay(stream_id, base, count, version))
-        for found_id in command.discover_streams(state):
-            sid = StreamId(found_id)
-            if sid not in scheduled:
-                scheduled.add(sid)
-                queue.append(sid)
-
-    saved = False
-    if saving is not None and applied and (applied >= saving.every or note is not None):
-        snapshot, problem = _encode(command, saving.snapshot_id, expected, checkpoints)
-        if snapshot is not None:
-            saved = bool((yield SaveSnapshot(snapshot)))
-        else:
-            note = problem
-    report = ReplayReport(
-        tuple(rows),
-        saving.snapshot_id if saving is not None else None,
-        loaded=snap is not None,
-        saved=saved,
-        note=note,
-    )
-    return state, expected, report
-
-
-def _restore(
-    command: Command[Any], snap: Snapshot, snapshot_id: str
-) -> tuple[list[Any], str | None]:
-    """The decoded checkpoints, or ``[]`` and why the snapshot is ignored (with a warning)."""
-    try:
-        if snap.snapshot_id != snapshot_id:
-            raise ValueError(f"it was stored as {snap.snapshot_id!r}")
-        return [command.decode_state(c) for c in snap.checkpoints], None
-    except Exception as exc:
-        note = f"snapshot {snapshot_id!r} ignored and rebuilt: {exc}"
-        warnings.warn(note, SnapshotWarning, stacklevel=1)
-        return [], note
-
-
-def _encode(
-    command: Command[Any], snapshot_id: str, versions: dict[StreamId, int], states: list[Any]
-) -> tuple[Snapshot | None, str]:
-    """The snapshot to save, or ``None`` and why not (logged; never fails the command)."""
-    try:
-        checkpoints = []
-        for state in states:
-            data = command.encode_state(state)
-            if command.decode_state(data) != state:
-                raise ValueError(
-                    "the state does not survive encode_state/decode_state unchanged (give the "
-                    "state precise type hints, or define both hooks)"
-                )
-            checkpoints.append(data)
-        snapshot = Snapshot(snapshot_id, tuple(versions.items()), tuple(checkpoints))
-        snapshot.to_json()  # JSON-ready, or fail here rather than in the store
-        return snapshot, ""
-    except Exception as exc:
-        problem = f"snapshot {snapshot_id!r} not saved: {exc}"
-        logger.warning(problem)
-        return None, problem
+        return ExecutionResult(tuple(written), attempt, versions, replayed.report)

@@ -25,12 +25,18 @@ from eventcore import (
     stream,
 )
 from eventcore.pipeline import (
+    FULL_REPLAY,
     AppendEvents,
+    Effect,
     ExecutionResult,
     ReadStream,
     ReadStreams,
+    Replayed,
+    ReplayReport,
     Sleep,
+    StreamReplay,
     command_pipeline,
+    replay_streams,
 )
 
 A, B, C, D = (StreamId(s) for s in "ABCD")
@@ -394,3 +400,62 @@ def test_handle_may_return_any_iterable() -> None:
     p = command_pipeline(Lazy(account=A), NO_JITTER, META)
     next(p)
     assert p.send([]).events == (MoneyDeposited(A, 1),)
+
+
+# -- the replay strategy the pipeline is given ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AskCache:
+    """An effect of the strategy below, not of the pipeline: the shell that chose it answers."""
+
+    stream_id: StreamId
+
+
+class CachedBalance:
+    """A strategy of its own: resumes stream A from a cached state, records conflicts."""
+
+    def __init__(self) -> None:
+        self.conflicts: list[VersionConflict] = []
+
+    def replay(
+        self, command: Command[Any], *, batch_reads: bool
+    ) -> Generator[Effect | AskCache, Any, Replayed]:
+        cached = yield AskCache(A)
+
+        def resume(k: int, sid: StreamId, done: Sequence[StreamReplay]) -> tuple[int, Any] | None:
+            return cached if cached is not None and sid == A else None
+
+        fold = yield from replay_streams(command, batch_reads=batch_reads, resume=resume)
+        return Replayed(fold.state, fold.versions, ReplayReport(fold.streams, "cache"))
+
+    def conflicted(self, replayed: Replayed, conflict: VersionConflict) -> None:
+        self.conflicts.append(conflict)
+
+
+def test_the_pipeline_runs_the_strategy_it_is_given_and_passes_its_effects_through() -> None:
+    strategy = CachedBalance()
+    p = command_pipeline(Withdraw(account=A, amount=8), NO_JITTER, META, replay=strategy)
+    assert next(p) == AskCache(A)
+    assert p.send((40, {A: 10})) == ReadStream(A, after_version=40)  # resumed: the tail
+    append = p.send(recorded(MoneyDeposited(A, 5), start=41))
+    assert isinstance(append, AppendEvents) and append.expected == {A: 41}
+    conflict = VersionConflict([Conflict(A, 41, 42)])
+    assert isinstance(p.throw(conflict), Sleep)
+    assert strategy.conflicts == [conflict]
+    assert p.send(None) == AskCache(A)  # every attempt replays through the strategy
+    assert p.send(None) == ReadStream(A)  # nothing cached: from the first event
+    append = p.send(recorded(MoneyDeposited(A, 9)))
+    result = finish(p, written(append))
+    assert result.replay == ReplayReport((StreamReplay(A, None, 1, 1),), "cache")
+
+
+def test_the_default_strategy_is_the_full_replay() -> None:
+    p = command_pipeline(Deposit(account=A, amount=1), NO_JITTER, META)
+    assert next(p) == ReadStream(A)
+    explicit = command_pipeline(Deposit(account=A, amount=1), NO_JITTER, META, replay=FULL_REPLAY)
+    assert next(explicit) == ReadStream(A)
+    append = p.send(recorded(MoneyDeposited(A, 3)))
+    result = finish(p, written(append))
+    assert result.replay == ReplayReport((StreamReplay(A, None, 1, 1),))
+    assert repr(FULL_REPLAY) == "FULL_REPLAY"

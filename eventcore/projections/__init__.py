@@ -20,7 +20,6 @@ projectors, leadership, dead letters and monitoring. The PostgreSQL backends
 
 from typing import TYPE_CHECKING, Any
 
-from eventcore.errors import LeadershipUnavailable, ProjectionFailed
 from eventcore.projections.api import (
     DEFAULT_ERROR_POLICY,
     ErrorPolicy,
@@ -68,6 +67,7 @@ from eventcore.projections.dead_letters import (
     InMemoryDeadLetterStore,
     retry_dead_letters,
 )
+from eventcore.projections.errors import LeadershipUnavailable, ProjectionFailed
 from eventcore.projections.idempotence import (
     IdempotentProjector,
     InMemorySeenPositions,

@@ -24,12 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
 
-from eventcore.errors import (
-    ConfigurationError,
-    LeadershipUnavailable,
-    ProjectionFailed,
-    StoreFailure,
-)
+from eventcore.errors import ConfigurationError, LeadershipUnavailable, StoreFailure
 from eventcore.events import RecordedEvent
 from eventcore.projections.api import (
     ALL_EVENTS,
@@ -48,6 +43,7 @@ from eventcore.projections.checkpoints import (
 )
 from eventcore.projections.config import ProjectionConfig
 from eventcore.projections.dead_letters import DeadLetter, same_database
+from eventcore.projections.errors import ProjectionFailed
 from eventcore.projections.leadership import Leadership
 from eventcore.store import EventStore
 
@@ -446,7 +442,7 @@ def run_projection(
 
     Raises :class:`~eventcore.errors.LeadershipUnavailable` when another instance leads
     (unless ``config.wait_for_leadership``), and
-    :class:`~eventcore.errors.ProjectionFailed` when the error policy says stop or the
+    :class:`~eventcore.projections.ProjectionFailed` when the error policy says stop or the
     store keeps failing; the checkpoint then covers everything handled before.
     """
     return _Run(projector, store, config, mode, stop or StopHandle()).run()

@@ -12,9 +12,11 @@ A command opts in with a class attribute; ``execute`` is given a snapshot store:
     result = execute(store, Deposit(account="a", amount=5), snapshots=snapshots)
     result.replay                                   # what was restored, what was read
 
-``execute`` loads the snapshot named by ``command.snapshot_id()``, reads only the events
-after each stored stream version, and saves a new snapshot (before ``handle``) when it folded
-at least ``every`` events. See ``book/snapshots.md``.
+Snapshots are a replay strategy the pipeline is given (:func:`snapshot_replay`): ``execute``
+loads the snapshot named by :func:`snapshot_id_of` (the command's module and class, the
+policy version, the shape of the state type and the streams), reads only the events after
+each stored stream version, and saves a new snapshot (before ``handle``) when it folded at
+least ``every`` events. See ``book/snapshots.md``.
 
 :class:`PostgresSnapshotStore` lives in :mod:`eventcore.snapshots.postgres` (it needs
 psycopg); it is also importable from here.
@@ -22,17 +24,17 @@ psycopg); it is also importable from here.
 
 from typing import TYPE_CHECKING, Any
 
+from eventcore.pipeline import ReplayReport, StreamReplay
+from eventcore.snapshots.ids import snapshot_id_of, state_shape
 from eventcore.snapshots.model import (
-    ReplayReport,
     Snapshot,
     SnapshotInfo,
     SnapshotPolicy,
     SnapshotWarning,
     StateCodec,
-    StreamReplay,
-    default_snapshot_id,
     state_codec,
 )
+from eventcore.snapshots.replay import LoadSnapshot, SaveSnapshot, SnapshotReplay, snapshot_replay
 from eventcore.snapshots.sqlite import SqliteSnapshotStore
 from eventcore.snapshots.store import InMemorySnapshotStore, SnapshotStore
 
@@ -41,19 +43,24 @@ if TYPE_CHECKING:
 
 __all__ = [
     "InMemorySnapshotStore",
+    "LoadSnapshot",
     "PostgresSnapshotStore",
     "ReplayReport",
+    "SaveSnapshot",
     "Snapshot",
     "SnapshotInfo",
     "SnapshotPolicy",
+    "SnapshotReplay",
     "SnapshotStore",
     "SnapshotWarning",
     "SqliteSnapshotStore",
     "StateCodec",
     "StreamReplay",
-    "default_snapshot_id",
+    "snapshot_id_of",
+    "snapshot_replay",
     "snapshot_store_for",
     "state_codec",
+    "state_shape",
 ]
 
 

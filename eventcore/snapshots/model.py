@@ -1,5 +1,5 @@
-"""What a snapshot is: the policy a command opts in with, the stored record, the state codec,
-the never-regress rule and the replay report.
+"""What a snapshot is: the policy a command opts in with, the stored record, the state codec
+and the never-regress rule.
 
 >>> policy = SnapshotPolicy(every=50, version=2)
 >>> snap = Snapshot("Deposit/v2/account-1", ((StreamId("account-1"), 120),), (75,))
@@ -13,15 +13,16 @@ the never-regress rule and the replay report.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import functools
+import inspect
 import json
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from eventcore.codec import ClassCodec, compile_codec
+from eventcore.codec import compile_codec
 from eventcore.errors import DefinitionError, DeserializationError, SerializationError
 from eventcore.types import StreamId, trusted_stream_id
 
@@ -29,19 +30,15 @@ if TYPE_CHECKING:
     from eventcore.commands import Command
 
 __all__ = [
-    "ReplayReport",
     "Snapshot",
     "SnapshotInfo",
     "SnapshotPolicy",
     "SnapshotWarning",
     "StateCodec",
-    "StreamReplay",
-    "default_snapshot_id",
+    "snapshot_policy",
     "state_codec",
+    "state_hint",
 ]
-
-MAX_SNAPSHOT_ID_LENGTH: Final = 1024
-_STREAMS_IN_ID: Final = 200  # longer stream lists are hashed into the default id
 
 
 class SnapshotWarning(UserWarning):
@@ -55,40 +52,88 @@ class SnapshotPolicy:
 
     ``every``: save a snapshot when one execution folded at least this many events from the
     log (a full replay, or the tail after the last snapshot). ``version``: the version of
-    the state's meaning; it is part of the default snapshot id, so bumping it (when
-    ``apply``, ``initial_state`` or the state type change) leaves old snapshots unused.
+    the fold's meaning; bump it when ``initial_state``, ``apply`` or ``discover_streams``
+    change, and old snapshots are never loaded again (a change of the state's *type* changes
+    the snapshot id by itself).
+
+    The snapshot id (see :func:`~eventcore.snapshots.snapshot_id_of`) names the command
+    class, the version, the shape of the state type and the declared streams. Two hooks
+    adjust it:
+
+    - ``key``: a function of the command returning one more part of the id, for the
+      fields besides the streams that change the state (``key=lambda c: f"year={c.year}"``);
+    - ``name``: the command's name in the id instead of ``module.QualifiedName``, to keep
+      snapshots across a rename or to share them between classes that fold alike.
+
+    ``encode`` and ``decode`` (both or neither) turn the state into JSON data and back, for
+    state types the event codec does not support: ``encode=sorted, decode=frozenset``.
+
+    >>> SnapshotPolicy(every=0)
+    Traceback (most recent call last):
+    ...
+    eventcore.errors.DefinitionError: SnapshotPolicy.every must be an int >= 1, got 0
     """
 
     every: int = 100
     version: int = 1
+    name: str | None = None
+    key: Callable[[Any], str] | None = None
+    encode: Callable[[Any], Any] | None = None
+    decode: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("every", "version"):
-            value = getattr(self, name)
+        for number in ("every", "version"):
+            value = getattr(self, number)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise DefinitionError(f"SnapshotPolicy.{name} must be an int >= 1, got {value!r}")
+                raise DefinitionError(f"SnapshotPolicy.{number} must be an int >= 1, got {value!r}")
+        if self.name is not None and (
+            not isinstance(self.name, str) or not self.name or "/" in self.name
+        ):
+            raise DefinitionError(
+                f"SnapshotPolicy.name must be a non-empty str without '/', got {self.name!r}"
+            )
+        for hook in ("key", "encode", "decode"):
+            value = getattr(self, hook)
+            if value is not None and not callable(value):
+                raise DefinitionError(
+                    f"SnapshotPolicy.{hook} must be a function, got {type(value).__name__}"
+                )
+        if (self.encode is None) != (self.decode is None):
+            raise DefinitionError(
+                "SnapshotPolicy takes encode and decode together (the state to JSON data and "
+                "back), or neither"
+            )
 
 
-def default_snapshot_id(command: Command[Any]) -> str:
-    """``<Class>/v<version>/<stream>,<stream>...``: the command class, the policy version and
-    the declared streams in order (``,`` and ``%`` in stream ids are percent-escaped; a long
-    list is replaced by its SHA-256)."""
-    policy = type(command).snapshot
-    version = policy.version if isinstance(policy, SnapshotPolicy) else 1
-    streams = ",".join(s.replace("%", "%25").replace(",", "%2C") for s in command.streams())
-    if len(streams) > _STREAMS_IN_ID:
-        streams = "sha256:" + hashlib.sha256(streams.encode("utf-8")).hexdigest()
-    return f"{type(command).__qualname__}/v{version}/{streams}"
+_LEGACY_HOOKS = {
+    "snapshot_id": "pass key= (a function of the command giving one more part of the id) or "
+    "name= to the SnapshotPolicy",
+    "encode_state": "pass encode= and decode= to the SnapshotPolicy",
+    "decode_state": "pass encode= and decode= to the SnapshotPolicy",
+}
 
 
-def check_snapshot_id(value: object) -> str:
-    """The id itself, or a :class:`DefinitionError` saying what is wrong with it."""
-    if not isinstance(value, str) or not value or len(value) > MAX_SNAPSHOT_ID_LENGTH:
+def snapshot_policy(command_type: type) -> SnapshotPolicy | None:
+    """The ``snapshot`` policy a command class declares, or ``None``.
+
+    Raises :class:`DefinitionError` for anything else, and for a class that still defines
+    the methods the snapshot hooks used to be (``snapshot_id``, ``encode_state``,
+    ``decode_state``): they are not called any more, and ignoring them could mix up states.
+    """
+    policy = getattr(command_type, "snapshot", None)
+    if policy is None:
+        return None
+    if not isinstance(policy, SnapshotPolicy):
         raise DefinitionError(
-            f"a snapshot id must be a non-empty str of at most {MAX_SNAPSHOT_ID_LENGTH} "
-            f"characters, got {value!r}"
+            f"{command_type.__name__}.snapshot must be a SnapshotPolicy, got {policy!r}"
         )
-    return value
+    for method, instead in _LEGACY_HOOKS.items():
+        if inspect.isfunction(getattr(command_type, method, None)):
+            raise DefinitionError(
+                f"{command_type.__name__} defines {method}(), which snapshots no longer call; "
+                f"{instead} (see book/snapshots.md, 'Versioning the state')"
+            )
+    return policy
 
 
 # -- the stored record ----------------------------------------------------------------------
@@ -139,8 +184,8 @@ class Snapshot:
         return covers(self.versions, other.versions)
 
     def decode_state(self, command: Command[Any]) -> Any:
-        """The state, decoded as ``command`` decodes it."""
-        return command.decode_state(self.state)
+        """The state, decoded as ``command``'s snapshots are (see :func:`state_codec`)."""
+        return state_codec(type(command)).decode(self.state)
 
     def to_json(self) -> str:
         """The streams and checkpoints as compact JSON text (what the SQL stores keep)."""
@@ -225,48 +270,53 @@ class SnapshotInfo:
 
 @dataclass(frozen=True, slots=True)
 class StateCodec:
-    """Encode a command's state to JSON data and back, driven by the state's type hint."""
+    """Encode a command's state to JSON data (``encode``) and back (``decode``)."""
 
-    hint: Any
-    _codec: ClassCodec
-
-    def encode(self, state: Any) -> Any:
-        return self._codec.encode(self._codec.cls(state))["state"]
-
-    def decode(self, data: Any) -> Any:
-        return self._codec.decode({"state": data}).state
-
-
-_STATE_CODECS: dict[type, StateCodec] = {}
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
 
 
 def state_codec(command_type: type) -> StateCodec:
-    """The codec of a command class's state, compiled once.
+    """The codec of a command class's snapshots: the policy's ``encode``/``decode`` when it
+    has them, else one compiled (once) from the state's type.
 
     The type comes from the return annotation of ``initial_state``, else from the
     ``Command[State]`` base; without either, the state must be plain JSON data. Supported
     types are those of event fields (dataclasses, ``int``, ``dict[StreamId, int]``,
-    ``tuple[int, int]``, ``Decimal``...); for anything else define ``encode_state`` and
-    ``decode_state`` on the command. Raises :class:`DefinitionError` for unsupported types.
+    ``tuple[int, int]``, ``Decimal``...); for anything else give the policy ``encode`` and
+    ``decode``. Raises :class:`DefinitionError` for unsupported types.
     """
-    found = _STATE_CODECS.get(command_type)
-    if found is not None:
-        return found
-    hint = _state_hint(command_type)
+    policy = snapshot_policy(command_type)
+    if policy is not None and policy.encode is not None and policy.decode is not None:
+        return StateCodec(policy.encode, policy.decode)
+    return _compiled_codec(command_type)
+
+
+@functools.cache
+def _compiled_codec(command_type: type) -> StateCodec:
+    hint = state_hint(command_type)
     box = dataclasses.make_dataclass(f"{command_type.__name__}State", [("state", hint)])
     box.__module__ = command_type.__module__
     try:
         codec = compile_codec(box)
     except DefinitionError as exc:
         raise DefinitionError(
-            f"cannot snapshot the state of {command_type.__name__}: {exc}. Define "
-            "encode_state(state) and decode_state(data) on the command for custom types"
+            f"cannot snapshot the state of {command_type.__name__}: {exc}. Give its "
+            "SnapshotPolicy encode= and decode= functions for custom types"
         ) from None
-    found = _STATE_CODECS[command_type] = StateCodec(hint, codec)
-    return found
+
+    def encode(state: Any) -> Any:
+        return codec.encode(box(state))["state"]
+
+    def decode(data: Any) -> Any:
+        return codec.decode({"state": data}).state
+
+    return StateCodec(encode, decode)
 
 
-def _state_hint(command_type: type) -> Any:
+def state_hint(command_type: type) -> Any:
+    """The type of a command class's state: the return annotation of ``initial_state``, else
+    the ``Command[State]`` parameter, else ``Any``."""
     method = getattr(command_type, "initial_state", None)
     hint: Any = None
     if method is not None:
@@ -290,67 +340,3 @@ def _state_hint(command_type: type) -> Any:
 
 def _usable(hint: Any) -> bool:
     return hint is not None and hint is not type(None) and not isinstance(hint, typing.TypeVar)
-
-
-# -- what a command replayed -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StreamReplay:
-    """One stream of a replay: restored from a snapshot at ``snapshot_version`` (``None``:
-    read from its first event), then ``events_applied`` events folded from the log, ending at
-    ``version``."""
-
-    stream_id: StreamId
-    snapshot_version: int | None
-    events_applied: int
-    version: int
-
-    @property
-    def from_snapshot(self) -> bool:
-        return self.snapshot_version is not None
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayReport:
-    """How ``execute`` rebuilt the state on its last attempt, stream by stream.
-
-    ``snapshot_id`` is ``None`` when snapshots were not in use for the command;
-    ``loaded``: a snapshot was found and used; ``saved``: a new one was stored; ``note``
-    says why a snapshot was ignored or not saved.
-    """
-
-    streams: tuple[StreamReplay, ...]
-    snapshot_id: str | None = None
-    loaded: bool = False
-    saved: bool = False
-    note: str | None = None
-
-    @property
-    def events_applied(self) -> int:
-        """Events folded from the log (not counting those the snapshot stood for)."""
-        return sum(s.events_applied for s in self.streams)
-
-    @property
-    def events_from_snapshot(self) -> int:
-        """Events the snapshot stood for, on the streams restored from it."""
-        return sum(s.snapshot_version or 0 for s in self.streams)
-
-    def __str__(self) -> str:
-        lines = [
-            f"{s.stream_id}: "
-            + (f"snapshot @{s.snapshot_version} + " if s.from_snapshot else "full read, ")
-            + f"{s.events_applied} from the log -> version {s.version}"
-            for s in self.streams
-        ]
-        if self.snapshot_id is not None:
-            flags = [w for w, on in (("loaded", self.loaded), ("saved", self.saved)) if on]
-            lines.insert(0, f"snapshot {self.snapshot_id} ({', '.join(flags) or 'not used'})")
-        if self.note:
-            lines.append(f"note: {self.note}")
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        from eventcore.snapshots._html import replay_html
-
-        return replay_html(self)

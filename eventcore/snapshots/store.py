@@ -1,5 +1,5 @@
-"""The snapshot store protocol, the in-memory store, and how the shells call a store without
-ever letting a snapshot failure fail a command.
+"""The snapshot store protocol, the in-memory store, and how the shells perform the snapshot
+strategy's effects without ever letting a snapshot failure fail a command.
 
 >>> from eventcore.types import StreamId
 >>> snapshots = InMemorySnapshotStore()
@@ -24,8 +24,9 @@ from typing import Any, Protocol, runtime_checkable
 from eventcore.clock import Clock, system_clock
 from eventcore.errors import ValidationError
 from eventcore.snapshots.model import Snapshot, SnapshotInfo, covers, parse_versions
+from eventcore.snapshots.replay import LoadSnapshot, SaveSnapshot, SnapshotEffect
 
-__all__ = ["InMemorySnapshotStore", "SnapshotStore"]
+__all__ = ["InMemorySnapshotStore", "SnapshotStore", "perform", "perform_async"]
 
 logger = logging.getLogger("eventcore.snapshots")
 
@@ -129,6 +130,27 @@ class InMemorySnapshotStore:
 
 
 # -- calls from the shells: a snapshot problem never fails the command ----------------------
+
+
+def perform(snapshots: Any, effect: SnapshotEffect) -> Snapshot | bool | None:
+    """Perform one effect of the snapshot strategy on ``snapshots`` (for the synchronous
+    shell): the snapshot (or ``None``) for :class:`LoadSnapshot`, whether it was stored for
+    :class:`SaveSnapshot`."""
+    if isinstance(effect, LoadSnapshot):
+        return load_quietly(snapshots, effect.snapshot_id)
+    if isinstance(effect, SaveSnapshot):
+        return save_quietly(snapshots, effect.snapshot)
+    raise TypeError(f"unknown effect {effect!r}")  # pragma: no cover - typed away
+
+
+async def perform_async(snapshots: Any, effect: SnapshotEffect) -> Snapshot | bool | None:
+    """:func:`perform` for the asyncio shell (a store's coroutine methods are awaited,
+    blocking ones run in a worker thread)."""
+    if isinstance(effect, LoadSnapshot):
+        return await load_quietly_async(snapshots, effect.snapshot_id)
+    if isinstance(effect, SaveSnapshot):
+        return await save_quietly_async(snapshots, effect.snapshot)
+    raise TypeError(f"unknown effect {effect!r}")  # pragma: no cover - typed away
 
 
 def load_quietly(snapshots: Any, snapshot_id: str) -> Snapshot | None:

@@ -27,7 +27,6 @@ import pytest
 from eventcore.errors import (
     ConfigurationError,
     LeadershipUnavailable,
-    ProjectionFailed,
     StoreFailure,
     ValidationError,
 )
@@ -39,6 +38,7 @@ from eventcore.projections import (
     EventSelector,
     Leadership,
     ProjectionConfig,
+    ProjectionFailed,
     StopHandle,
     retry_dead_letters,
     run_projection,

@@ -21,6 +21,9 @@ database*; close them when the fixture ends::
 
 A backend whose factory cannot reach the same data twice sets ``supports_reopen = False``.
 Test names carry the behaviour numbers of the EventCore contract (``b17`` … ``b19``).
+Snapshot ids come from :func:`~eventcore.snapshots.snapshot_id_of`; the suite checks that no
+other command (one of the same name in another module) and no version of the command whose
+state type changed shape ever loads a snapshot.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import pytest
 from eventcore.commands import Command, require, stream
 from eventcore.errors import StoreFailure
 from eventcore.execution import execute
+from eventcore.snapshots.ids import snapshot_id_of
 from eventcore.snapshots.model import Snapshot, SnapshotPolicy, SnapshotWarning
 from eventcore.snapshots.store import SnapshotStore
 from eventcore.store import EventStore
@@ -87,12 +91,10 @@ class SnapDeposit(Command[int]):
 
 
 class SnapDepositV2(SnapDeposit):
-    """The same command after a change of state meaning: the policy version is bumped."""
+    """The same command after a change of state meaning: the policy version is bumped (and
+    the name kept, as if ``SnapDeposit`` itself had been edited)."""
 
-    snapshot = SnapshotPolicy(every=5, version=2)
-
-    def snapshot_id(self) -> str:
-        return f"SnapDeposit/v2/{self.account}"
+    snapshot = SnapshotPolicy(every=5, version=2, name=f"{__name__}.SnapDeposit")
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,54 @@ class SnapTransfer(Command[Balances]):
     def handle(self, state: Balances) -> list[object]:
         require(state.balances[self.source] >= self.amount, "insufficient funds")
         return [Withdrawn(self.source, self.amount), Deposited(self.target, self.amount)]
+
+
+class _CountingTally(Command[int]):
+    """``Tally`` of one module: counts the events of its stream, and writes the count."""
+
+    account: StreamId = stream()
+    snapshot = SnapshotPolicy(every=2)
+
+    def initial_state(self) -> int:
+        return 0
+
+    def apply(self, count: int, event: object) -> int:
+        return count + 1
+
+    def handle(self, count: int) -> list[object]:
+        return [Deposited(self.account, count)]
+
+
+class _SummingTally(_CountingTally):
+    """``Tally`` of another module, same state type: sums the amounts, and writes the sum."""
+
+    def apply(self, total: int, event: object) -> int:
+        return total + _delta(event)
+
+
+class _FloatTally(Command[float]):
+    """The first module's ``Tally`` after an edit: its state became a float sum."""
+
+    account: StreamId = stream()
+    snapshot = SnapshotPolicy(every=2)
+
+    def initial_state(self) -> float:
+        return 0.0
+
+    def apply(self, total: float, event: object) -> float:
+        return total + _delta(event)
+
+    def handle(self, total: float) -> list[object]:
+        return [Deposited(self.account, round(total))]
+
+
+# One qualified name, as if each class were defined as ``Tally`` in these modules:
+for _tally, _module in (
+    (_CountingTally, "bank.ledger"),
+    (_SummingTally, "bank.audit"),
+    (_FloatTally, "bank.ledger"),
+):
+    _tally.__module__, _tally.__qualname__, _tally.__name__ = _module, "Tally", "Tally"
 
 
 class _CountingStore(StoreWrapper):
@@ -271,11 +321,11 @@ class SnapshotStoreContract:
         events, snapshots = stores
         _fill(events, A, 3)
         command = SnapDeposit(account=A, amount=10)
-        snapshots.save(_snap(command.snapshot_id(), (A, 3), state={"old": "shape"}))
+        snapshots.save(_snap(snapshot_id_of(command), (A, 3), state={"old": "shape"}))
         with pytest.warns(SnapshotWarning, match="ignored and rebuilt"):
             result = execute(events, command, snapshots=snapshots)
         assert result.replay is not None and result.replay.saved and not result.replay.loaded
-        rebuilt = snapshots.load(command.snapshot_id())
+        rebuilt = snapshots.load(snapshot_id_of(command))
         assert rebuilt is not None and (rebuilt.streams, rebuilt.state) == (((A, 3),), 6)
         again = execute(events, command, snapshots=snapshots)
         assert again.replay is not None and again.replay.loaded
@@ -301,7 +351,7 @@ class SnapshotStoreContract:
         _fill(events, B, 4, start=10)
         command = SnapTransfer(source=A, target=B, amount=1)
         execute(events, command, snapshots=snapshots)  # saved before handle: A@4, B@4
-        stored = snapshots.load(command.snapshot_id())
+        stored = snapshots.load(snapshot_id_of(command))
         assert stored is not None and stored.streams == ((A, 4), (B, 4))
         events.append({A: 5}, [Deposited(A, 99)])  # the first stream advanced
         spy = _CountingStore(events)
@@ -312,7 +362,7 @@ class SnapshotStoreContract:
         for rec in [*events.read_stream(A, after_version=0), *events.read_stream(B)]:
             if rec.position < result.events[0].position:
                 state = command.apply(state, rec.event)
-        saved = snapshots.load(command.snapshot_id())
+        saved = snapshots.load(snapshot_id_of(command))
         assert saved is not None and saved.streams == ((A, 6), (B, 5))
         assert saved.decode_state(command) == state
 
@@ -372,12 +422,43 @@ class SnapshotStoreContract:
         events, snapshots = stores
         _fill(events, A, 6)
         execute(events, SnapDeposit(account=A, amount=1), snapshots=snapshots)
+        old_id = snapshot_id_of(SnapDeposit(account=A, amount=1))
         command = SnapDepositV2(account=A, amount=1)
-        assert command.snapshot_id() == "SnapDeposit/v2/account-a"
+        assert snapshot_id_of(command) == old_id.replace("/v1/", "/v2/")
         result = execute(events, command, snapshots=snapshots)
         assert result.replay is not None and not result.replay.loaded
         assert result.replay.streams[0].events_applied == 7
-        assert [i.snapshot_id for i in snapshots.list()] == [
-            "SnapDeposit/v1/account-a",
-            "SnapDeposit/v2/account-a",
-        ]
+        assert [i.snapshot_id for i in snapshots.list()] == [old_id, snapshot_id_of(command)]
+
+    # -- issue 11: a snapshot is never loaded by another command ----------------------------
+
+    def test_commands_of_one_name_in_two_modules_never_share_a_snapshot(
+        self, stores: tuple[EventStore, SnapshotStore]
+    ) -> None:
+        events, snapshots = stores
+        _fill(events, A, 20)  # deposits of 1..20: 20 events, 210 in all
+        counted = execute(events, _CountingTally(account=A), snapshots=snapshots)
+        assert counted.replay is not None and counted.replay.saved
+        assert counted.events[0].event.amount == 20  # and a deposit of 20 joins the stream
+        summed = execute(events, _SummingTally(account=A), snapshots=snapshots)
+        assert summed.replay is not None and not summed.replay.loaded
+        assert summed.events[0].event.amount == 210 + 20  # its own sum, not the count's 20 + 20
+        again = execute(events, _CountingTally(account=A), snapshots=snapshots)
+        assert again.replay is not None and again.replay.loaded
+        assert again.events[0].event.amount == 22
+        ids = sorted(i.snapshot_id for i in snapshots.list())
+        assert [i.split("/")[0] for i in ids] == ["bank.audit.Tally", "bank.ledger.Tally"]
+
+    def test_a_state_type_of_another_shape_never_loads_the_old_snapshot(
+        self, stores: tuple[EventStore, SnapshotStore]
+    ) -> None:
+        events, snapshots = stores
+        _fill(events, A, 20)
+        old = execute(events, _CountingTally(account=A), snapshots=snapshots)
+        assert old.replay is not None and old.replay.saved  # the count, 20 at version 20
+        old_id, new_id = (snapshot_id_of(t(account=A)) for t in (_CountingTally, _FloatTally))
+        assert old_id.split("/")[:2] == new_id.split("/")[:2]  # same class and version
+        assert old_id != new_id  # the int decodes as a float, but the shape differs
+        new = execute(events, _FloatTally(account=A), snapshots=snapshots)
+        assert new.replay is not None and not new.replay.loaded
+        assert new.events[0].event.amount == 210 + 20  # not the count: 20.0 + 20

@@ -27,7 +27,6 @@ from eventcore import (
     require,
     stream,
 )
-from eventcore.errors import ProjectionFailed
 from eventcore.examples.shop import (
     EVENTS,
     Fulfilment,
@@ -40,6 +39,7 @@ from eventcore.projections.api import ErrorPolicy, EventSelector
 from eventcore.projections.checkpoints import InMemoryCheckpointStore
 from eventcore.projections.correlation import causation_chain, causation_tree
 from eventcore.projections.dead_letters import InMemoryDeadLetterStore
+from eventcore.projections.errors import ProjectionFailed
 from eventcore.projections.process import (
     CommandIssued,
     ProcessManager,

@@ -14,7 +14,6 @@ from eventcore.errors import (
     ConfigurationError,
     InvalidStreamSelector,
     LeadershipUnavailable,
-    ProjectionFailed,
     ValidationError,
 )
 from eventcore.events import RecordedEvent
@@ -27,6 +26,7 @@ from eventcore.projections import (
     InMemorySeenPositions,
     InProcessLeadership,
     ProjectionConfig,
+    ProjectionFailed,
     ProjectionReport,
     StopHandle,
     idempotency_key,

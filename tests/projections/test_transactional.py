@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from eventcore import StreamId
-from eventcore.errors import ConfigurationError, LeadershipUnavailable, ProjectionFailed
+from eventcore.errors import ConfigurationError, LeadershipUnavailable
 from eventcore.events import RecordedEvent
 from eventcore.projections import (
     ErrorPolicy,
     ProjectionConfig,
+    ProjectionFailed,
     SqliteCheckpointStore,
     SqliteDeadLetterStore,
     StopHandle,

@@ -31,28 +31,36 @@ from eventcore import (
 )
 from eventcore.aio import execute_async
 from eventcore.pipeline import (
+    FULL_REPLAY,
     AppendEvents,
     ExecutionResult,
-    LoadSnapshot,
     ReadStream,
-    SaveSnapshot,
     command_pipeline,
 )
 from eventcore.snapshots import (
     InMemorySnapshotStore,
+    LoadSnapshot,
     ReplayReport,
+    SaveSnapshot,
     Snapshot,
     SnapshotPolicy,
+    SnapshotReplay,
     SnapshotWarning,
     SqliteSnapshotStore,
     StreamReplay,
-    default_snapshot_id,
+    snapshot_id_of,
+    snapshot_replay,
     snapshot_store_for,
     state_codec,
 )
 from eventcore.testing import ConflictInjectingStore, InterleavingStore
 
 S0, S1, S2, S3 = (StreamId(f"s{i}") for i in range(4))
+TRAIL = state_codec(Observe)
+
+
+def observe_id(*streams: StreamId) -> str:
+    return snapshot_id_of(Observe(streams_=streams))
 
 
 def _store() -> InMemoryEventStore:
@@ -104,7 +112,7 @@ def store() -> InMemoryEventStore:
 def snapshots(store: InMemoryEventStore) -> InMemorySnapshotStore:
     snaps = InMemorySnapshotStore()
     _restore(store, snaps, S0, S1, S2)  # 9 events >= every=3: saved at 3, 3, 3
-    stored = snaps.load("observe/v1/s0,s1,s2")
+    stored = snaps.load(observe_id(S0, S1, S2))
     assert stored is not None and stored.streams == ((S0, 3), (S1, 3), (S2, 3))
     return snaps
 
@@ -193,15 +201,17 @@ def test_discovered_streams_are_restored_and_new_ones_read_in_full() -> None:
 
 def test_the_pipeline_yields_load_read_after_save_then_append() -> None:
     command = Observe(streams_=(S0,))
-    p = command_pipeline(command, RetryPolicy.none(), Metadata(), snapshots=True)
-    assert next(p) == LoadSnapshot("observe/v1/s0")
-    stored = Snapshot("observe/v1/s0", ((S0, 10),), (command.encode_state(Trail(("x",) * 10)),))
+    replay = snapshot_replay(command)
+    assert isinstance(replay, SnapshotReplay)
+    p = command_pipeline(command, RetryPolicy.none(), Metadata(), replay=replay)
+    assert next(p) == LoadSnapshot(observe_id(S0))
+    stored = Snapshot(observe_id(S0), ((S0, 10),), (TRAIL.encode(Trail(("x",) * 10)),))
     assert p.send(stored) == ReadStream(S0, after_version=10)
     recorded = execute_records(S0, 11, 12, 13)
     save = p.send(recorded)
     assert isinstance(save, SaveSnapshot)
     assert save.snapshot.streams == ((S0, 13),)
-    assert command.decode_state(save.snapshot.state).seen == ("x",) * 10 + (
+    assert TRAIL.decode(save.snapshot.state).seen == ("x",) * 10 + (
         "s0:11",
         "s0:12",
         "s0:13",
@@ -212,13 +222,17 @@ def test_the_pipeline_yields_load_read_after_save_then_append() -> None:
         p.send([])
     result: ExecutionResult = stop.value.value
     assert result.replay == ReplayReport(
-        (StreamReplay(S0, 10, 3, 13),), "observe/v1/s0", loaded=True, saved=True
+        (StreamReplay(S0, 10, 3, 13),), observe_id(S0), loaded=True, saved=True
     )
 
 
 def test_without_a_snapshot_store_the_pipeline_never_asks_for_one() -> None:
     p = command_pipeline(Observe(streams_=(S0,)), RetryPolicy.none(), Metadata())
     assert next(p) == ReadStream(S0)
+
+
+def test_a_command_without_a_policy_gets_the_full_replay() -> None:
+    assert snapshot_replay(ObservePlain(streams_=(S0,))) is FULL_REPLAY
 
 
 def execute_records(sid: StreamId, *versions: int) -> list[Any]:
@@ -240,7 +254,7 @@ def test_saved_only_after_enough_events_and_before_handle() -> None:
     _note(store, S0, 5)
     with pytest.raises(BusinessRuleViolation):
         execute(store, Withdraw(account=S0, amount=99), snapshots=snaps)
-    stored = snaps.load(Withdraw(account=S0, amount=99).snapshot_id())
+    stored = snaps.load(snapshot_id_of(Withdraw(account=S0, amount=99)))
     assert stored is not None and stored.state == 5  # saved before handle refused
 
 
@@ -256,7 +270,9 @@ def test_a_failing_snapshot_write_is_logged_and_the_command_goes_on(
     with caplog.at_level(logging.WARNING, logger="eventcore.snapshots"):
         result = execute(store, Withdraw(account=S0, amount=1), snapshots=Failing())
     assert len(result.events) == 1
-    assert "could not save snapshot 'Withdraw/v1/s0'" in caplog.text
+    assert f"could not save snapshot {snapshot_id_of(Withdraw(account=S0, amount=1))!r}" in (
+        caplog.text
+    )
     assert "disk full" in caplog.text
 
 
@@ -273,7 +289,7 @@ def test_a_stale_save_after_a_conflict_does_not_regress() -> None:
     racing = InterleavingStore(store, before_append=rival)
     result = execute(racing, Withdraw(account=S0, amount=1), snapshots=snaps)
     assert result.attempts == 2
-    stored = snaps.load("Withdraw/v1/s0")
+    stored = snaps.load(snapshot_id_of(Withdraw(account=S0, amount=1)))
     assert stored is not None and stored.versions[S0] >= 15
 
 
@@ -282,7 +298,7 @@ def test_a_snapshot_claiming_versions_that_do_not_exist_is_distrusted() -> None:
     _note(store, S0, 1, 2)
     snaps = InMemorySnapshotStore()
     command = Withdraw(account=S0, amount=1)
-    snaps.save(Snapshot(command.snapshot_id(), ((S0, 50),), (1000,)))
+    snaps.save(Snapshot(snapshot_id_of(command), ((S0, 50),), (1000,)))
     with pytest.warns(SnapshotWarning, match="claims stream versions"):
         result = execute(store, command, snapshots=snaps, sleep=lambda _: None)
     assert result.attempts == 2
@@ -370,7 +386,7 @@ class Loose(Command[Any]):
 
 class Tags(Command[frozenset[int]]):
     account: StreamId = stream()
-    snapshot = SnapshotPolicy(every=1)
+    snapshot = SnapshotPolicy(every=1, encode=sorted, decode=frozenset)
 
     def initial_state(self) -> frozenset[int]:
         return frozenset()
@@ -380,12 +396,6 @@ class Tags(Command[frozenset[int]]):
 
     def handle(self, state: frozenset[int]) -> list[object]:
         return []
-
-    def encode_state(self, state: frozenset[int]) -> Any:
-        return sorted(state)
-
-    def decode_state(self, data: Any) -> frozenset[int]:
-        return frozenset(data)
 
 
 class Unsupported(Command[set[int]]):
@@ -407,9 +417,9 @@ def test_state_codec_from_hints() -> None:
     codec = state_codec(Book)
     assert codec.encode(ledger) == {"total": "1.50", "entries": [["a", 1]], "by_stream": {"s0": 2}}
     assert codec.decode(codec.encode(ledger)) == ledger
-    pair = Pair(account=S0)
-    assert pair.decode_state(pair.encode_state((3, "x"))) == (3, "x")
-    assert Withdraw(account=S0, amount=1).encode_state(7) == 7
+    pair = state_codec(Pair)
+    assert pair.decode(pair.encode((3, "x"))) == (3, "x")
+    assert state_codec(Withdraw).encode(7) == 7
 
 
 def test_custom_hooks_are_used() -> None:
@@ -417,13 +427,14 @@ def test_custom_hooks_are_used() -> None:
     _note(store, S0, 3, 1, 2)
     snaps = InMemorySnapshotStore()
     execute(store, Tags(account=S0), snapshots=snaps)
-    stored = snaps.load(Tags(account=S0).snapshot_id())
+    stored = snaps.load(snapshot_id_of(Tags(account=S0)))
     assert stored is not None and stored.state == [1, 2, 3]
+    assert stored.decode_state(Tags(account=S0)) == frozenset({1, 2, 3})
 
 
 def test_an_unsupported_state_type_is_a_definition_error() -> None:
     store = _store()
-    with pytest.raises(DefinitionError, match="encode_state"):
+    with pytest.raises(DefinitionError, match="encode= and decode="):
         execute(store, Unsupported(account=S0), snapshots=InMemorySnapshotStore())
     execute(store, Unsupported(account=S0))  # without a snapshot store nothing is checked
 
@@ -439,30 +450,35 @@ def test_a_state_that_does_not_round_trip_is_not_saved(caplog: pytest.LogCapture
     assert snaps.list() == []
 
 
-def test_a_bad_policy_or_id_is_a_definition_error() -> None:
+def test_a_bad_policy_or_key_is_a_definition_error() -> None:
     with pytest.raises(DefinitionError, match="every"):
         SnapshotPolicy(every=0)
 
-    class BadId(Withdraw):
-        def snapshot_id(self) -> str:
-            return ""
+    class BadKey(Withdraw):
+        snapshot = SnapshotPolicy(key=lambda command: "")
 
-    with pytest.raises(DefinitionError, match="snapshot id"):
-        execute(_store(), BadId(account=S0, amount=1), snapshots=InMemorySnapshotStore())
+    with pytest.raises(DefinitionError, match="key of BadKey must return a non-empty str"):
+        execute(_store(), BadKey(account=S0, amount=1), snapshots=InMemorySnapshotStore())
+
+    class NotAPolicy(Withdraw):
+        snapshot = 100  # type: ignore[assignment]
+
+    with pytest.raises(DefinitionError, match="must be a SnapshotPolicy"):
+        execute(_store(), NotAPolicy(account=S0, amount=1), snapshots=InMemorySnapshotStore())
 
 
-def test_default_snapshot_ids() -> None:
-    class Move(Command[int]):
-        source: StreamId = stream()
-        target: StreamId = stream()
-        snapshot = SnapshotPolicy(version=3)
-
-        def initial_state(self) -> int:
-            return 0
-
-    assert default_snapshot_id(Move(source="a,b", target="100%")).endswith("Move/v3/a%2Cb,100%25")
-    long = Move(source="x" * 150, target="y" * 150).snapshot_id()
-    assert "/v3/sha256:" in long and len(long) < 200
+@pytest.mark.parametrize(
+    ("method", "instead"), [("snapshot_id", "key="), ("encode_state", "encode= and decode=")]
+)
+def test_the_old_hook_methods_are_refused_not_ignored(method: str, instead: str) -> None:
+    """A command that still overrides the old hooks would silently share or misread
+    snapshots if they were ignored; it is told what to write instead."""
+    legacy = type("Legacy", (Withdraw,), {method: lambda self, *args: "x"})
+    command = legacy(account=S0, amount=1)
+    with pytest.raises(DefinitionError, match=f"defines {method}\\(\\).*{instead}"):
+        execute(_store(), command, snapshots=InMemorySnapshotStore())
+    _note(store := _store(), S0, 5)
+    execute(store, command)  # without a snapshot store the methods are irrelevant
 
 
 def test_execute_refuses_something_that_is_not_a_snapshot_store() -> None:
@@ -487,15 +503,15 @@ def test_replay_report_text_and_html(
     _note(store, S0, 9)
     result = execute(store, Observe(streams_=(S0, S1)), snapshots=snapshots)
     assert result.replay is not None
-    assert str(result.replay).splitlines()[0] == "snapshot observe/v1/s0,s1 (saved)"
+    assert str(result.replay).splitlines()[0] == f"snapshot {observe_id(S0, S1)} (saved)"
     html = result.replay._repr_html_()
-    assert "observe/v1/s0,s1" in html and "<table" in html and " at 0x" not in html
+    assert observe_id(S0, S1) in html and "<table" in html and " at 0x" not in html
     plain = execute(store, ObservePlain(streams_=(S0,)))
     assert plain.replay is not None and plain.replay.snapshot_id is None
     assert "Full replay" in plain.replay._repr_html_()
     assert plain.replay.events_applied == store.stream_version(S0) - 1
-    stored = snapshots.load("observe/v1/s0,s1")
-    assert stored is not None and "observe/v1/s0,s1" in stored._repr_html_()
+    stored = snapshots.load(observe_id(S0, S1))
+    assert stored is not None and observe_id(S0, S1) in stored._repr_html_()
 
 
 # -- the asyncio shell ----------------------------------------------------------------------------

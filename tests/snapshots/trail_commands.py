@@ -60,10 +60,13 @@ def fold(state: Trail, event: object) -> Trail:
 
 
 class Observe(Command[Trail]):
-    """Reads its streams (and the ones they link to), then records what it saw."""
+    """Reads its streams (and the ones they link to), then records what it saw.
+
+    Its subclasses fold alike, so they share its snapshots: every policy says ``name``.
+    """
 
     streams_: tuple[StreamId, ...] = stream()
-    snapshot = SnapshotPolicy(every=3)
+    snapshot = SnapshotPolicy(every=3, name="observe")
 
     def initial_state(self) -> Trail:
         return Trail()
@@ -77,17 +80,13 @@ class Observe(Command[Trail]):
     def handle(self, state: Trail) -> list[object]:
         return [Observed(self.streams_[0], state.seen)]
 
-    def snapshot_id(self) -> str:
-        # The same id for every subclass: they fold alike, so they may share snapshots.
-        return "observe/v1/" + ",".join(self.streams_)
-
 
 class ObserveEvery1(Observe):
-    snapshot = SnapshotPolicy(every=1)
+    snapshot = SnapshotPolicy(every=1, name="observe")
 
 
 class ObserveEvery7(Observe):
-    snapshot = SnapshotPolicy(every=7)
+    snapshot = SnapshotPolicy(every=7, name="observe")
 
 
 class ObservePlain(Observe):

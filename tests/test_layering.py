@@ -1,0 +1,71 @@
+"""The bottom layers know nothing of the upper ones: checked on the source, every import
+counted (module level, inside functions and under ``TYPE_CHECKING``).
+
+The pipeline is given its replay strategy; snapshots are one such strategy, so neither the
+command nor the pipeline knows of them. The shells import the snapshot package only when a
+snapshot store is passed."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import eventcore
+
+PACKAGE = Path(eventcore.__file__).parent
+
+
+def imported_modules(relative: str) -> set[str]:
+    """Every module named by an import statement anywhere in ``eventcore/<relative>``."""
+    tree = ast.parse((PACKAGE / relative).read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_errors_import_nothing_from_eventcore() -> None:
+    assert not {m for m in imported_modules("errors.py") if m.startswith("eventcore")}
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["errors.py", "events.py", "types.py", "retry.py", "store.py", "commands.py", "pipeline.py"],
+)
+def test_bottom_modules_know_neither_snapshots_nor_projections(module: str) -> None:
+    upper = {
+        m
+        for m in imported_modules(module)
+        if m.startswith(("eventcore.snapshots", "eventcore.projections"))
+    }
+    assert not upper, f"{module} imports {sorted(upper)}"
+
+
+def test_the_checker_sees_imports_inside_functions_and_type_checking_blocks() -> None:
+    found = imported_modules("projections/errors.py")
+    assert "eventcore.projections.api.ProjectionReport" in found  # under TYPE_CHECKING
+
+
+def module_level_imports(relative: str) -> set[str]:
+    """The modules imported when ``eventcore/<relative>`` is imported (not those imported
+    inside functions or under ``if TYPE_CHECKING:``)."""
+    tree = ast.parse((PACKAGE / relative).read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("module", ["execution.py", "aio.py"])
+def test_the_shells_import_snapshots_only_when_they_are_used(module: str) -> None:
+    assert not {m for m in module_level_imports(module) if m.startswith("eventcore.snapshots")}
+    assert any(m.startswith("eventcore.snapshots") for m in imported_modules(module))
