@@ -34,7 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
-from eventcore.stores._select import Selection
+from eventcore.selection import Selection
 from eventcore.types import StreamId
 
 __all__ = ["AsyncEventStore"]

@@ -23,7 +23,7 @@ from eventcore.errors import (
 )
 from eventcore.events import EventInfo, EventTypes, Metadata, RecordedEvent, stream_of
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
-from eventcore.stores._select import Selection
+from eventcore.selection import Selection
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
 __all__ = [

@@ -32,6 +32,7 @@ from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key
 from eventcore.idempotency import idempotency_key as idempotency_key_of
 from eventcore.raw import RawEvent, StoreStats, StreamInfo, check_continues
+from eventcore.selection import Selection, iter_log, selectors
 from eventcore.store import (
     check_after_version,
     check_read_args,
@@ -40,7 +41,6 @@ from eventcore.store import (
     prepare_append,
     unique_stream_ids,
 )
-from eventcore.stores._select import Selection, iter_log, selectors
 from eventcore.types import StreamId
 
 __all__ = ["AsyncInMemoryEventStore", "AsyncSession", "InMemoryEventStore"]

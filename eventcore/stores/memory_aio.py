@@ -16,8 +16,8 @@ from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import RawEvent, StoreStats, StreamInfo
+from eventcore.selection import Selection, aiter_log
 from eventcore.store import check_wait_args
-from eventcore.stores._select import Selection, aiter_log
 from eventcore.stores.memory import InMemoryEventStore
 from eventcore.types import StreamId
 

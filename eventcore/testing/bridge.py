@@ -36,7 +36,7 @@ from uuid import UUID
 from eventcore.events import Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import RawEvent, StoreStats, StreamInfo
-from eventcore.stores._select import Selection
+from eventcore.selection import Selection
 from eventcore.types import StreamId
 
 __all__ = ["LoopThread", "SyncBridge"]

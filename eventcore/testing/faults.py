@@ -41,8 +41,8 @@ from eventcore.clock import system_clock, uuid7
 from eventcore.errors import ConfigurationError, Conflict, StoreFailure, VersionConflict
 from eventcore.events import Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
+from eventcore.selection import Selection
 from eventcore.store import EventStore, prepare_append
-from eventcore.stores._select import Selection
 from eventcore.types import StreamId
 
 __all__ = [

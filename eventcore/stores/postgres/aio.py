@@ -32,10 +32,10 @@ from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import RawEvent, StoreStats, StreamInfo
+from eventcore.selection import Selection, aiter_log
 from eventcore.store import check_wait_args
 from eventcore.stores._finish import finish
 from eventcore.stores._plan import Plan, Query, drive_async
-from eventcore.stores._select import Selection, aiter_log
 from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.database import (
     BrokenConnection,

@@ -22,6 +22,7 @@ from eventcore.errors import ConfigurationError, DeserializationError
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
 from eventcore.raw import RawEvent, StoreStats, StreamInfo
+from eventcore.selection import Selection, selectors
 from eventcore.store import (
     check_after_version,
     check_read_args,
@@ -31,7 +32,6 @@ from eventcore.store import (
 )
 from eventcore.stores._plan import Plan, Query
 from eventcore.stores._rows import decode_rows
-from eventcore.stores._select import Selection, selectors
 from eventcore.stores.postgres.queries import (
     Replayed,
     Row,

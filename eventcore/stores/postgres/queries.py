@@ -22,9 +22,9 @@ from psycopg import sql
 from eventcore.errors import IdempotencyConflict
 from eventcore.events import Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey
+from eventcore.selection import StreamSelector
 from eventcore.store import PendingEvent
 from eventcore.stores._plan import Plan, Query
-from eventcore.stores._select import StreamSelector
 from eventcore.stores.postgres.filters import like_prefix, pattern_regex
 from eventcore.types import StreamId, StreamPrefix, trusted_stream_id
 

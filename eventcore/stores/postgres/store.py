@@ -39,8 +39,8 @@ from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import RawEvent, StoreStats, StreamInfo
+from eventcore.selection import Selection, iter_log
 from eventcore.store import check_wait_args
-from eventcore.stores._select import Selection, iter_log
 from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.database import Connection, PostgresDatabase
 from eventcore.stores.postgres.operations import Operations

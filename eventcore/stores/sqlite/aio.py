@@ -35,10 +35,10 @@ from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import RawEvent, StoreStats, StreamInfo
+from eventcore.selection import Selection, aiter_log
 from eventcore.store import check_wait_args
 from eventcore.stores._finish import finish
 from eventcore.stores._notify import wait_for_head_async
-from eventcore.stores._select import Selection, aiter_log
 from eventcore.stores.sqlite.database import SqliteDatabase, Synchronous
 from eventcore.stores.sqlite.store import SqliteEventStore
 from eventcore.types import StreamId

@@ -11,9 +11,9 @@ from typing import Any, Final
 from eventcore.errors import Conflict, IdempotencyConflict, VersionConflict
 from eventcore.events import Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey
+from eventcore.selection import StreamSelector
 from eventcore.store import PendingEvent
 from eventcore.stores._plan import Plan, Query
-from eventcore.stores._select import StreamSelector
 from eventcore.stores.sqlite.glob import glob
 from eventcore.types import StreamId, trusted_stream_id
 

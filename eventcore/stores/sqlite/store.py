@@ -38,6 +38,7 @@ from eventcore.errors import ConfigurationError, DeserializationError, StoreFail
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
 from eventcore.raw import RawEvent, StoreStats, StreamInfo
+from eventcore.selection import Selection, iter_log, selectors
 from eventcore.store import (
     check_after_version,
     check_positive,
@@ -50,7 +51,6 @@ from eventcore.store import (
 from eventcore.stores._notify import wait_for_head
 from eventcore.stores._plan import Plan
 from eventcore.stores._rows import decode_rows
-from eventcore.stores._select import Selection, iter_log, selectors
 from eventcore.stores.sqlite.database import SqliteDatabase, Synchronous
 from eventcore.stores.sqlite.plans import (
     SELECT,
