@@ -17,6 +17,7 @@ from eventcore.errors import (
     DefinitionError,
     DeserializationError,
     EventCoreError,
+    IdempotencyConflict,
     InvalidStreamId,
     InvalidStreamSelector,
     LeadershipUnavailable,
@@ -30,11 +31,12 @@ from eventcore.errors import (
 )
 from eventcore.events import EventTypes, Metadata, RecordedEvent, event, event_info, stream_of
 from eventcore.execution import execute
+from eventcore.idempotency import IdempotencyKey
 from eventcore.pipeline import ExecutionResult
 from eventcore.retry import RetryAttempt, RetryPolicy
 from eventcore.store import EventStore
 from eventcore.stores.memory import InMemoryEventStore
-from eventcore.stores.sqlite import SqliteEventStore
+from eventcore.stores.sqlite import SqliteDatabase, SqliteEventStore
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
 if TYPE_CHECKING:
@@ -54,6 +56,8 @@ __all__ = [
     "EventStore",
     "EventTypes",
     "ExecutionResult",
+    "IdempotencyConflict",
+    "IdempotencyKey",
     "InMemoryEventStore",
     "InvalidStreamId",
     "InvalidStreamSelector",
@@ -65,6 +69,7 @@ __all__ = [
     "RetryPolicy",
     "SeededIds",
     "SerializationError",
+    "SqliteDatabase",
     "SqliteEventStore",
     "StoreError",
     "StoreFailure",

@@ -28,17 +28,27 @@ event loop is never blocked.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from eventcore._finish import finish
 from eventcore.commands import Command
 from eventcore.errors import StoreError
 from eventcore.events import Metadata
-from eventcore.execution import start_pipeline
+from eventcore.execution import (
+    Concurrency,
+    append_options,
+    choose_concurrency,
+    execute,
+    start_pipeline,
+)
+from eventcore.idempotency import IdempotencyKey
 from eventcore.pipeline import (
     AppendEvents,
     ExecutionResult,
+    LookupWrite,
     ReadStream,
     ReadStreams,
     Sleep,
@@ -67,39 +77,117 @@ async def execute_async(
     metadata: Metadata | Mapping[str, Any] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     snapshots: Any = None,
+    idempotency_key: str | IdempotencyKey | None = None,
+    concurrency: Concurrency | None = None,
 ) -> ExecutionResult:
     """The asyncio counterpart of :func:`eventcore.execute`, with the same semantics.
 
-    ``snapshots`` is a snapshot store whose methods are coroutines or blocking calls (run
-    in a worker thread).
+    ``store`` is an asyncio store (:class:`~eventcore.asyncstore.AsyncEventStore`) or a
+    blocking one, whose calls then run in worker threads. ``snapshots`` is a snapshot store
+    whose methods are coroutines or blocking calls.
+
+    **Cancellation** never reports a committed write as failed: once the append has been
+    sent, it runs to its end; if the task is cancelled meanwhile and the append committed,
+    the command returns its result (the cancellation came too late to undo it); if it
+    failed, the cancellation is raised. Cancelled before the append, nothing was written
+    and ``CancelledError`` is raised. With an ``idempotency_key``, retrying a cancelled
+    command is harmless either way.
     """
-    pipeline = start_pipeline("execute_async", command, retry, metadata, snapshots)
+    pipeline = start_pipeline(
+        "execute_async", command, retry, metadata, snapshots, idempotency_key=idempotency_key
+    )
+    mode = choose_concurrency(store, command, concurrency)
+    if mode == "pessimistic" and not _is_async(getattr(store, "session", None)):
+        # A blocking store's session belongs to one thread: run the whole command there.
+        call = functools.partial(
+            execute,
+            store,
+            command,
+            retry=retry,
+            metadata=metadata,
+            snapshots=snapshots,
+            idempotency_key=idempotency_key,
+            concurrency=mode,
+        )
+        return await finish(asyncio.get_running_loop().run_in_executor(None, call))
+    sessions = _AsyncSessions(store, command, mode)
     to_send: Any = None
     to_throw: BaseException | None = None
-    while True:
-        try:
-            effect = pipeline.throw(to_throw) if to_throw is not None else pipeline.send(to_send)
-        except StopIteration as done:
-            result: ExecutionResult = done.value
-            return result
-        to_send, to_throw = None, None
-        try:
-            if isinstance(effect, ReadStreams):
-                to_send = await _read_many(store, effect)
-            elif isinstance(effect, ReadStream):
-                to_send = await _read(store, effect)
-            elif isinstance(effect, AppendEvents):
-                to_send = await _call(
-                    store.append, effect.expected, effect.events, metadata=effect.metadata
-                )
-            elif isinstance(effect, Sleep):
-                if retry.on_retry is not None:
-                    retry.on_retry(effect.retry)
-                await sleep(effect.seconds)
-            else:  # LoadSnapshot or SaveSnapshot: only the snapshot strategy yields others
-                to_send = await _perform_snapshot_effect(snapshots, effect)
-        except StoreError as exc:
-            to_throw = exc
+    try:
+        while True:
+            try:
+                if to_throw is not None:
+                    effect = pipeline.throw(to_throw)
+                else:
+                    effect = pipeline.send(to_send)
+            except StopIteration as done:
+                await sessions.end()
+                result: ExecutionResult = done.value
+                return result
+            to_send, to_throw = None, None
+            try:
+                if isinstance(effect, ReadStreams):
+                    to_send = await _read_many(await sessions.target(), effect)
+                elif isinstance(effect, ReadStream):
+                    to_send = await _read(await sessions.target(), effect)
+                elif isinstance(effect, AppendEvents):
+                    target = await sessions.target()
+                    to_send = await finish(
+                        _call(
+                            target.append, effect.expected, effect.events, **append_options(effect)
+                        )
+                    )
+                    await sessions.end()
+                elif isinstance(effect, LookupWrite):
+                    to_send = await _call(store.read_idempotent_write, effect.key)
+                elif isinstance(effect, Sleep):
+                    if retry.on_retry is not None:
+                        retry.on_retry(effect.retry)
+                    await sleep(effect.seconds)
+                else:  # LoadSnapshot or SaveSnapshot: only the snapshot strategy yields others
+                    to_send = await _perform_snapshot_effect(snapshots, effect)
+            except StoreError as exc:
+                await sessions.end(exc)
+                to_throw = exc
+    except BaseException as exc:
+        await sessions.end(exc)
+        raise
+
+
+class _AsyncSessions:
+    """:class:`eventcore.execution._Sessions` for an asyncio store."""
+
+    def __init__(self, store: Any, command: Command[Any], mode: Concurrency) -> None:
+        self.store = store
+        self.lock = command.streams()
+        self.pessimistic = mode == "pessimistic"
+        self.manager: Any = None
+        self.session: Any = None
+
+    async def target(self) -> Any:
+        if not self.pessimistic:
+            return self.store
+        if self.manager is None:
+            manager = self.store.session(lock=self.lock)
+            self.session = await manager.__aenter__()
+            self.manager = manager  # only once entered: a failed entry has nothing to leave
+        return self.session
+
+    async def end(self, error: BaseException | None = None) -> None:
+        manager, self.manager, self.session = self.manager, None, None
+        if manager is None:
+            return
+        if error is None:
+            await manager.__aexit__(None, None, None)
+        else:
+            await manager.__aexit__(type(error), error, error.__traceback__)
+
+
+def _is_async(method: Any) -> bool:
+    return method is not None and (
+        inspect.iscoroutinefunction(method)
+        or inspect.isasyncgenfunction(getattr(method, "__wrapped__", None))
+    )
 
 
 async def _perform_snapshot_effect(snapshots: Any, effect: SnapshotEffect) -> Any:

@@ -19,8 +19,10 @@ Keys are kept until deleted (``forget_idempotency_keys`` on the SQL stores).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,11 +36,15 @@ __all__ = [
     "IdempotencyKey",
     "RecordedWrite",
     "append_key",
+    "command_fingerprint",
+    "command_key",
     "fingerprint",
     "idempotency_key",
 ]
 
 MAX_KEY_LENGTH: Final = 255
+
+_ADDRESS: Final = re.compile(r" at 0x[0-9A-Fa-f]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +90,34 @@ def append_key(given: str | IdempotencyKey, pending: Iterable[Any]) -> Idempoten
     )
 
 
+def command_key(key: str | IdempotencyKey, command: Any) -> IdempotencyKey:
+    """The key of one execution: an :class:`IdempotencyKey` as given, or a plain ``str``
+    fingerprinted by the command (its class by module and name, and its fields)."""
+    if isinstance(key, IdempotencyKey):
+        return key
+    return idempotency_key(key, command_fingerprint(command))
+
+
+def command_fingerprint(command: Any) -> str:
+    """A fingerprint of a command that is the same in every process: its class (module and
+    qualified name) and its fields, as the event codec encodes them (``repr`` for a field
+    type the codec does not know)."""
+    cls = type(command)
+    fields = {f.name: getattr(command, f.name) for f in dataclasses.fields(command)}
+    try:
+        from eventcore.codec import compile_codec
+
+        encoded: Any = compile_codec(cls).encode(command)
+    except Exception:  # a field type the codec does not handle: fall back to the reprs
+        encoded = {name: _ADDRESS.sub("", repr(value)) for name, value in fields.items()}
+    return fingerprint([f"{cls.__module__}.{cls.__qualname__}", encoded])
+
+
 def fingerprint(parts: Iterable[Any]) -> str:
     """A stable fingerprint (``sha256:...``) of JSON-ready parts."""
-    text = json.dumps(list(parts), separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    text = json.dumps(
+        list(parts), separators=(",", ":"), ensure_ascii=False, sort_keys=True, default=str
+    )
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -34,10 +34,12 @@ from eventcore.commands import Command
 from eventcore.errors import (
     ConcurrencyError,
     DefinitionError,
+    IdempotencyConflict,
     UndeclaredStream,
     VersionConflict,
 )
 from eventcore.events import Metadata, RecordedEvent, event_info, stream_of
+from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.retry import RetryAttempt, RetryPolicy
 from eventcore.types import StreamId
 
@@ -48,6 +50,7 @@ __all__ = [
     "ExecutionResult",
     "Fold",
     "FullReplay",
+    "LookupWrite",
     "ReadStream",
     "ReadStreams",
     "ReplayReport",
@@ -90,6 +93,15 @@ class AppendEvents:
     expected: Mapping[StreamId, int]
     events: tuple[object, ...]
     metadata: Metadata
+    idempotency_key: IdempotencyKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LookupWrite:
+    """Read what was written under an idempotency key; send back the store's
+    :class:`~eventcore.idempotency.RecordedWrite` or ``None``."""
+
+    key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +112,7 @@ class Sleep:
     retry: RetryAttempt
 
 
-Effect = ReadStream | ReadStreams | AppendEvents | Sleep
+Effect = ReadStream | ReadStreams | AppendEvents | LookupWrite | Sleep
 """The effects of the pipeline itself; a replay strategy may add its own."""
 
 
@@ -177,7 +189,8 @@ class ExecutionResult:
     """What ``execute`` did: the events it recorded and how many attempts it took.
 
     ``stream_versions`` holds every stream that took part, with its version after the
-    command (written streams advanced, read-only ones as read). ``replay`` reports how the
+    command (written streams advanced, read-only ones as read; for a ``replayed`` result, the
+    streams the original write wrote). ``replay`` reports how the
     last attempt rebuilt the state: per stream, restored from a snapshot or read in full,
     and how many events it folded from the log.
     """
@@ -186,6 +199,9 @@ class ExecutionResult:
     attempts: int
     stream_versions: Mapping[StreamId, int]
     replay: ReplayReport | None = field(default=None, compare=False)
+    replayed: bool = field(default=False, compare=False, repr=False)
+    """True when the command's idempotency key had been used: ``events`` are the original
+    write's, nothing was decided or written now (``attempts`` is 0)."""
 
     @property
     def positions(self) -> tuple[int, ...]:
@@ -200,6 +216,15 @@ class ExecutionResult:
         from eventcore._html import result_html
 
         return result_html(self)
+
+
+def _original(found: RecordedWrite, key: IdempotencyKey) -> ExecutionResult:
+    if found.fingerprint != key.fingerprint:
+        raise IdempotencyConflict(key.key, found.fingerprint, key.fingerprint)
+    versions: dict[StreamId, int] = {}
+    for rec in found.events:
+        versions[rec.stream_id] = rec.stream_version
+    return ExecutionResult(tuple(found.events), 0, versions, None, replayed=True)
 
 
 # -- the replay strategy --------------------------------------------------------------------
@@ -333,6 +358,7 @@ def command_pipeline(
     *,
     replay: ReplayStrategy[E] = FULL_REPLAY,
     batch_reads: bool = False,
+    idempotency: IdempotencyKey | None = None,
 ) -> Generator[Effect | E, Any, ExecutionResult]:
     """Run ``command``: rebuild the state → handle → append, retrying conflicts per
     ``retry``.
@@ -340,7 +366,17 @@ def command_pipeline(
     ``replay`` rebuilds the state on every attempt (:data:`FULL_REPLAY` unless given
     another, such as the snapshot strategy ``eventcore.snapshots.snapshot_replay(command)``);
     ``batch_reads`` lets it read the declared streams with one :class:`ReadStreams`.
+
+    With ``idempotency``, the pipeline first looks the key up (:class:`LookupWrite`): a key
+    already used for the same command returns the original write (``replayed``) without
+    reading or deciding, one used for another raises ``IdempotencyConflict``; otherwise the
+    key goes with the append, which records it in the same transaction (and, should another
+    execution with the key commit in between, returns that one's events instead).
     """
+    if idempotency is not None:
+        found = yield LookupWrite(idempotency.key)
+        if found is not None:
+            return _original(found, idempotency)
     attempt = 0
     while True:
         attempt += 1
@@ -365,7 +401,9 @@ def command_pipeline(
         if not events:
             return ExecutionResult((), attempt, expected, replayed.report)
         try:
-            written: Sequence[RecordedEvent] = yield AppendEvents(dict(expected), events, metadata)
+            written: Sequence[RecordedEvent] = yield AppendEvents(
+                dict(expected), events, metadata, idempotency
+            )
         except VersionConflict as conflict:
             replay.conflicted(replayed, conflict)
             delay = retry.delay(attempt)

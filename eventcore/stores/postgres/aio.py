@@ -8,7 +8,7 @@ typed timeouts).
 
 The store opens its pool on first use, on ``await store.open()`` or in ``async with``. An
 append, once started, runs to its end: cancelling the awaiting task cannot turn a commit
-into a reported failure (:mod:`eventcore.stores._finish`).
+into a reported failure (:mod:`eventcore._finish`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
+from eventcore._finish import finish
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
@@ -34,7 +35,6 @@ from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import RawEvent, StoreStats, StreamInfo
 from eventcore.selection import Selection, aiter_log
 from eventcore.store import check_wait_args
-from eventcore.stores._finish import finish
 from eventcore.stores._plan import Plan, Query, drive_async
 from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.database import (
@@ -307,7 +307,7 @@ class AsyncPostgresDatabase:
                     "nothing was committed",
                 )
             try:
-                await conn.execute("COMMIT")
+                await finish(conn.execute("COMMIT"))  # once sent, the commit runs to its end
             except psycopg.Error as exc:
                 raise translate_error(self.config, "commit", exc, writing=True) from exc
 

@@ -9,7 +9,7 @@ statement: six or more for an append). Durability is the blocking store's, becau
 the blocking store: ``BEGIN IMMEDIATE``, ``synchronous=FULL``, WAL.
 
 An append, once started, runs to its end: if the awaiting task is cancelled meanwhile, a
-write that committed still returns its result (see :mod:`eventcore.stores._finish`).
+write that committed still returns its result (see :mod:`eventcore._finish`).
 
 >>> import asyncio
 >>> async def main() -> int:
@@ -31,13 +31,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
+from eventcore._finish import Cancelled, complete, complete_quietly, finish
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import RawEvent, StoreStats, StreamInfo
 from eventcore.selection import Selection, aiter_log
 from eventcore.store import check_wait_args
-from eventcore.stores._finish import finish
 from eventcore.stores._notify import wait_for_head_async
 from eventcore.stores.sqlite.database import SqliteDatabase, Synchronous
 from eventcore.stores.sqlite.store import SqliteEventStore
@@ -243,12 +243,24 @@ class AsyncSqliteEventStore:
         loop = asyncio.get_running_loop()
         async with self._writes:
             cm = self.sync.session(lock)
-            session = await loop.run_in_executor(self._writer, cm.__enter__)
+            try:
+                # Opening runs in the writer's thread and takes the file's write lock: let it
+                # end even if this task is cancelled, and close it again in that case.
+                session = await complete(loop.run_in_executor(self._writer, cm.__enter__))
+            except Cancelled as late:
+                await complete_quietly(
+                    loop.run_in_executor(
+                        self._writer, cm.__exit__, type(late.cancelled), late.cancelled, None
+                    )
+                )
+                raise late.cancelled from None
             try:
                 yield AsyncSession(session, self._writer)
             except BaseException as exc:
-                await loop.run_in_executor(
-                    self._writer, cm.__exit__, type(exc), exc, exc.__traceback__
+                await complete_quietly(
+                    loop.run_in_executor(
+                        self._writer, cm.__exit__, type(exc), exc, exc.__traceback__
+                    )
                 )
                 raise
             else:

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
-__all__ = ["finish"]
+__all__ = ["Cancelled", "complete", "complete_quietly", "finish"]
 
 T = TypeVar("T")
 
@@ -38,3 +38,38 @@ async def finish(write: Awaitable[T]) -> T:
                 raise cancelled from None
             raise
         return result
+
+
+async def complete(work: asyncio.Future[T]) -> T:
+    """Wait for ``work`` (already running, in a thread say) to end even if this task is
+    cancelled meanwhile; then return its result, or raise its error — or the cancellation
+    when one arrived (the caller cleans up what ``work`` did before re-raising)."""
+    cancelled: asyncio.CancelledError | None = None
+    while not work.done():
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError as exc:
+            if not work.done():
+                cancelled = exc
+    result = work.result()
+    if cancelled is not None:
+        raise Cancelled(result, cancelled)
+    return result
+
+
+class Cancelled(Exception):
+    """``work`` finished, but the task was cancelled while it ran."""
+
+    def __init__(self, result: object, cancelled: asyncio.CancelledError) -> None:
+        super().__init__("cancelled")
+        self.result = result
+        self.cancelled = cancelled
+
+
+async def complete_quietly(work: asyncio.Future[object]) -> None:
+    """Wait for ``work`` (a clean-up) to end whatever happens to this task; a cancellation
+    that arrives meanwhile is passed on once it has."""
+    try:
+        await complete(work)
+    except Cancelled as late:
+        raise late.cancelled from None
