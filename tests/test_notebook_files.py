@@ -191,9 +191,8 @@ def main(argv: Iterable[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", nargs="?", default="tidy", choices=["tidy", "refresh"])
     parser.add_argument("--kernel", default="python3", help="kernel to re-execute on")
-    parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: all)")
-    args = parser.parse_args(list(argv))
-    paths = [p.resolve() for p in args.paths] or NOTEBOOKS
+    args, rest = parser.parse_known_args(list(argv))
+    paths = [Path(p).resolve() for p in rest] or NOTEBOOKS  # notebooks (default: all)
     for path in paths:
         if args.mode == "refresh":
             print(f"running {rel(path)}", flush=True)
