@@ -13,7 +13,8 @@ Also the tool that keeps them so (run it from the repository root)::
   learner cells carry no test machinery;
 - a stored error keeps ``Type: message`` only: tracebacks hold library source lines and this
   machine's paths, which go stale with every change;
-- execution timings, widget state and the Python patch version are dropped from metadata;
+- execution timings, widget state and the Python patch version are dropped from metadata, and
+  consecutive prints to one stream are stored as one output;
 - ``workbook/`` is regenerated: one learner copy per notebook, without outputs or solutions.
 """
 
@@ -108,11 +109,31 @@ def strip_metadata(nb: Any) -> bool:
     return changed
 
 
+def merge_streams(cell: Any) -> bool:
+    """Join consecutive stdout (or stderr) outputs: how a print is chunked varies by run."""
+    merged: list[Any] = []
+    for out in cell.get("outputs", []):
+        last = merged[-1] if merged else None
+        if (
+            last is not None
+            and out.output_type == last.output_type == "stream"
+            and out.name == last.name
+        ):
+            last.text += out.text
+        else:
+            merged.append(out)
+    if cell.cell_type != "code" or len(merged) == len(cell.outputs):
+        return False
+    cell.outputs = merged
+    return True
+
+
 def tidy_notebook(nb: Any) -> bool:
     """Tidy ``nb`` in place (see the module docstring); True if anything changed."""
     changed = False
     for cell in nb.cells:
         changed |= convert_markers(cell)
+        changed |= merge_streams(cell)
     changed |= cut_tracebacks(nb)
     changed |= strip_metadata(nb)
     return changed
