@@ -23,7 +23,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # and starts in notebooks/.
 LAB_FLAGS = --ServerApp.root_dir=$(CURDIR) --ip 127.0.0.1 --port $(PORT) $(ROOT_FLAG)
 NBVAL = --nbval --nbval-kernel-name $(LAB_KERNEL)
-TEST_ENV = EVENTCORE_LAB_PYTHON=$(CURDIR)/$(LAB_PY)
+TEST_ENV = EVENTCORE_LAB_PYTHON=$(CURDIR)/$(LAB_PY) EVENTCORE_LAB_KERNEL=$(LAB_KERNEL)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lab-venv lab workshop check test lint typecheck unit notebooks \
