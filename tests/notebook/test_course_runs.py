@@ -79,17 +79,33 @@ def test_notebook_14_falls_back_to_sqlite_without_psycopg(tmp_path: Path) -> Non
     assert "psycopg is not installed" in printed  # the exercise says why it cannot run
 
 
-def _schemas(dsn: str) -> set[str]:
+def _schemas(dsn: str, prefix: str) -> set[str]:
     import psycopg
 
     with psycopg.connect(dsn) as db:
-        return {row[0] for row in db.execute("SELECT nspname FROM pg_namespace").fetchall()}
+        rows = db.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (prefix + "%",))
+        return {row[0] for row in rows.fetchall()}
 
 
 def test_notebook_14_drops_only_the_schema_it_created(postgres_dsn: str, tmp_path: Path) -> None:
-    before = _schemas(postgres_dsn)
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    nb = run(POSTGRES_NOTEBOOK, folder, {**os.environ, "EVENTCORE_POSTGRES_URL": postgres_dsn})
-    assert "using PostgreSQL at" in stdout(nb)
-    assert _schemas(postgres_dsn) == before
+    """Other tests share the server, so look only at schemas named like the notebook's, and
+    keep one of our own (a sentinel with the notebook's prefix) that it must leave alone."""
+    import secrets
+
+    import psycopg
+    from psycopg import sql
+
+    sentinel = f"course_14_sentinel_{secrets.token_hex(4)}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as db:
+        db.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(sentinel)))
+    try:
+        before = _schemas(postgres_dsn, "course_14_")
+        folder = tmp_path / "notebooks"
+        folder.mkdir()
+        env = {**os.environ, "EVENTCORE_POSTGRES_URL": postgres_dsn}
+        nb = run(POSTGRES_NOTEBOOK, folder, env)
+        assert "using PostgreSQL at" in stdout(nb)
+        assert _schemas(postgres_dsn, "course_14_") == before  # its own is gone, ours is not
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as db:
+            db.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(sql.Identifier(sentinel)))
