@@ -65,6 +65,14 @@ class EventCoreError(Exception):
             f"{_conflicts_html(conflicts) if conflicts else ''}</div>"
         )
 
+    def _render_traceback_(self) -> list[str]:
+        """How IPython and Jupyter show this error: ``Type: message`` and the frames of the
+        caller's own code, without EventCore's internals (a plain Python traceback stays
+        complete; ``EVENTCORE_FULL_TRACEBACK=1`` keeps it complete in notebooks too)."""
+        from eventcore._traceback import render_traceback
+
+        return render_traceback(self)
+
 
 class ValidationError(EventCoreError, ValueError):
     """A value given to EventCore breaks a rule; the message names the value and the rule."""

@@ -97,3 +97,70 @@ def test_cheatsheet_mentions_every_public_name() -> None:
     text = (ROOT / "tutorial/cheatsheet.md").read_text(encoding="utf-8")
     missing = [name for name in eventcore.__all__ if not re.search(rf"\b{name}\b", text)]
     assert not missing, f"tutorial/cheatsheet.md does not mention {missing}; add them"
+
+
+# -- the course's companion pages ------------------------------------------------------------
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+COMPANION = ["book/course/glossary.md", "book/course/troubleshooting.md"]
+TUTORIAL_PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tutorial").glob("*.md"))
+MD_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _header_minutes(path: Path) -> tuple[int, int]:
+    import json
+
+    first = "".join(json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"])
+    found = re.search(r"\*\*Teaching:\*\* (\d+) min · \*\*Exercises:\*\* (\d+) min", first)
+    assert found, f"{path.name}: no Teaching/Exercises minutes"
+    return int(found[1]), int(found[2])
+
+
+def test_the_instructor_guide_times_every_notebook_as_its_header_does() -> None:
+    text = (ROOT / "tutorial/instructor-guide.md").read_text(encoding="utf-8")
+    rows = {
+        m[1]: (int(m[2]), int(m[3]))
+        for m in re.finditer(r"^\| (\d\d) [^|]+\| (\d+) \| (\d+) \| \d+ \|$", text, re.MULTILINE)
+    }
+    assert sorted(rows) == [p.name[:2] for p in NOTEBOOKS], "a notebook is missing from the timings"
+    for path in NOTEBOOKS:
+        assert rows[path.name[:2]] == _header_minutes(path), f"timings of {path.name}"
+
+
+def test_the_tutorial_readme_lists_every_exercise_notebook() -> None:
+    text = (ROOT / "tutorial/README.md").read_text(encoding="utf-8")
+    for path in sorted((ROOT / "tutorial/exercises").glob("*.ipynb")):
+        assert f"(exercises/{path.name})" in text, f"tutorial/README.md does not list {path.name}"
+        assert (ROOT / "tutorial/solutions" / path.name).exists(), f"no solution for {path.name}"
+
+
+def test_the_glossary_is_sorted_and_points_at_notebooks_that_exist() -> None:
+    text = (ROOT / "book/course/glossary.md").read_text(encoding="utf-8")
+    terms = re.findall(r"^- \*\*([^*]+)\*\*", text, re.MULTILINE)
+    assert len(terms) >= 40 and terms == sorted(terms, key=str.lower), "glossary order"
+    for entry in re.split(r"^- ", text, flags=re.MULTILINE)[1:]:
+        assert "../notebooks/" in entry, f"glossary entry without a notebook: {entry[:40]}"
+
+
+def test_troubleshooting_explains_every_error_a_notebook_shows() -> None:
+    """Fed by the errors learners actually hit: each error a course or workshop notebook
+    shows is on the troubleshooting page (by name, or as a BusinessRuleViolation)."""
+    import json
+
+    page = (ROOT / "book/course/troubleshooting.md").read_text(encoding="utf-8")
+    shown = set()
+    for path in [*NOTEBOOKS, *sorted((ROOT / "tutorial").glob("*/*.ipynb"))]:
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            shown |= {o["ename"] for o in cell.get("outputs", []) if o["output_type"] == "error"}
+    missing = sorted(name for name in shown if f"`{name}`" not in page)
+    assert not missing, f"book/course/troubleshooting.md does not explain {missing}"
+
+
+@pytest.mark.parametrize("page", COMPANION + TUTORIAL_PAGES)
+def test_links_in_course_pages_open(page: str) -> None:
+    path = ROOT / page
+    for target in MD_LINK.findall(path.read_text(encoding="utf-8")):
+        if re.match(r"[a-z]+:", target) or target.startswith("#") or "<" in target:
+            continue
+        resolved = (path.parent / target.split("#")[0]).resolve()
+        assert resolved.exists(), f"{page}: {target} does not exist"

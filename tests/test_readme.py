@@ -49,3 +49,12 @@ def test_readme_example_runs_and_prints_what_it_shows() -> None:
             checked += 1
     assert checked >= 1
     assert printed.getvalue() == "", "output after the last <!-- output --> block"
+
+
+def test_the_course_table_lists_every_notebook_with_a_working_link() -> None:
+    root = README.parent
+    text = README.read_text()
+    linked = re.findall(r"^\| (\d\d) \| \[[^]]+\]\((notebooks/[^)]+\.ipynb)\)", text, re.MULTILINE)
+    notebooks = sorted(p.relative_to(root).as_posix() for p in root.glob("notebooks/[0-9]*.ipynb"))
+    assert [path for _, path in linked] == notebooks, "README's course table is out of date"
+    assert all(path.startswith(f"notebooks/{number}_") for number, path in linked)

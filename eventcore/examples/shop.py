@@ -1,31 +1,40 @@
-"""A small shop: customers, orders and payments in separate streams, and read models across them.
+"""The course's shop: the domain of notebooks 05-12, as one module.
 
-Each customer, order and payment is its own stream (``customer-ada``, ``order-1``,
-``payment-1``). Payments arrive from a bank feed, so a payment may name an order that does
-not exist, pay twice, pay the wrong amount or come too late — the read models show it:
+Each thing that changes on its own is a small stream; prices are integers in cents:
 
-- :class:`OrderHistory` — every customer's orders with what was paid and whether they
-  shipped, built by :func:`~eventcore.projections.compose.compose` from three small
-  projectors, one per stream pattern (``customer-*``, ``order-*``, ``payment-*``);
+- ``catalog``: :class:`PriceSet` (:class:`SetPrice`);
+- ``stock-<product>``: :class:`StockReceived` (:class:`ReceiveStock`), :class:`StockReserved`;
+- ``cart-<customer>``: :class:`ItemAdded` (:class:`AddToCart`), :class:`CartCheckedOut`;
+- ``order-<n>``: :class:`OrderPlaced` (:class:`PlaceOrder`), :class:`OrderShipped`
+  (:class:`ShipOrder`);
+- ``payment-<n>``: :class:`PaymentReceived` (:class:`RecordPayment`).
+
+Notebooks 05 and 06 build the commands in view; this module holds the same code, so later
+notebooks import it. :class:`PlaceOrder` reads the cart, the catalog (read only) and the
+order stream, *discovers* the stock stream of every product in the cart, and writes the
+order, the reservations and the checkout in one atomic append.
+
+Payments arrive from the bank: :class:`RecordPayment` records what the bank reports, so a
+payment may name an order that does not exist, pay twice, pay the wrong amount or come late.
+Read models and reactions across the streams (notebooks 09 and 10):
+
+- :class:`Products` — price and units available per product, :func:`~eventcore.projections.
+  compose.compose`\\ d from a catalog projector and a ``stock-*`` projector;
+- :class:`Fulfilment` — a process manager that ships an order once a payment covers it;
 - :class:`Reconciliation` — flags payments that match no open order and orders not paid
-  within 24 hours, with a :class:`~eventcore.projections.windows.WithinWindow` on event
-  time (deterministic: no wall clock);
-- :class:`Fulfilment` — a process manager that ships an order once it is paid, through
-  ``execute`` with causation tracked and exactly-once effects.
+  within 24 hours, with a :class:`~eventcore.projections.windows.WithinWindow` on event time.
 
 >>> from datetime import timedelta
 >>> from eventcore import InMemoryEventStore, SeededIds, TickingClock
->>> store = InMemoryEventStore(clock=TickingClock(step=timedelta(hours=3)), ids=SeededIds(1))
+>>> store = InMemoryEventStore(clock=TickingClock(step=timedelta(hours=2)), ids=SeededIds(1))
 >>> populate(store)
->>> history = OrderHistory()
+>>> products = Products()
 >>> for event in store.read_all():
-...     history.projection.apply(event)
->>> print(history.render())
-Ada     order-1  total 30  paid 60  placed
-Ada     order-3  total 20  paid 25  placed
-Bob     order-2  total 50  paid 50  placed
-Bob     order-4  total 40  paid 40  placed
-Cy      order-5  total 10  paid  0  placed
+...     products.projection.apply(event)
+>>> print(products.render())
+kettle  2500  available  3
+mug      800  available  2
+tea      450  available 14
 >>> check = Reconciliation()
 >>> for event in store.read_all():
 ...     check.apply(event)
@@ -33,14 +42,14 @@ Cy      order-5  total 10  paid  0  placed
 ...     print(flag)
 payment-2  payment for unknown order order-9
 payment-3  duplicate payment for order-1
-payment-4  paid 25 for order-3 of 20
-order-2    unpaid within 24h (placed 2026-01-01 18:00)
+order-2    unpaid within 24h (placed 2026-01-02 11:00)
+payment-4  paid 1000 for order-3 of 900
 payment-6  late payment for order-2
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,38 +65,94 @@ from eventcore.store import EventStore
 from eventcore.types import StreamId, StreamPattern
 
 __all__ = [
+    "CATALOG",
     "EVENTS",
-    "CustomerRegistered",
+    "AddToCart",
+    "CartAlreadyCheckedOut",
+    "CartCheckedOut",
+    "Checkout",
+    "EmptyCart",
     "Flag",
     "Fulfilment",
-    "OrderHistory",
-    "OrderLine",
+    "ItemAdded",
+    "OrderAlreadyPlaced",
     "OrderPlaced",
     "OrderShipped",
+    "OutOfStock",
     "PaymentReceived",
     "PlaceOrder",
+    "PriceSet",
+    "Products",
+    "ReceiveStock",
     "Reconciliation",
     "RecordPayment",
-    "RegisterCustomer",
+    "SetPrice",
     "ShipOrder",
+    "StockReceived",
+    "StockReserved",
+    "UnknownProduct",
+    "fold_checkout",
     "populate",
+    "product_of",
+    "stock_of",
 ]
+
+CATALOG = StreamId("catalog")
+"""The one stream of prices."""
 
 
 # -- events ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class CustomerRegistered:
-    customer: StreamId
-    name: str
+class PriceSet:
+    catalog: StreamId
+    product: str
+    price: int  # in cents
+
+
+@dataclass(frozen=True)
+class ItemAdded:
+    cart: StreamId
+    product: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class CartCheckedOut:
+    cart: StreamId
+    order: str
+
+
+@dataclass(frozen=True)
+class StockReceived:
+    stock: StreamId
+    quantity: int
+
+
+@dataclass(frozen=True)
+class StockReserved:
+    stock: StreamId
+    order: str
+    quantity: int
 
 
 @dataclass(frozen=True)
 class OrderPlaced:
     order: StreamId
-    customer: str  # the customer's stream id, as a plain reference
-    total: int
+    cart: str
+    lines: dict[str, int]  # product -> quantity
+    total: int  # in cents
+
+
+@dataclass(frozen=True)
+class PaymentReceived:
+    """The bank says ``amount`` cents were paid with ``order`` as the reference (maybe a
+    wrong one)."""
+
+    payment: StreamId
+    order: str
+    amount: int
 
 
 @dataclass(frozen=True)
@@ -95,84 +160,187 @@ class OrderShipped:
     order: StreamId
 
 
-@dataclass(frozen=True)
-class PaymentReceived:
-    """The bank says ``amount`` was paid with ``order`` as its reference (maybe a wrong one)."""
-
-    payment: StreamId
-    order: str
-    amount: int
-
-
 EVENTS: tuple[type, ...] = (
-    CustomerRegistered,
+    PriceSet,
+    StockReceived,
+    ItemAdded,
+    CartCheckedOut,
     OrderPlaced,
-    OrderShipped,
+    StockReserved,
     PaymentReceived,
+    OrderShipped,
     CommandIssued,  # the receipts Fulfilment writes: a reader of the whole log needs it too
 )
+
+
+def stock_of(product: str) -> StreamId:
+    """The stock stream of a product: ``stock-tea``."""
+    return StreamId(f"stock-{product}")
+
+
+def product_of(stock: str) -> str:
+    """The product of a stock stream: ``tea``."""
+    return stock.removeprefix("stock-")
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+
+class EmptyCart(BusinessRuleViolation):
+    """There is nothing to order."""
+
+
+class CartAlreadyCheckedOut(BusinessRuleViolation):
+    """This cart became an order already."""
+
+
+class OrderAlreadyPlaced(BusinessRuleViolation):
+    """An order with this id exists."""
+
+
+class UnknownProduct(BusinessRuleViolation):
+    """The catalog has no price for a product in the cart."""
+
+
+class OutOfStock(BusinessRuleViolation):
+    """Not enough units of a product to reserve."""
+
+    def __init__(self, product: str, available: int, wanted: int) -> None:
+        super().__init__(f"{wanted} × {product} wanted, {available} in stock")
+        self.product, self.available, self.wanted = product, available, wanted
+
+
+# -- the state commands decide on ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What the shop's commands need to know, folded from every stream they read."""
+
+    lines: dict[str, int] = field(default_factory=dict)  # from the cart
+    checked_out: bool = False  # from the cart
+    prices: dict[str, int] = field(default_factory=dict)  # from the catalog
+    available: dict[str, int] = field(default_factory=dict)  # from the stock streams
+    order: OrderPlaced | None = None  # from the order stream
+    shipped: bool = False  # from the order stream
+
+
+def _count(counts: dict[str, int], key: str, change: int) -> dict[str, int]:
+    return {**counts, key: counts.get(key, 0) + change}
+
+
+def fold_checkout(state: Checkout, event: Any) -> Checkout:
+    """One step of every shop command's fold: each event type comes from one kind of stream."""
+    match event:
+        case ItemAdded(product=product, quantity=quantity):
+            return replace(state, lines=_count(state.lines, product, quantity))
+        case CartCheckedOut():
+            return replace(state, checked_out=True)
+        case PriceSet(product=product, price=price):
+            return replace(state, prices={**state.prices, product: price})
+        case StockReceived(stock=stock, quantity=quantity):
+            return replace(state, available=_count(state.available, product_of(stock), quantity))
+        case StockReserved(stock=stock, quantity=quantity):
+            return replace(state, available=_count(state.available, product_of(stock), -quantity))
+        case OrderPlaced():
+            return replace(state, order=event)
+        case OrderShipped():
+            return replace(state, shipped=True)
+    return state
+
+
+class ShopCommand(Command[Checkout]):
+    """Every shop command folds into a :class:`Checkout` with :func:`fold_checkout`."""
+
+    __abstract__ = True
+
+    def initial_state(self) -> Checkout:
+        return Checkout()
+
+    def apply(self, state: Checkout, event: Any) -> Checkout:
+        return fold_checkout(state, event)
 
 
 # -- commands -------------------------------------------------------------------------------
 
 
-class RegisterCustomer(Command[bool]):
-    customer: StreamId = stream()
-    name: str
+class SetPrice(Command[dict[str, int]]):
+    """Set a product's price in the catalog; setting the same price again records nothing."""
 
-    def initial_state(self) -> bool:
-        return False
+    catalog: StreamId = stream()
+    product: str
+    price: int
 
-    def apply(self, registered: bool, event: Any) -> bool:
-        return registered or isinstance(event, CustomerRegistered)
+    def initial_state(self) -> dict[str, int]:
+        return {}
 
-    def handle(self, registered: bool) -> list[object]:
-        require(not registered, f"{self.customer} is already registered")
-        return [CustomerRegistered(self.customer, self.name)]
+    def apply(self, prices: dict[str, int], event: Any) -> dict[str, int]:
+        return {**prices, event.product: event.price} if isinstance(event, PriceSet) else prices
 
-
-@dataclass(frozen=True)
-class _Seen:
-    """What a command folding an order or customer stream knows."""
-
-    customer: bool = False
-    placed: OrderPlaced | None = None
-    shipped: bool = False
+    def handle(self, prices: dict[str, int]) -> list[object]:
+        require(self.price > 0, "price must be positive")
+        if prices.get(self.product) == self.price:
+            return []  # unchanged: nothing to record
+        return [PriceSet(self.catalog, self.product, self.price)]
 
 
-def _fold(seen: _Seen, event: Any) -> _Seen:
-    match event:
-        case CustomerRegistered():
-            return _Seen(True, seen.placed, seen.shipped)
-        case OrderPlaced():
-            return _Seen(seen.customer, event, seen.shipped)
-        case OrderShipped():
-            return _Seen(seen.customer, seen.placed, True)
-    return seen
+class ReceiveStock(ShopCommand):
+    """Units of a product arrive at the warehouse."""
+
+    stock: StreamId = stream()
+    quantity: int
+
+    def handle(self, state: Checkout) -> list[object]:
+        require(self.quantity > 0, "quantity must be positive")
+        return [StockReceived(self.stock, self.quantity)]
 
 
-class PlaceOrder(Command[_Seen]):
-    """Place a new order for a registered customer (the customer stream is read, not written)."""
+class AddToCart(ShopCommand):
+    cart: StreamId = stream()
+    product: str
+    quantity: int = 1
+
+    def handle(self, state: Checkout) -> list[object]:
+        require(self.quantity > 0, "quantity must be positive")
+        require(
+            not state.checked_out, CartAlreadyCheckedOut(f"{self.cart} was checked out already")
+        )
+        return [ItemAdded(self.cart, self.product, self.quantity)]
+
+
+class PlaceOrder(ShopCommand):
+    """Check out a cart: reserve the stock of every product and record the order, at the
+    catalog's prices, in one atomic write (notebooks 05 and 06)."""
 
     order: StreamId = stream()
-    customer: StreamId = stream()
-    total: int
+    cart: StreamId = stream()
+    catalog: StreamId = stream()  # read only: prices
 
-    def initial_state(self) -> _Seen:
-        return _Seen()
+    def discover_streams(self, state: Checkout) -> list[StreamId]:
+        return [stock_of(product) for product in sorted(state.lines)]  # named by the cart
 
-    def apply(self, seen: _Seen, event: Any) -> _Seen:
-        return _fold(seen, event)
-
-    def handle(self, seen: _Seen) -> list[object]:
-        require(seen.customer, f"no customer {self.customer}")
-        require(seen.placed is None, f"{self.order} already exists")
-        require(self.total > 0, "total must be positive")
-        return [OrderPlaced(self.order, self.customer, self.total)]
+    def handle(self, state: Checkout) -> list[object]:
+        require(state.order is None, OrderAlreadyPlaced(f"{self.order} exists already"))
+        require(
+            not state.checked_out, CartAlreadyCheckedOut(f"{self.cart} was checked out already")
+        )
+        require(state.lines, EmptyCart(f"{self.cart} is empty"))
+        lines = dict(sorted(state.lines.items()))
+        for product, quantity in lines.items():
+            require(product in state.prices, UnknownProduct(f"no price for {product!r}"))
+            available = state.available.get(product, 0)
+            require(available >= quantity, OutOfStock(product, available, quantity))
+        total = sum(state.prices[p] * q for p, q in lines.items())
+        return [
+            OrderPlaced(self.order, self.cart, lines, total),
+            *[StockReserved(stock_of(p), self.order, q) for p, q in lines.items()],
+            CartCheckedOut(self.cart, self.order),
+        ]
 
 
 class RecordPayment(Command[bool]):
-    """Record a payment as the bank reported it; the order reference is not checked here."""
+    """Record a payment as the bank reported it. The order reference is not checked here: the
+    money arrived, whatever it says (the reconciliation looks at it)."""
 
     payment: StreamId = stream()
     order: str
@@ -189,27 +357,19 @@ class RecordPayment(Command[bool]):
         return [PaymentReceived(self.payment, self.order, self.amount)]
 
 
-class ShipOrder(Command[_Seen]):
-    """Ship a paid order; shipping twice is a no-op (the command is idempotent too)."""
+class ShipOrder(ShopCommand):
+    """Ship an order that ``paid`` cents cover; shipping twice records nothing."""
 
     order: StreamId = stream()
     paid: int
 
-    def initial_state(self) -> _Seen:
-        return _Seen()
-
-    def apply(self, seen: _Seen, event: Any) -> _Seen:
-        return _fold(seen, event)
-
-    def handle(self, seen: _Seen) -> list[object]:
-        require(seen.placed is not None, f"no order {self.order}")
-        assert seen.placed is not None
-        if seen.shipped:
+    def handle(self, state: Checkout) -> list[object]:
+        require(state.order is not None, f"no order {self.order}")
+        assert state.order is not None
+        if state.shipped:
             return []
-        require(
-            self.paid >= seen.placed.total,
-            f"{self.order} is paid {self.paid} of {seen.placed.total}",
-        )
+        total = state.order.total
+        require(self.paid >= total, f"{self.order} is paid {self.paid} of {total}")
         return [OrderShipped(self.order)]
 
 
@@ -239,86 +399,55 @@ class Fulfilment(ProcessManager):
         self.refused.append((str(event.stream_id), str(error)))
 
 
-# -- a read model composed of three projectors -------------------------------------------------
+# -- a read model composed of two projectors ------------------------------------------------
 
 
 @dataclass
-class OrderLine:
-    order: str
-    customer: str
-    total: int
-    paid: int = 0
-    status: str = "placed"
+class Products:
+    """What the shop sells: each product's price (from ``catalog``) and the units available
+    (from every ``stock-*`` stream). :attr:`projection` is the one projector to run,
+    composed of one small projector per kind of stream. Each part remembers the last global
+    position it applied and ignores an event at or below it, so a redelivered event changes
+    nothing."""
 
-
-@dataclass
-class OrderHistory:
-    """Every customer's orders: names from ``customer-*``, orders from ``order-*``, amounts
-    paid from ``payment-*``. :attr:`projection` is the one projector to run; it is composed
-    of one small projector per stream pattern. Each part ignores positions it has applied,
-    so a redelivered event changes nothing."""
-
-    names: dict[str, str] = field(default_factory=dict)
-    orders: dict[str, OrderLine] = field(default_factory=dict)
-    unknown_payments: list[str] = field(default_factory=list)
+    prices: dict[str, int] = field(default_factory=dict)
+    available: dict[str, int] = field(default_factory=dict)
     _seen: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        def part(name: str, pattern: str, handler: Any) -> FunctionProjector:
+        def part(name: str, streams: Any, handler: Any) -> FunctionProjector:
             def apply(event: RecordedEvent) -> None:
                 if event.position > self._seen.get(name, 0):
                     handler(event.event)
                     self._seen[name] = event.position
 
-            selector = EventSelector(streams=StreamPattern(pattern))
-            return FunctionProjector(f"order-history/{name}", apply, selector)
+            return FunctionProjector(f"products/{name}", apply, EventSelector(streams=streams))
 
         view = compose(
-            "order-history",
-            part("customers", "customer-*", self._customer),
-            part("orders", "order-*", self._order),
-            part("payments", "payment-*", self._payment),
+            "products",
+            part("prices", StreamPattern(CATALOG), self._price),
+            part("stock", StreamPattern("stock-*"), self._stock),
         )
         assert isinstance(view, Composite)
         self.projection: Composite = view
 
-    def _customer(self, event: Any) -> None:
-        if isinstance(event, CustomerRegistered):
-            self.names[event.customer] = event.name
+    def _price(self, event: Any) -> None:
+        if isinstance(event, PriceSet):
+            self.prices[event.product] = event.price
 
-    def _order(self, event: Any) -> None:
-        if isinstance(event, OrderPlaced):
-            self.orders[event.order] = OrderLine(event.order, event.customer, event.total)
-        elif isinstance(event, OrderShipped) and event.order in self.orders:
-            self.orders[event.order].status = "shipped"
-
-    def _payment(self, event: Any) -> None:
-        if not isinstance(event, PaymentReceived):
-            return
-        line = self.orders.get(event.order)
-        if line is None:
-            self.unknown_payments.append(event.payment)
-        else:
-            line.paid += event.amount
-
-    def of(self, customer: str) -> list[OrderLine]:
-        """One customer's orders, in order id order."""
-        return sorted((o for o in self.orders.values() if o.customer == customer), key=_key)
+    def _stock(self, event: Any) -> None:
+        if isinstance(event, StockReceived):
+            self.available = _count(self.available, product_of(event.stock), event.quantity)
+        elif isinstance(event, StockReserved):
+            self.available = _count(self.available, product_of(event.stock), -event.quantity)
 
     def render(self) -> str:
-        """One line per order, grouped by customer name."""
-        rows = sorted(
-            self.orders.values(), key=lambda o: (self.names.get(o.customer, "?"), o.order)
-        )
+        """One line per product, by name."""
+        names = sorted(set(self.prices) | set(self.available))
         return "\n".join(
-            f"{self.names.get(o.customer, '?'):<7} {o.order:<8} total {o.total:>2}  "
-            f"paid {o.paid:>2}  {o.status}"
-            for o in rows
+            f"{name:<7} {self.prices.get(name, 0):>4}  available {self.available.get(name, 0):>2}"
+            for name in names
         )
-
-
-def _key(line: OrderLine) -> str:
-    return line.order
 
 
 # -- reconciliation -------------------------------------------------------------------------
@@ -411,24 +540,44 @@ def _flag(item: Matched | Expired | Unmatched) -> Flag:
 # -- a scenario -----------------------------------------------------------------------------
 
 
-def populate(store: EventStore) -> None:
-    """Write the shop's story (13 commands). With ``TickingClock(step=timedelta(hours=3))``
-    order-2 stays unpaid past its 24 hours and is paid late."""
-    steps: list[Command[Any]] = [
-        RegisterCustomer(customer=StreamId("customer-ada"), name="Ada"),
-        RegisterCustomer(customer=StreamId("customer-bob"), name="Bob"),
-        PlaceOrder(order=StreamId("order-1"), customer=StreamId("customer-ada"), total=30),
-        PlaceOrder(order=StreamId("order-2"), customer=StreamId("customer-bob"), total=50),
-        RecordPayment(payment=StreamId("payment-1"), order=StreamId("order-1"), amount=30),
-        PlaceOrder(order=StreamId("order-3"), customer=StreamId("customer-ada"), total=20),
-        RecordPayment(payment=StreamId("payment-2"), order=StreamId("order-9"), amount=15),
-        RecordPayment(payment=StreamId("payment-3"), order=StreamId("order-1"), amount=30),
-        PlaceOrder(order=StreamId("order-4"), customer=StreamId("customer-bob"), total=40),
-        RecordPayment(payment=StreamId("payment-4"), order=StreamId("order-3"), amount=25),
-        RecordPayment(payment=StreamId("payment-5"), order=StreamId("order-4"), amount=40),
-        RegisterCustomer(customer=StreamId("customer-cy"), name="Cy"),
-        PlaceOrder(order=StreamId("order-5"), customer=StreamId("customer-cy"), total=10),
-        RecordPayment(payment=StreamId("payment-6"), order=StreamId("order-2"), amount=50),
+def _checkout(customer: str, order: str, items: dict[str, int]) -> list[Command[Any]]:
+    cart = StreamId(f"cart-{customer}")
+    adds: list[Command[Any]] = [
+        AddToCart(cart=cart, product=p, quantity=q) for p, q in items.items()
     ]
-    for command in steps:
+    return [*adds, PlaceOrder(order=StreamId(order), cart=cart, catalog=CATALOG)]
+
+
+def _pay(payment: str, order: str, amount: int) -> RecordPayment:
+    return RecordPayment(payment=StreamId(payment), order=order, amount=amount)
+
+
+def story() -> list[Command[Any]]:
+    """The commands :func:`populate` executes, in order."""
+    return [
+        SetPrice(catalog=CATALOG, product="tea", price=450),
+        SetPrice(catalog=CATALOG, product="mug", price=800),
+        SetPrice(catalog=CATALOG, product="kettle", price=2500),
+        ReceiveStock(stock=stock_of("tea"), quantity=20),
+        ReceiveStock(stock=stock_of("mug"), quantity=5),
+        ReceiveStock(stock=stock_of("kettle"), quantity=4),
+        *_checkout("ada", "order-1", {"tea": 2, "mug": 1}),
+        *_checkout("bob", "order-2", {"kettle": 1}),
+        _pay("payment-1", "order-1", 1700),
+        *_checkout("cy", "order-3", {"tea": 2}),
+        _pay("payment-2", "order-9", 1500),
+        _pay("payment-3", "order-1", 1700),
+        *_checkout("dee", "order-4", {"mug": 2}),
+        _pay("payment-4", "order-3", 1000),
+        _pay("payment-5", "order-4", 1600),
+        *_checkout("eve", "order-5", {"tea": 2}),
+        _pay("payment-6", "order-2", 2500),
+    ]
+
+
+def populate(store: EventStore) -> None:
+    """Write the shop's story: prices, stock, five checkouts and six payments from the bank.
+    With ``TickingClock(step=timedelta(hours=2))`` order-2 stays unpaid past its 24 hours
+    and is paid late."""
+    for command in story():
         execute(store, command)

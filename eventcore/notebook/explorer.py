@@ -11,13 +11,14 @@ from __future__ import annotations
 import io
 import pprint
 from collections.abc import Callable
+from datetime import timedelta
 from html import escape
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from eventcore.events import RecordedEvent
 from eventcore.notebook._deps import require
 from eventcore.notebook.log import EventSource, collect, filter_events, state_at
-from eventcore.notebook.plots import _timeline_size, draw_timeline, event_styles
+from eventcore.notebook.plots import _timeline_size, draw_timeline, event_styles, position_range
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -80,6 +81,7 @@ class Explorer(Generic[S]):
         self.render: Callable[[S], object] = render or _default_render
         self.x: Literal["position", "time"] = x
         self.styles = event_styles(e.event_type for e in self.events)
+        self.xlim: tuple[Any, Any] | None = self._fixed_range()
         self.shown: list[RecordedEvent] = []
         self.state: S = initial
         last = self.events[-1].position if self.events else 0
@@ -122,6 +124,16 @@ class Explorer(Generic[S]):
             control.observe(self._changed, names="value")
         self.update()
 
+    def _fixed_range(self) -> tuple[Any, Any] | None:
+        """The x range of every view: the whole log's, whatever the slider and filters say."""
+        if self.x == "position":
+            return position_range(self.events)
+        if not self.events:
+            return None
+        first, last = self.events[0].recorded_at, self.events[-1].recorded_at
+        pad = (last - first) / 40 if last > first else timedelta(seconds=1)
+        return (first - pad, last + pad)
+
     @property
     def position(self) -> int:
         """The global position the state is replayed to (the slider's value)."""
@@ -151,13 +163,28 @@ class Explorer(Generic[S]):
     def _draw(self, fig: Figure, *, with_state: bool) -> None:
         summary = self.describe().replace("<b>", "").replace("</b>", "")
         if not with_state:
-            draw_timeline(fig.subplots(), self.shown, self.styles, x=self.x, cursor=self.position)
+            draw_timeline(
+                fig.subplots(),
+                self.shown,
+                self.styles,
+                x=self.x,
+                cursor=self.position,
+                xlim=self.xlim,
+            )
             return
         text = f"state at position {self.position}:\n{_as_text(self.render(self.state))}"
         lines = text.count("\n") + 1
         height = _timeline_size(self.events)[1]
         top, bottom = fig.subplots(2, 1, height_ratios=[height, 0.16 * lines + 0.3])
-        draw_timeline(top, self.shown, self.styles, x=self.x, cursor=self.position, title=summary)
+        draw_timeline(
+            top,
+            self.shown,
+            self.styles,
+            x=self.x,
+            cursor=self.position,
+            title=summary,
+            xlim=self.xlim,
+        )
         bottom.axis("off")
         bottom.text(
             0.0, 1.0, text, family="monospace", fontsize=8, va="top", transform=bottom.transAxes
@@ -182,8 +209,22 @@ class Explorer(Generic[S]):
         result: Figure = fig
         return result
 
+    def __repr__(self) -> str:
+        return (
+            f"<Explorer of {len(self.events)} events at position {self.position}: "
+            "run the cell to use its slider and filters>"
+        )
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The widget; its plain-text part (what a notebook shows before the widgets load, or
+        without a kernel) is one readable line instead of ``VBox(children=...)``."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, tuple):
+            data, meta = bundle
+            return {**data, "text/plain": repr(self)}, meta
+        if isinstance(bundle, dict):
+            return {**bundle, "text/plain": repr(self)}
+        return bundle
 
 
 def explore(

@@ -40,6 +40,8 @@ __all__ = [
     "causation_layers",
     "draw_timeline",
     "event_styles",
+    "position_range",
+    "text_colour",
     "timeline",
 ]
 
@@ -62,6 +64,7 @@ EVENT_COLOURS = (
 )
 """Shades of orange, one per event type (in order of first appearance)."""
 _MARKERS = ("o", "s", "D", "^", "v", "P", "X", "h")
+_TICK_EVERY_POSITION = 40  # up to this many positions, every position gets a tick label
 _EDGE = "#5C3A12"
 _FADED = 0.22
 
@@ -82,6 +85,35 @@ def event_styles(types: Iterable[str]) -> dict[str, EventStyle]:
             n = len(EVENT_COLOURS)
             styles[name] = EventStyle(EVENT_COLOURS[i % n], _MARKERS[(i + i // n) % n])
     return styles
+
+
+def _luminance(colour: str) -> float:
+    """WCAG relative luminance of a ``#RRGGBB`` colour."""
+    channels = [int(colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def text_colour(background: str) -> str:
+    """Black or white, whichever contrasts more with ``background`` (``#RRGGBB``): the text
+    on a dark event box is white.
+
+    >>> text_colour("#FDBA74"), text_colour("#78350F")
+    ('black', 'white')
+    """
+    light = _luminance(background)
+    return "black" if (light + 0.05) / 0.05 >= 1.05 / (light + 0.05) else "white"
+
+
+def position_range(events: Sequence[RecordedEvent]) -> tuple[float, float]:
+    """The x range a position timeline of ``events`` uses: from before the first position
+    (room for a cursor at 0) to after the last. The explorer keeps this range while its
+    slider moves and its filters change, so markers stay where they are."""
+    if not events:
+        return (-0.7, 0.7)
+    low = min(e.position for e in events)
+    high = max(e.position for e in events)
+    return (min(low, 0.5) - 0.7, high + 0.7)
 
 
 def _timeline_size(events: Sequence[RecordedEvent]) -> tuple[float, float]:
@@ -157,9 +189,11 @@ def draw_timeline(
     x: Literal["position", "time"] = "position",
     cursor: int | datetime | None = None,
     title: str | None = None,
+    xlim: tuple[Any, Any] | None = None,
 ) -> None:
     """Draw ``events`` as swimlanes on ``ax`` with the given per-type ``styles`` (the explorer
-    keeps one style map so colours do not change when it filters)."""
+    keeps one style map so colours do not change when it filters, and one ``xlim`` so the
+    axis does not move)."""
     if x not in ("position", "time"):
         raise ValidationError(f'x must be "position" or "time", got {x!r}')
     lines = require("matplotlib.lines")
@@ -222,15 +256,21 @@ def draw_timeline(
     if not events:
         ax.text(0.5, 0.5, "no events", ha="center", va="center", transform=ax.transAxes)
     if x == "position":
-        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         if events:
             low: float = min(e.position for e in events)
             high: float = max(e.position for e in events)
             if isinstance(at, float):
                 low, high = min(low, at), max(high, at)
-            ax.set_xlim(low - 0.7, high + 0.7)
+            ax.set_xlim(*(xlim or (low - 0.7, high + 0.7)))
+        left, right = ax.get_xlim()
+        if right - left <= _TICK_EVERY_POSITION:
+            ax.xaxis.set_major_locator(ticker.MultipleLocator(1))  # every position labelled
+        else:
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.set_xlabel("global position")
     else:
+        if xlim is not None:
+            ax.set_xlim(*xlim)
         ax.set_xlabel("recorded at")
         ax.tick_params(axis="x", labelrotation=20)
     for side in ("top", "right", "left"):
@@ -332,6 +372,7 @@ def causation_graph(
                 va="center",
                 fontsize=8,
                 linespacing=1.3,
+                color=text_colour(styles[e.event_type].colour),
                 bbox={
                     "boxstyle": "round,pad=0.45",
                     "facecolor": styles[e.event_type].colour,

@@ -88,7 +88,31 @@ def test_displays_as_its_widget(shop: Shop) -> None:
     ex = explore(shop.store, cart_fold, {})
     bundle = ex._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert bundle["text/plain"].startswith("VBox(children=(IntSlider(value=7")
+    # before the widgets load (or in a page without a kernel) the text part is shown
+    assert bundle["text/plain"] == (
+        "<Explorer of 7 events at position 7: run the cell to use its slider and filters>"
+    )
+    assert "VBox" not in repr(ex)
+
+
+def test_the_x_axis_stays_put_while_the_slider_and_filters_move(shop: Shop) -> None:
+    ex = explore(shop.store, cart_fold, {})
+    ranges = set()
+    for position in (7, 0, 3):
+        ex.slider.value = position
+        ranges.add(ex.figure().axes[0].get_xlim())
+    ex.streams.value = ("order-1",)
+    ranges.add(ex.figure().axes[0].get_xlim())
+    assert len(ranges) == 1
+    assert ranges.pop() == pytest.approx((-0.2, 7.7))
+
+
+def test_the_time_axis_stays_put_too(shop: Shop) -> None:
+    ex = explore(shop.store, cart_fold, {}, x="time")
+    first = ex.figure().axes[0].get_xlim()
+    ex.slider.value = 1
+    ex.streams.value = ("cart-2",)
+    assert ex.figure().axes[0].get_xlim() == first
 
 
 def test_an_empty_log(shop: Shop) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from shop_log import FLOW, Shop
 
 from eventcore import StreamPrefix, ValidationError
 from eventcore.notebook import EVENT_COLOURS, READ_MODEL_GREEN, causation_graph, timeline
+from eventcore.notebook.plots import position_range, text_colour
 
 plt = pytest.importorskip("matplotlib.pyplot")
 colors = pytest.importorskip("matplotlib.colors")
@@ -73,6 +76,48 @@ def test_draws_on_a_given_axes_and_handles_no_events(shop: Shop) -> None:
     assert lanes(empty) == []
     assert "no events" in [t.get_text() for t in empty.axes[0].texts]
     assert empty.axes[0].get_title(loc="left") == "nothing yet"
+
+
+def test_every_position_has_a_tick_label(shop: Shop) -> None:
+    fig = timeline(shop.store, cursor=7)
+    fig.canvas.draw()
+    left, right = fig.axes[0].get_xlim()
+    ticks = [t for t in fig.axes[0].get_xticks() if left <= t <= right]
+    assert set(range(1, 8)) <= set(ticks)  # odd positions too: the text asks about position 7
+
+
+def test_a_long_log_gets_fewer_ticks(shop: Shop) -> None:
+    events = shop.store.read_all()
+    long_log = [replace(events[0], position=n) for n in range(1, 61)]
+    fig = timeline(long_log)
+    left, right = fig.axes[0].get_xlim()
+    assert len([t for t in fig.axes[0].get_xticks() if left <= t <= right]) < 20
+
+
+def test_text_on_event_boxes_contrasts_with_the_box() -> None:
+    assert [text_colour(c) for c in EVENT_COLOURS] == [
+        "black",
+        "white",
+        "black",
+        "white",
+        "black",
+        "black",
+        "black",
+        "white",
+    ]
+
+
+def test_causation_boxes_use_the_readable_colour(shop: Shop) -> None:
+    fig = causation_graph(shop.store, FLOW)
+    for text in fig.axes[0].texts:
+        if text.get_gid() and text.get_gid().startswith("event:"):
+            face = colors.to_hex(text.get_bbox_patch().get_facecolor()).upper()
+            assert colors.to_hex(text.get_color()) == colors.to_hex(text_colour(face))
+
+
+def test_the_position_range_leaves_room_for_a_cursor_at_zero(shop: Shop) -> None:
+    assert position_range(shop.store.read_all()) == pytest.approx((-0.2, 7.7))
+    assert position_range([]) == (-0.7, 0.7)
 
 
 def test_the_figure_size_is_deterministic(shop: Shop) -> None:
