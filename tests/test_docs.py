@@ -1,4 +1,4 @@
-"""The workshop pages' examples really run and print what the pages say they print.
+"""The workshop pages' (and the stores concept page's) examples really run and print what the pages say they print.
 
 The mechanism of ``test_readme.py``, extended to sessions. A python block preceded by
 ``<!-- runnable -->`` is run; a text block preceded by ``<!-- output -->`` must equal what the
@@ -25,7 +25,11 @@ import pytest
 import eventcore
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["tutorial/cheatsheet.md", "tutorial/migrating-from-aggregates.md"]
+PAGES = [
+    "tutorial/cheatsheet.md",
+    "tutorial/migrating-from-aggregates.md",
+    "book/concepts/stores.md",
+]
 
 BLOCK = re.compile(
     r"^<!-- (?P<marker>runnable|output)(?P<attrs>(?: [\w-]+=[\w.-]+)*) -->\n"
