@@ -148,7 +148,8 @@ def make_factory(
     bank_options: dict[str, Any] | None = None,
 ) -> Callable[[], Bank]:
     """A function that builds a fresh Bank for one cell, or raises :class:`Skip`.
-    ``bank_options`` go to EventCore's bank (``mode``, ``retry``)."""
+    ``bank_options`` go to EventCore's bank (``mode``, ``retry``) or to the raw driver's on
+    PostgreSQL (``locks_first``)."""
     if store == "postgres" and not pg.reachable:
         raise Skip("no PostgreSQL server")
     if impl == "eventcore":
@@ -156,7 +157,7 @@ def make_factory(
     if impl == "eventsourcing":
         return _eventsourcing_factory(store, workspace, label, schema)
     if impl == "raw":
-        return _raw_factory(store, workspace, label, schema)
+        return _raw_factory(store, workspace, label, schema, bank_options or {})
     raise ValueError(f"unknown implementation {impl!r}")
 
 
@@ -245,7 +246,9 @@ def _eventsourcing_factory(
     return postgres_bank
 
 
-def _raw_factory(store: str, workspace: Workspace, label: str, schema: str) -> Callable[[], Bank]:
+def _raw_factory(
+    store: str, workspace: Workspace, label: str, schema: str, options: dict[str, Any]
+) -> Callable[[], Bank]:
     if store == "memory":
         raise Skip("n/a: no driver under the in-memory store")
     if store == "sqlite":
@@ -256,6 +259,6 @@ def _raw_factory(store: str, workspace: Workspace, label: str, schema: str) -> C
 
     def postgres_bank() -> Bank:
         reset_postgres_schema(schema)
-        return RawPostgresBank(bench_conninfo(schema))
+        return RawPostgresBank(bench_conninfo(schema), **options)
 
     return postgres_bank

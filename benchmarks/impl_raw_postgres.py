@@ -1,34 +1,39 @@
 """The driver limit on PostgreSQL: the library's work written by hand with psycopg 3.
 
 The same table shape as EventCore's (``event_id uuid``, ``data``/``metadata jsonb``,
-``recorded_at timestamptz``) and the same guarantees. A command is one READ COMMITTED
-transaction in two round trips (psycopg pipeline mode):
+``recorded_at timestamptz``) and the same guarantees, in the cheapest correct design for
+each use:
 
-1. ``BEGIN``; ``pg_advisory_xact_lock`` on each of the command's streams, in sorted key
-   order (two commands never deadlock); then one ``SELECT stream_id, stream_version,
-   event_type, data::text ... WHERE stream_id = ANY(...)``: every event of the streams —
-   both accounts' histories for a transfer — decoded from JSON and folded in Python;
-2. decide (a transfer refuses to overdraw the source); then the schema-wide write lock
-   (held until commit, so positions are ``max(position) + 1`` onwards: gapless and in
-   commit order), one ``INSERT`` of the new rows at the versions read plus one (the
-   ``UNIQUE (stream_id, stream_version)`` constraint is the version check), each with its
-   own event id, time and the command's metadata (a correlation id), and ``COMMIT``.
+- **optimistic** (the side-by-side table; what EventCore does today): one ``SELECT
+  stream_id, stream_version, event_type, data::text ... WHERE stream_id = ANY(...)`` of the
+  command's streams — both accounts' histories for a transfer — decoded from JSON and
+  folded in Python; the decision; then one ``INSERT ... SELECT FROM unnest(...)`` (its own
+  transaction) of the new rows at the versions read plus one and at positions ``max(position)
+  + 1`` onwards. The unique keys are the checks: a stream written meanwhile violates
+  ``(stream_id, stream_version)``, a concurrent commit the position key (so positions stay
+  gapless and in commit order); either is retried from the read with EventCore's backoff.
+  Two statements, two round trips.
+- **locks first** (the contention table's reference, the design of a pessimistic mode):
+  one READ COMMITTED transaction in two round trips (pipeline mode): ``BEGIN``, sorted
+  ``pg_advisory_xact_lock`` per stream, the ``SELECT``; then, after the fold and the
+  decision, the schema-wide write lock, the ``INSERT`` and ``COMMIT``. It never retries.
 
-No conflict is possible once the stream locks are held, so no retry is needed: this is the
-pessimistic design, and it bounds what a library can do on the same server with the same
-work. The global read fetches the same columns as EventCore and decodes each event's JSON.
+Every event gets its own id and time and the command's metadata (a correlation id). The
+global read fetches the same columns as EventCore and decodes each event's JSON.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
+from benchmarks.impl_eventcore import CONTENTION_RETRY
 from benchmarks.impl_raw_sqlite import (
     Counter,
     Decide,
@@ -101,8 +106,9 @@ def _columns(events: Sequence[Event], versions: dict[str, int]) -> tuple[list[An
 class RawPostgresBank:
     """A :class:`~benchmarks.model.Bank` written directly against psycopg."""
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, locks_first: bool = False) -> None:
         self.conninfo = conninfo
+        self.locks_first = locks_first
         self._local = threading.local()
         self._all: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
@@ -119,10 +125,30 @@ class RawPostgresBank:
                 self._all.append(conn)
         return conn
 
-    def command(self, streams: Sequence[str], decide: Decide) -> int:
-        """Lock and read (one round trip), decide, write and commit (one round trip); return
-        how many events were folded."""
+    def command(self, streams: Sequence[str], decide: Decide) -> tuple[int, int]:
+        """Read and fold the streams, decide, write with the version check; return (events
+        folded, retries)."""
         ordered = sorted(set(streams))
+        if self.locks_first:
+            return self._locked(ordered, decide), 0
+        conn = self.conn
+        attempt = 0
+        while True:
+            attempt += 1
+            rows = conn.execute(READ, (ordered,)).fetchall()
+            balances, versions = fold(rows, ordered)
+            try:
+                conn.execute(INSERT, _columns(decide(balances), versions))
+            except psycopg.errors.UniqueViolation:
+                delay = CONTENTION_RETRY.delay(attempt)
+                if delay is None:
+                    raise
+                time.sleep(delay)
+                continue
+            return len(rows), attempt - 1
+
+    def _locked(self, ordered: list[str], decide: Decide) -> int:
+        """Lock and read (one round trip), decide, write and commit (one round trip)."""
         conn = self.conn
         with conn.pipeline(), conn.transaction():
             conn.execute(STREAM_LOCKS, (ordered,))
@@ -133,11 +159,8 @@ class RawPostgresBank:
         return len(rows)
 
     def _write(self, events: Sequence[Event], versions: dict[str, int]) -> None:
-        """Seeding: one transaction writing at known versions (no read, no decision)."""
-        conn = self.conn
-        with conn.pipeline(), conn.transaction():
-            conn.execute(WRITE_LOCK)
-            conn.execute(INSERT, _columns(events, versions))
+        """Seeding: one statement, its own transaction, at known versions (no read)."""
+        self.conn.execute(INSERT, _columns(events, versions))
 
     def open_accounts(self, accounts: Sequence[str], opening: int) -> None:
         self._write([(a, "Deposited", opening) for a in accounts], {})
@@ -146,8 +169,7 @@ class RawPostgresBank:
         self.command((account,), deposit_decision(account, amount))
 
     def transfer(self, source: str, target: str, amount: int) -> int:
-        self.command((source, target), transfer_decision(source, target, amount))
-        return 0  # no retries: the stream locks are taken before the read
+        return self.command((source, target), transfer_decision(source, target, amount))[1]
 
     def inspect(self, account: str) -> tuple[int, list[int]]:
         rows = self.conn.execute(READ, ([account],)).fetchall()
@@ -169,7 +191,7 @@ class RawPostgresBank:
 
     def rebuild(self, account: str) -> int:
         """One deposit on the long stream: the command reads and folds all of it."""
-        return self.command((account,), deposit_decision(account, 1))
+        return self.command((account,), deposit_decision(account, 1))[0]
 
     def prepare_batch(self, account: str, events: int) -> Callable[[], None]:
         def call() -> None:

@@ -62,6 +62,7 @@ def count(root: str, folder: str, case: str, work: bool) -> tuple[int, int]:
         capture_output=True,
         text=True,
         cwd=root,
+        env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict and set layouts every run
         check=False,
     )
     found = re.search(r"Collected : (\d+)", done.stderr)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.report import STORE_LABELS, checks_text, rate
+from benchmarks.report import STORE_LABELS, rate
 
 
 def machine_sentence(document: dict[str, Any]) -> str:
@@ -109,47 +109,81 @@ def goals_table(goals: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _contention_cell(row: dict[str, Any]) -> str:
+    if row["status"] != "ok":
+        return row["status"]
+    text = f"{rate(row['ops_per_s'])}/s"
+    if row["mode"] != "raw, locks first" or row["retries"]:
+        text += f" · {row['retries_per_command']:.2f} retries"
+    if row["exhausted"]:
+        text += f" · **{row['exhausted']} exhausted**"
+    if row["errors"]:
+        text += f" · **{row['errors']} errors**"
+    if row.get("time_capped"):
+        text += " (time cap)"
+    return text
+
+
 def contention_table(section: dict[str, Any], quick: bool) -> list[str]:
+    """One line per store, accounts and threads; a column per mode (and the raw driver)."""
+    rows = section["rows"]
+    variants = list(dict.fromkeys(r["mode"] for r in rows))
     lines = [
         "",
         "## Contention (goal 1)",
         "",
         f"Transfers among 10 and 100 accounts from 1, 2, 4 and 8 threads; each cell "
         f"{section['commands_per_cell']} commands (split across the threads) or "
-        f"{section['seconds_per_cell']} s, whichever comes first, fresh storage; EventCore with "
-        f"the default retry policy ({section['retry_policy']}). Rates are the median of the "
-        "rounds; retries per completed command; *exhausted*: commands that ran out of retries "
-        "(ConcurrencyError); checks after every run: money conserved, versions contiguous, "
-        "positions gapless, event count. The raw driver locks before it reads (never retries).",
+        f"{section['seconds_per_cell']} s, whichever comes first, on fresh storage; EventCore "
+        f"with the default retry policy ({section['retry_policy']}). Each cell: the median "
+        "commands/s of the rounds (every round in results.json), retries per completed "
+        "command, commands that exhausted the policy (ConcurrencyError) and other errors, "
+        "summed over the rounds. *checks*: after every run, money conserved, versions "
+        "contiguous, positions gapless, event count. The raw driver is the reference for the "
+        "pessimistic design: it locks before it reads, so it never retries.",
         "",
-        "| Store | Mode | Accounts | Threads | commands/s | rounds | retries/command "
-        "| exhausted | errors | p50 / p99 ms | checks |",
-        "|---|---|--:|--:|--:|---|--:|--:|--:|--:|---|",
+        "| Store | Accounts | Threads | " + " | ".join(variants) + " | checks |",
+        "|---|--:|--:|" + "--:|" * len(variants) + "---|",
     ]
-    for r in section["rows"]:
-        head = f"| {STORE_LABELS[r['store']]} | {r['mode']} | {r['accounts']} | {r['threads']} "
-        if r["status"] != "ok":
-            lines.append(head + f"| {r['status']}: {r['note']} | | | | | | |")
-            continue
-        capped = " (time cap)" if r.get("time_capped") else ""
-        rounds = ", ".join(f"{x:,.0f}" for x in r["round_rates"])
-        lines.append(
-            head + f"| {rate(r['ops_per_s'])}{capped} | {rounds} "
-            f"| {r['retries_per_command']:.2f} | {r['exhausted']} | {r['errors']} "
-            f"| {r['p50_ms']:.2f} / {r['p99_ms']:.1f} | {checks_text(r['checks'])} |"
-        )
-    if section.get("ratios"):
-        lines += [
-            "",
-            "| Store | Mode ÷ optimistic | Accounts | Threads | ratio (spread) |",
-            "|---|---|--:|--:|--:|",
-        ]
-        for x in section["ratios"]:
-            if x.get("ratio") is None:
+    index = {(r["store"], r["accounts"], r["threads"], r["mode"]): r for r in rows}
+    configs = list(dict.fromkeys((r["store"], r["accounts"], r["threads"]) for r in rows))
+    unavailable: dict[tuple[str, str], str] = {}
+    for store, accounts, threads in configs:
+        cells = [index.get((store, accounts, threads, v)) for v in variants]
+        shown = []
+        for variant, cell in zip(variants, cells, strict=True):
+            if cell is None:
+                shown.append("—")
                 continue
-            spread = (
-                f" ({x['ratio_min']:.2f}–{x['ratio_max']:.2f})" if x["ratio_rounds"] > 1 else ""
-            )
+            if cell["status"] != "ok":
+                unavailable[(STORE_LABELS[store], variant)] = f"{cell['status']}: {cell['note']}"
+            shown.append(_contention_cell(cell))
+        failed = sorted(
+            {
+                n
+                for c in cells
+                if c and c["status"] == "ok"
+                for n, ok in c["checks"].items()
+                if not ok
+            }
+        )
+        checks = "ok" if not failed else "FAILED: " + ", ".join(failed)
+        lines.append(
+            f"| {STORE_LABELS[store]} | {accounts} | {threads} | "
+            + " | ".join(shown)
+            + f" | {checks} |"
+        )
+    if unavailable:
+        lines += [""]
+        lines += [f"- {store}, {variant}: {note}" for (store, variant), note in unavailable.items()]
+    ratios = [x for x in section.get("ratios", ()) if x.get("ratio") is not None]
+    if ratios:
+        lines += ["", "| Store | Mode ÷ optimistic | Accounts | Threads | ratio (spread) |"]
+        lines += ["|---|---|--:|--:|--:|"]
+        for x in ratios:
+            spread = ""
+            if x["ratio_rounds"] > 1:
+                spread = f" ({x['ratio_min']:.2f}–{x['ratio_max']:.2f})"
             lines.append(
                 f"| {STORE_LABELS[x['store']]} | {x['mode']} | {x['accounts']} | {x['threads']} "
                 f"| {x['ratio']:.2f}×{spread} |"

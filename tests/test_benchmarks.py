@@ -190,6 +190,48 @@ def test_raw_driver_reads_folds_and_decides(tmp_path: Path) -> None:
     bank.close()
 
 
+@pytest.mark.parametrize("locks_first", [False, True])
+def test_raw_postgres_driver_reads_folds_decides_and_checks_versions(
+    postgres_dsn: str, postgres_schema: str, locks_first: bool
+) -> None:
+    """Both designs of the raw PostgreSQL driver: a refused transfer writes nothing, a
+    stale version is caught by the unique key (and the optimistic one retries it)."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from benchmarks.impl_raw_postgres import RawPostgresBank
+    from benchmarks.impl_raw_sqlite import Refused, deposit_decision
+
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {postgres_schema}")
+    params = conninfo_to_dict(postgres_dsn)
+    params["options"] = f"-c search_path={postgres_schema}"
+    bank = RawPostgresBank(make_conninfo(**params), locks_first=locks_first)
+    try:
+        bank.open_accounts(["a", "b"], 10)
+        assert bank.transfer("a", "b", 4) == 0
+        with pytest.raises(Refused, match="insufficient funds"):
+            bank.transfer("a", "b", 7)
+        assert bank.inspect("a") == (6, [1, 2]) and bank.inspect("b") == (14, [1, 2])
+        calls = []
+
+        def meanwhile(balances: dict[str, int]) -> list[tuple[str, str, int]]:
+            if not calls:  # another writer takes version 3 between our read and write
+                bank._write([("a", "Deposited", 1)], {"a": 2})
+            calls.append(balances["a"])
+            return deposit_decision("a", 5)(balances)
+
+        if locks_first:
+            bank.command(["a"], deposit_decision("a", 5))
+            assert bank.inspect("a")[1] == [1, 2, 3]
+        else:
+            assert bank.command(["a"], meanwhile) == (3, 1)  # retried once, folded 3 events
+            assert calls == [6, 7] and bank.inspect("a") == (12, [1, 2, 3, 4])
+        assert bank.positions() == list(range(1, len(bank.positions()) + 1))
+    finally:
+        bank.close()
+
+
 def test_round_ratios_and_goals() -> None:
     from benchmarks.goals import goals
     from benchmarks.stats import round_ratios
