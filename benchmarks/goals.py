@@ -219,9 +219,13 @@ def table_goals(document: dict[str, Any], judge: bool) -> list[dict[str, Any]]:
             if (workload, store, "eventcore") not in cells:
                 continue
             look = (
-                f"benchmarks/results/profile_{store}_transfers.txt; python -m "
-                "benchmarks.instructions --cases transfer-sqlite,transfer-raw-sqlite"
+                f"benchmarks/results/profile_{store}_transfers.txt (python -m benchmarks profile)"
             )
+            if store == "sqlite":
+                look += (
+                    "; python -m benchmarks.instructions --cases transfer-sqlite,"
+                    "transfer-raw-sqlite"
+                )
             out.append(
                 _row(
                     3,

@@ -270,6 +270,14 @@ def rerender(out_dir: str) -> dict[str, str]:
     for r in document["results"]:
         if r["status"] != "ok":
             r["latency_per"] = LATENCY_LABELS.get(r["workload"], r["latency_per"])
+    if document.get("format", 1) >= 2:  # the goals again, with this tree's targets and hints
+        from benchmarks.goals import goals
+        from benchmarks.instructions import baselines
+
+        if document.get("instructions"):
+            document["instructions"]["baseline"] = baselines().get("instructions", {})
+
+        document["goals"] = goals(document)
     return write(document, out_dir)
 
 
