@@ -1,6 +1,8 @@
-"""Command line: ``python -m benchmarks run [--quick] [--only NAME] [--stores ...] [--out DIR]``
-(``--only projections`` for projection catch-up and live delivery alone) and
-``python -m benchmarks profile`` (cProfile of transfers and rebuild on SQLite)."""
+"""Command line: ``python -m benchmarks run [--quick] [--only NAME,...] [--stores ...]
+[--modes optimistic,pessimistic] [--out DIR]`` runs the side-by-side workloads, then the
+contention table, instruction counts, memory and projections sections (``--only`` picks
+any of them); ``python -m benchmarks profile`` (cProfile of EventCore's workloads);
+``python -m benchmarks snapshots``; ``python -m benchmarks report`` (redraw)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from benchmarks.config import STORES, WORKLOADS, Sizes
+from benchmarks.capabilities import MODES
+from benchmarks.config import SECTIONS, STORES, WORKLOADS, Sizes
 
-RUNNABLE = (*WORKLOADS, "projections")  # projections: benchmarks/projections.py
+RUNNABLE = (*WORKLOADS, *SECTIONS)
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -30,13 +33,25 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the workloads and write results.json/.md/chart.png")
-    run.add_argument("--quick", action="store_true", help="small counts (about a minute)")
+    run.add_argument(
+        "--quick",
+        action="store_true",
+        help="one round of small counts, a smoke test (a few minutes): NOT for ratios",
+    )
     run.add_argument(
         "--only",
         type=lambda t: _names(t, RUNNABLE, "workload"),
         default=list(RUNNABLE),
         metavar="NAME[,NAME]",
-        help=f"workloads to run: {', '.join(RUNNABLE)} (default: all)",
+        help=f"workloads and sections to run: {', '.join(RUNNABLE)} (default: all)",
+    )
+    run.add_argument(
+        "--modes",
+        type=lambda t: _names(t, MODES, "mode"),
+        default=list(MODES),
+        metavar="optimistic,pessimistic",
+        help="execution modes of the contention table (a mode this build lacks is a row "
+        "saying so; default: all)",
     )
     run.add_argument(
         "--stores",
@@ -109,22 +124,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         profile(sizes, args.out, args.stores, dump=args.dump)
         return 0
-    from benchmarks.projections import failures, run_all
+    from benchmarks.projections import failures
+    from benchmarks.runner import run
 
-    workloads = [w for w in args.only if w != "projections"]
-    if "projections" in args.only:
-        document = run_all(
-            sizes, proj_sizes, workloads, args.stores, quick=args.quick, out_dir=args.out
-        )
-    else:
-        from benchmarks.runner import run
-
-        document = run(sizes, workloads, args.stores, quick=args.quick, out_dir=args.out)
+    document = run(
+        sizes,
+        [w for w in args.only if w in WORKLOADS],
+        args.stores,
+        quick=args.quick,
+        out_dir=args.out,
+        sections=[s for s in args.only if s in SECTIONS],
+        modes=args.modes,
+        proj_sizes=proj_sizes,
+    )
     failed = [r for r in document["results"] if r["status"] == "error"]
     bad_checks = [
         r for r in document["results"] if r["status"] == "ok" and not all(r["checks"].values())
     ]
-    return 1 if failed or bad_checks or failures(document) else 0
+    contention = (document.get("contention") or {}).get("rows", [])
+    bad_contention = [
+        r
+        for r in contention
+        if r["status"] == "error" or (r["status"] == "ok" and not all(r["checks"].values()))
+    ]
+    return 1 if failed or bad_checks or bad_contention or failures(document) else 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Fresh stores for every (implementation, store) cell, and whether PostgreSQL is usable.
 
-SQLite cells each get a new file in a temporary directory; PostgreSQL cells each get the
-``eventcore_bench`` schema dropped and recreated, so no other data is ever touched.
+SQLite cells each get a new file in a temporary directory; PostgreSQL cells each get a
+schema of their own (``eventcore_bench``, or ``eventcore_bench_<impl>`` when the three
+implementations' seeded data live side by side), dropped and recreated, so no other data is
+ever touched.
 """
 
 from __future__ import annotations
@@ -72,30 +74,46 @@ def probe_postgres() -> PostgresStatus:
     return status
 
 
-def bench_conninfo() -> str:
-    """The server URL with ``search_path`` set to the benchmark schema."""
+def bench_conninfo(schema: str = POSTGRES_SCHEMA) -> str:
+    """The server URL with ``search_path`` set to a benchmark schema."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     params: dict[str, Any] = conninfo_to_dict(postgres_url())
     options = params.get("options") or ""
-    params["options"] = f"{options} -c search_path={POSTGRES_SCHEMA}".strip()
+    params["options"] = f"{options} -c search_path={check_schema(schema)}".strip()
     return make_conninfo(**params)
 
 
-def reset_postgres_schema() -> None:
-    """Drop and recreate the benchmark schema (and nothing else)."""
+def check_schema(schema: str) -> str:
+    """Only the benchmark's own schemas are ever dropped."""
+    if not (schema == POSTGRES_SCHEMA or schema.startswith(POSTGRES_SCHEMA + "_")):
+        raise ValueError(f"not a benchmark schema: {schema!r}")
+    if not schema.replace("_", "").isalnum() or not schema.isascii():
+        raise ValueError(f"schema names are letters, digits and underscores: {schema!r}")
+    return schema
+
+
+def reset_postgres_schema(schema: str = POSTGRES_SCHEMA) -> None:
+    """Drop and recreate one benchmark schema (and nothing else)."""
     import psycopg
 
+    name = check_schema(schema)
     with psycopg.connect(postgres_url(), autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMA} CASCADE")
-        conn.execute(f"CREATE SCHEMA {POSTGRES_SCHEMA}")
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        conn.execute(f"CREATE SCHEMA {name}")
 
 
-def drop_postgres_schema() -> None:
+def drop_postgres_schema(schema: str = POSTGRES_SCHEMA) -> None:
     import psycopg
 
+    name = check_schema(schema)
     with psycopg.connect(postgres_url(), autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMA} CASCADE")
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+def impl_schema(impl: str) -> str:
+    """The schema of one implementation's seeded data."""
+    return check_schema(f"{POSTGRES_SCHEMA}_{impl}")
 
 
 class Workspace:
@@ -120,36 +138,53 @@ def _eventcore_store_events() -> list[type]:
 
 
 def make_factory(
-    impl: str, store: str, workspace: Workspace, pg: PostgresStatus, label: str
+    impl: str,
+    store: str,
+    workspace: Workspace,
+    pg: PostgresStatus,
+    label: str,
+    *,
+    schema: str = POSTGRES_SCHEMA,
+    bank_options: dict[str, Any] | None = None,
 ) -> Callable[[], Bank]:
-    """A function that builds a fresh Bank for one cell, or raises :class:`Skip`."""
+    """A function that builds a fresh Bank for one cell, or raises :class:`Skip`.
+    ``bank_options`` go to EventCore's bank (``mode``, ``retry``) or to the raw driver's on
+    PostgreSQL (``locks_first``)."""
     if store == "postgres" and not pg.reachable:
         raise Skip("no PostgreSQL server")
     if impl == "eventcore":
-        return _eventcore_factory(store, workspace, pg, label)
+        return _eventcore_factory(store, workspace, pg, label, schema, bank_options or {})
     if impl == "eventsourcing":
-        return _eventsourcing_factory(store, workspace, label)
+        return _eventsourcing_factory(store, workspace, label, schema)
     if impl == "raw":
-        return _raw_factory(store, workspace, label)
+        return _raw_factory(store, workspace, label, schema, bank_options or {})
     raise ValueError(f"unknown implementation {impl!r}")
 
 
 def _eventcore_factory(
-    store: str, workspace: Workspace, pg: PostgresStatus, label: str
+    store: str,
+    workspace: Workspace,
+    pg: PostgresStatus,
+    label: str,
+    schema: str,
+    options: dict[str, Any],
 ) -> Callable[[], Bank]:
     from benchmarks.impl_eventcore import EventCoreBank
 
     if store == "memory":
         from eventcore import InMemoryEventStore
 
-        return lambda: EventCoreBank(InMemoryEventStore(events=_eventcore_store_events()))
+        return lambda: EventCoreBank(
+            InMemoryEventStore(events=_eventcore_store_events()), **options
+        )
     if store == "sqlite":
         from eventcore import SqliteEventStore
 
         def sqlite_bank() -> Bank:
             path = workspace.sqlite_path(f"eventcore-{label}")
             return EventCoreBank(
-                SqliteEventStore(path, events=_eventcore_store_events(), synchronous="FULL")
+                SqliteEventStore(path, events=_eventcore_store_events(), synchronous="FULL"),
+                **options,
             )
 
         return sqlite_bank
@@ -160,17 +195,19 @@ def _eventcore_factory(
     config_class: Any = getattr(module, "PostgresConfig", None)
 
     def postgres_bank() -> Bank:
-        reset_postgres_schema()
+        reset_postgres_schema(schema)
         if config_class is not None:
-            config = config_class(postgres_url(), schema=POSTGRES_SCHEMA)
+            config = config_class(postgres_url(), schema=schema)
         else:  # a store without a config object: select the schema through search_path
-            config = bench_conninfo()
-        return EventCoreBank(store_class(config, events=_eventcore_store_events()))
+            config = bench_conninfo(schema)
+        return EventCoreBank(store_class(config, events=_eventcore_store_events()), **options)
 
     return postgres_bank
 
 
-def _eventsourcing_factory(store: str, workspace: Workspace, label: str) -> Callable[[], Bank]:
+def _eventsourcing_factory(
+    store: str, workspace: Workspace, label: str, schema: str
+) -> Callable[[], Bank]:
     try:
         from benchmarks.impl_eventsourcing import EventsourcingBank
     except ImportError as exc:
@@ -198,18 +235,20 @@ def _eventsourcing_factory(store: str, workspace: Workspace, label: str) -> Call
         "POSTGRES_PORT": str(params.get("port") or "5432"),
         "POSTGRES_USER": str(params.get("user") or os.environ.get("USER", "postgres")),
         "POSTGRES_PASSWORD": str(params.get("password") or ""),
-        "POSTGRES_SCHEMA": POSTGRES_SCHEMA,
+        "POSTGRES_SCHEMA": schema,
         "POSTGRES_POOL_SIZE": "8",
     }
 
     def postgres_bank() -> Bank:
-        reset_postgres_schema()
+        reset_postgres_schema(schema)
         return EventsourcingBank(env)
 
     return postgres_bank
 
 
-def _raw_factory(store: str, workspace: Workspace, label: str) -> Callable[[], Bank]:
+def _raw_factory(
+    store: str, workspace: Workspace, label: str, schema: str, options: dict[str, Any]
+) -> Callable[[], Bank]:
     if store == "memory":
         raise Skip("n/a: no driver under the in-memory store")
     if store == "sqlite":
@@ -219,7 +258,7 @@ def _raw_factory(store: str, workspace: Workspace, label: str) -> Callable[[], B
     from benchmarks.impl_raw_postgres import RawPostgresBank
 
     def postgres_bank() -> Bank:
-        reset_postgres_schema()
-        return RawPostgresBank(bench_conninfo())
+        reset_postgres_schema(schema)
+        return RawPostgresBank(bench_conninfo(schema), **options)
 
     return postgres_bank

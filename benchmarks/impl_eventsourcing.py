@@ -1,5 +1,12 @@
 """The ``eventsourcing`` library (9.5) doing the same work: an ``Account`` aggregate, one
-application per store (POPO, SQLite, PostgreSQL), no snapshots, no cache."""
+application per store (POPO, SQLite, PostgreSQL), no snapshots, no cache.
+
+A command gets the aggregates (replaying every event), decides and saves (optimistic: a
+conflict raises ``IntegrityError`` and is retried with EventCore's backoff). Catch-up is the
+library's pull path for process applications (what ``NotificationLogReader.select`` does,
+with the benchmark's page size): ``recorder.select_notifications`` page by page, each
+notification mapped back to a domain event and counted (its SQLite recorder has no
+subscriptions)."""
 
 from __future__ import annotations
 
@@ -96,6 +103,17 @@ class EventsourcingBank:
             aggregate.deposit(1)
         self.app.save(aggregate)
 
+    def seed_commands(self, streams: Sequence[str], per_stream: int) -> None:
+        """One ``save`` per event, round-robin over ``streams``: the log as commands write it
+        (the aggregates stay in memory, so seeding does not replay them)."""
+        aggregates = {sid: self._new(sid, 1) for sid in streams}
+        for sid in streams:
+            self.app.save(aggregates[sid])
+        for _ in range(per_stream - 1):
+            for sid in streams:
+                aggregates[sid].deposit(1)
+                self.app.save(aggregates[sid])
+
     def rebuild(self, account: str) -> int:
         aggregate = self._get(account)
         folded = aggregate.version
@@ -134,6 +152,34 @@ class EventsourcingBank:
         to_domain_event = self.app.mapper.to_domain_event
         decoded: list[Any] = [to_domain_event(n) for n in notifications]
         return notifications[-1].id, len(decoded)
+
+    def catch_up(self, page: int) -> int:
+        select = self.app.recorder.select_notifications
+        to_domain_event = self.app.mapper.to_domain_event
+        count, last = 0, 0
+        while True:
+            notifications = select(start=last, limit=page, inclusive_of_start=False)
+            if not notifications:
+                return count
+            for notification in notifications:
+                to_domain_event(notification)
+                if notification.id <= last:
+                    raise AssertionError(f"notification {notification.id} after {last}")
+                last = notification.id
+                count += 1
+
+    def settings(self) -> dict[str, str]:
+        """SQLite: journal_mode and synchronous read back from one of its connections."""
+        datastore = getattr(self.app.recorder, "datastore", None)
+        if datastore is None or type(datastore).__name__ != "SQLiteDatastore":
+            return {}
+        names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            journal = str(cursor.fetchone()[0]).upper()
+            cursor.execute("PRAGMA synchronous")
+            sync = names.get(int(cursor.fetchone()[0]), "?")
+        return {"journal_mode": journal, "synchronous": sync}
 
     def close(self) -> None:
         self.app.close()

@@ -1,25 +1,21 @@
-"""Instructions per event of projection catch-up and of row decoding, counted by callgrind.
+"""Instructions per command or per event, counted by callgrind: the figure that does not move.
 
 Wall-clock rates on a shared virtual machine move by up to 2x from one minute to the next;
 the number of instructions a piece of work executes does not. This counts them with
-``valgrind --tool=callgrind`` (about 50x slower than a normal run, so the sizes are
-small) for the work alone: each case runs twice in a fresh interpreter, once with the work
-and once without (imports, store set-up and the first page), and the difference is divided
-by the number of events.
+``valgrind --tool=callgrind`` (about 50x slower than a normal run, so the sizes are small)
+for the work alone: each case (:mod:`benchmarks.instruction_cases`) runs twice in a fresh
+interpreter, once with the work and once without (imports, data, warm-up), and the
+difference is divided by the units of work (commands or events).
 
-    python -m benchmarks.instructions                   # this tree
-    python -m benchmarks.instructions --root /tmp/old   # another checkout's eventcore
+    python -m benchmarks.instructions                        # every case, this tree
+    python -m benchmarks.instructions --cases transfer-memory,page-memory-100k
+    python -m benchmarks.instructions --root /tmp/old        # another checkout's eventcore
 
-Cases:
-
-- ``catch-up``: ``run_projection`` of a counting projector over a SQLite log of 20,000
-  events (20 streams of 1,000, one batched append each), pages of 1,000, in-memory
-  checkpoints: the projection benchmark's workload, smaller;
-- ``decode``: ``decode_rows`` of one page of 1,000 of those rows, 20 times (the fetch
-  left out).
-
-``benchmarks/PROFILE.md`` quotes its output. Needs valgrind (Debian: ``apt-get install
-valgrind``); without it, says so and exits with status 2.
+``python -m benchmarks run`` runs them too (section ``instructions``) and checks issue 15's
+goal 5 against ``benchmarks/baselines.json``: the in-memory transfer at most half the
+baseline, and paging through the in-memory log linear (the same instructions per event over
+100,000 events as over 20,000). Needs valgrind (Debian: ``apt-get install valgrind``);
+without it, says so (status 2 on the command line, a note in ``run``).
 """
 
 from __future__ import annotations
@@ -31,103 +27,134 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks.instruction_cases import CASES, NEEDS_LOG, build_log
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOG_EVENTS = 20_000
-DECODE_REPEATS = 20
-PAGE = 1_000
+QUICK_CASES = ("transfer-memory", "page-memory-20k")
 
-_CASE = r"""
-import sys
-sys.path.insert(0, sys.argv[1])
-sys.path.insert(1, sys.argv[2])
-from benchmarks.projections import CountingProjector, EVENTS
-from eventcore import SqliteEventStore
-from eventcore.projections import InMemoryCheckpointStore, ProjectionConfig, run_projection
-from eventcore.stores._rows import decode_rows
-from eventcore.stores.sqlite import COLUMNS
-from eventcore.stores.sqlite.plans import rows_plan
-
-path, case, work = sys.argv[3], sys.argv[4], sys.argv[5] == "work"
-store = SqliteEventStore(path, events=EVENTS)
-rows = store.database.read(
-    "bench", rows_plan(f"SELECT {COLUMNS} FROM eventcore_events ORDER BY position LIMIT {PAGE}", ())
+_CHILD = (
+    "import sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "import eventcore  # the measured tree's, before anything else imports it\n"
+    "sys.path.insert(0, sys.argv[2])\n"
+    "from benchmarks.instruction_cases import main\n"
+    "sys.exit(main(sys.argv[3:]))\n"
 )
-decode_rows(store.types, rows, text_envelope=True)  # warm: codecs compiled, caches filled
-if work and case == "catch-up":
-    projector = CountingProjector("count")
-    config = ProjectionConfig(InMemoryCheckpointStore(), page_size={PAGE})
-    run_projection(projector, store, config)
-    assert projector.count == {LOG_EVENTS}, projector.count
-elif work and case == "decode":
-    for _ in range({DECODE_REPEATS}):
-        decode_rows(store.types, rows, text_envelope=True)
-"""
-
-CASES = {"catch-up": LOG_EVENTS, "decode": DECODE_REPEATS * PAGE}
 
 
-def build_log(root: str, path: str) -> None:
-    """The SQLite log both trees read (written by this tree's eventcore)."""
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "from benchmarks.projections import EVENTS, build_log\n"
-        "from eventcore import SqliteEventStore\n"
-        "store = SqliteEventStore(sys.argv[2], events=EVENTS)\n"
-        f"build_log(store, {LOG_EVENTS})\n"
-        "store.close()\n"
-    )
-    subprocess.run([sys.executable, "-c", code, HERE, path], check=True, cwd=root)
-
-
-def case_command(root: str, path: str, case: str, work: bool) -> list[str]:
+def case_command(root: str, folder: str, case: str, work: bool) -> list[str]:
     """The interpreter command line of one case (``work=False``: its set-up alone)."""
-    script = _CASE.replace("{PAGE}", str(PAGE))
-    script = script.replace("{LOG_EVENTS}", str(LOG_EVENTS))
-    script = script.replace("{DECODE_REPEATS}", str(DECODE_REPEATS))
-    return [sys.executable, "-c", script, root, HERE, path, case, "work" if work else "setup"]
+    return [sys.executable, "-c", _CHILD, root, HERE, case, "work" if work else "setup", folder]
 
 
-def count(root: str, path: str, case: str, work: bool) -> int:
-    """Instructions of one interpreter running the case (callgrind's total)."""
+def count(root: str, folder: str, case: str, work: bool) -> tuple[int, int]:
+    """(instructions of one interpreter running the case, units of work it reports)."""
     done = subprocess.run(
         [
             "valgrind",
             "--tool=callgrind",
             "--callgrind-out-file=/dev/null",
-            *case_command(root, path, case, work),
+            *case_command(root, folder, case, work),
         ],
         capture_output=True,
         text=True,
         cwd=root,
+        env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict and set layouts every run
+        check=False,
     )
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or found is None:
         raise RuntimeError(f"callgrind run failed ({case}):\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+    return int(found.group(1)), int(done.stdout.split()[-1])
 
 
-def measure(root: str) -> dict[str, int]:
-    """Instructions per event for each case, with ``root``'s eventcore."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "log.db")
-        build_log(HERE, path)
-        return {
-            case: (count(root, path, case, True) - count(root, path, case, False)) // events
-            for case, events in CASES.items()
-        }
+def measure(root: str = HERE, cases: Sequence[str] = tuple(CASES)) -> dict[str, dict[str, Any]]:
+    """Instructions per unit for each case, with ``root``'s eventcore."""
+    out: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="eventcore-instr-") as folder:
+        if NEEDS_LOG & set(cases):
+            build_log(folder)
+        for case in cases:
+            work, units = count(root, folder, case, True)
+            setup, _ = count(root, folder, case, False)
+            out[case] = {
+                "per": CASES[case][1],
+                "units": units,
+                "instructions": (work - setup) // units,
+            }
+    return out
+
+
+def available() -> bool:
+    return shutil.which("valgrind") is not None
+
+
+BASELINES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baselines.json")
+RUN_CASES = (
+    "transfer-memory",
+    "transfer-sqlite",
+    "transfer-raw-sqlite",
+    "page-memory-20k",
+    "page-memory-100k",
+)
+
+
+def baselines() -> dict[str, Any]:
+    """The figures recorded before issue 15's work (``benchmarks/baselines.json``)."""
+    import json
+
+    try:
+        with open(BASELINES, encoding="utf-8") as f:
+            data: dict[str, Any] = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
+def run_section(*, quick: bool, log: Any) -> dict[str, Any]:
+    """The ``instructions`` section of ``results.json`` (valgrind; skipped without it)."""
+    cases = QUICK_CASES if quick else RUN_CASES
+    section: dict[str, Any] = {"cases": {}, "baseline": baselines().get("instructions", {})}
+    if not available():
+        section["note"] = "valgrind is not installed (apt-get install valgrind): not counted"
+        log(f"note: {section['note']}")
+        return section
+    if quick:
+        section["note"] = f"quick run: only {', '.join(cases)}"
+    for case in cases:
+        try:
+            figure = measure(HERE, (case,))[case]
+        except Exception as exc:  # one failed case must not lose the others
+            section["cases"][case] = {"status": "error", "note": f"{type(exc).__name__}: {exc}"}
+            log(f"{'instructions':>12} {case}: error {exc}")
+            continue
+        section["cases"][case] = {"status": "ok", **figure}
+        log(f"{'instructions':>12} {case:>20}: {figure['instructions']:,} per {figure['per']}")
+    return section
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--root", default=HERE, help="checkout whose eventcore is measured")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}"
+    )
     args = parser.parse_args(argv)
-    if shutil.which("valgrind") is None:
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown or not cases:
+        parser.error(f"unknown case(s) {', '.join(unknown) or '(none)'}")
+    if not available():
         print("valgrind is not installed (apt-get install valgrind); nothing measured")
         return 2
     root = os.path.abspath(args.root)
-    for case, per_event in measure(root).items():
-        print(f"{case:10s} {per_event:8,d} instructions per event   ({root})")
+    for case, figure in measure(root, cases).items():
+        print(
+            f"{case:20s} {figure['instructions']:10,d} instructions per {figure['per']}   ({root})"
+        )
     return 0
 
 

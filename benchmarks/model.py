@@ -15,9 +15,9 @@ class Skip(Exception):
 class Bank(Protocol):
     """One implementation on one store, fresh for one workload.
 
-    ``deposit`` and ``transfer`` are whole commands (read, decide, append atomically).
-    ``transfer`` returns how many retries it needed; it must be safe to call from several
-    threads at once.
+    ``deposit`` and ``transfer`` are whole commands: read and fold the streams the decision
+    needs, decide, append with a version check, one transaction. ``transfer`` returns how
+    many retries it needed; it must be safe to call from several threads at once.
     """
 
     def open_accounts(self, accounts: Sequence[str], opening: int) -> None: ...
@@ -30,7 +30,18 @@ class Bank(Protocol):
         """The account's balance and its stream versions in order (for the checks)."""
         ...
 
-    def seed_stream(self, account: str, events: int) -> None: ...
+    def positions(self) -> list[int]:
+        """Every global position in order (the gapless check of the contention table)."""
+        ...
+
+    def seed_stream(self, account: str, events: int) -> None:
+        """``events`` deposits on one stream, written in one batch."""
+        ...
+
+    def seed_commands(self, streams: Sequence[str], per_stream: int) -> None:
+        """``per_stream`` deposits on each stream, round-robin, one append (one command's
+        write, with its own metadata) per event."""
+        ...
 
     def rebuild(self, account: str) -> int:
         """Run one deposit on a long stream; return how many events were folded."""
@@ -46,6 +57,15 @@ class Bank(Protocol):
     def read_page(self, after: int, limit: int) -> tuple[int, int]:
         """Read and decode up to ``limit`` events after global position ``after``; return
         (the last position read, how many events)."""
+        ...
+
+    def catch_up(self, page: int) -> int:
+        """Project the whole log from position 0 with a counting projector, in pages of
+        ``page``; return how many events were applied."""
+        ...
+
+    def settings(self) -> dict[str, str]:
+        """SQLite: the pragmas read back from the connections used (empty elsewhere)."""
         ...
 
     def close(self) -> None: ...
@@ -80,6 +100,7 @@ class Measurement:
     failures: int | None = None
     checks: dict[str, bool] = field(default_factory=dict)
     round_rates: list[float] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def ops_per_s(self) -> float | None:
@@ -89,8 +110,9 @@ class Measurement:
 
     @staticmethod
     def median_of(rounds: list[Measurement]) -> Measurement:
-        """The round with the median rate, carrying every round's rate; the checks must
-        hold in every round; retries and failures are summed."""
+        """The round with the median rate, carrying every round's rate (in round order, for
+        per-round ratios); the checks must hold in every round; retries and failures are
+        summed."""
         ok = [m for m in rounds if m.status == "ok"]
         if len(ok) < len(rounds) or not ok:
             bad = next(m for m in rounds if m.status != "ok")
@@ -100,6 +122,11 @@ class Measurement:
         chosen.round_rates = [m.ops_per_s or 0.0 for m in rounds]
         names = {name for m in rounds for name in m.checks}
         chosen.checks = {n: all(m.checks.get(n, False) for m in rounds) for n in sorted(names)}
+        seen: dict[str, set[str]] = {}
+        for m in rounds:
+            for key, value in m.settings.items():
+                seen.setdefault(key, set()).update(value.split(","))
+        chosen.settings = {key: ",".join(sorted(values)) for key, values in sorted(seen.items())}
         if chosen.retries is not None:
             chosen.retries = sum(m.retries or 0 for m in rounds)
             chosen.failures = sum(m.failures or 0 for m in rounds)
@@ -133,4 +160,5 @@ class Measurement:
             "failures": self.failures,
             "checks": dict(self.checks),
             "round_rates": [round(r, 1) for r in self.round_rates],
+            "settings": dict(self.settings),
         }

@@ -1,7 +1,7 @@
-"""cProfile of EventCore: where the time of a transfer, a rebuild, a batched append and a
-global read goes, on SQLite (and on PostgreSQL when it is reachable). Only the measured part
-is profiled (setup is not), and each case also runs once without the profiler for the honest
-time.
+"""cProfile of EventCore: where the time of a transfer, a rebuild, a batched append, a
+global read (of batch- and of command-written data) and a catch-up goes, on SQLite (and on
+PostgreSQL when it is reachable). Only the measured part is profiled (setup is not), and
+each case also runs once without the profiler for the honest time.
 
 ``python -m benchmarks profile`` writes ``profile_<store>_<workload>.txt`` into the results
 directory (with ``--dump``, also the ``.prof`` files for pstats or snakeviz);
@@ -93,11 +93,39 @@ def _read_all(bank: EventCoreBank, sizes: Sizes) -> tuple[Callable[[], None], in
     return work, 1
 
 
+def _read_all_cmd(bank: EventCoreBank, sizes: Sizes) -> tuple[Callable[[], None], int]:
+    """The global read of a log written one command per append (own metadata each)."""
+    streams = [f"bench-cmd-{i:04d}" for i in range(sizes.cmd_streams)]
+    bank.seed_commands(streams, sizes.cmd_stream_events)
+
+    def work() -> None:
+        after = 0
+        while True:
+            after, count = bank.read_page(after, sizes.read_page)
+            if count == 0:
+                return
+
+    return work, 1
+
+
+def _catch_up_cmd(bank: EventCoreBank, sizes: Sizes) -> tuple[Callable[[], None], int]:
+    """Projection catch-up (counting projector) over the same command-written log."""
+    streams = [f"bench-cmd-{i:04d}" for i in range(sizes.cmd_streams)]
+    bank.seed_commands(streams, sizes.cmd_stream_events)
+
+    def work() -> None:
+        bank.catch_up(sizes.read_page)
+
+    return work, 1
+
+
 CASES: dict[str, Callable[[EventCoreBank, Sizes], tuple[Callable[[], None], int]]] = {
     "transfers": _transfers,
     "rebuild": _rebuild,
     "batch_append": _batch,
     "read_all": _read_all,
+    "read_all_cmd": _read_all_cmd,
+    "catch_up_cmd": _catch_up_cmd,
 }
 
 

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from benchmarks.backends import PostgresStatus, probe_postgres
-from benchmarks.config import STORES, Sizes, postgres_url
+from benchmarks.config import STORES, postgres_url
 from benchmarks.impl_eventcore import EVENTS, Deposited
-from benchmarks.machine import CpuMeter, describe
+from benchmarks.machine import CpuMeter
 from benchmarks.model import percentile
 from eventcore import StreamId
 from eventcore.events import RecordedEvent
@@ -527,54 +527,3 @@ def failures(document: dict[str, Any]) -> int:
         for c in cells
         if c["status"] == "error" or (c["status"] == "ok" and not all(c["checks"].values()))
     )
-
-
-def run_all(
-    sizes: Sizes,
-    proj_sizes: ProjectionSizes,
-    workloads: Sequence[str],
-    stores: Sequence[str],
-    *,
-    quick: bool,
-    out_dir: str,
-    log: Log = _stderr,
-) -> dict[str, Any]:
-    """The store workloads (if any), then the projections; one results.json/.md/chart."""
-    from benchmarks import report
-
-    meter = CpuMeter()
-    pg: PostgresStatus | None = None
-    if workloads:
-        from benchmarks.runner import run
-
-        document = run(sizes, workloads, stores, quick=quick, out_dir=out_dir, log=log)
-    else:
-        pg = probe_postgres() if "postgres" in stores else PostgresStatus(url="", notes=[])
-        for note in pg.notes:
-            log(f"note: {note}")
-        document = {
-            "suite": "eventcore-benchmarks",
-            "format": 1,
-            "quick": quick,
-            "workloads": [],
-            "stores": list(stores),
-            "sizes": sizes.as_dict(),
-            "machine": describe(pg.server_version),
-            "postgres": {
-                "url": pg.url or None,
-                "reachable": pg.reachable,
-                "eventcore_store": pg.store_importable,
-            },
-            "notes": list(pg.notes),
-            "results": [],
-            "comparisons": [],
-            "goals": [],
-        }
-    section = run_projections(proj_sizes, stores, pg=pg, log=log)
-    document["projections"] = section
-    document["workloads"] = [*document["workloads"], "projections"]
-    document["notes"] += section["notes"]
-    document["cpu"] = meter.report()  # the whole run, projections included
-    for kind, path in report.write(document, out_dir).items():
-        log(f"wrote {kind}: {path}")
-    return document

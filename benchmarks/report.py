@@ -1,45 +1,39 @@
-"""Turn measurements into ``results.json``, ``results.md`` and ``chart.png``."""
+"""Turn a run into ``results.json``, ``results.md`` and ``chart.png``."""
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
 from benchmarks.config import (
+    DATA_LABELS,
     DESCRIPTIONS,
     IMPLS,
     LATENCY_LABELS,
+    SEEDED,
     STORES,
     UNITS,
     WORKLOADS,
     Sizes,
 )
 from benchmarks.model import Measurement
+from benchmarks.stats import round_ratios
 
 IMPL_LABELS = {"eventcore": "EventCore", "eventsourcing": "eventsourcing 9.5", "raw": "raw driver"}
 STORE_LABELS = {"memory": "memory", "sqlite": "SQLite (FULL)", "postgres": "PostgreSQL"}
 
-# (workload, stores, comparison, threshold): the goals from the benchmark issue.
-GOALS: tuple[tuple[str, tuple[str, ...], str, float], ...] = (
-    ("deposits", ("sqlite", "postgres"), "vs_eventsourcing", 3.0),
-    ("deposits", ("sqlite", "postgres"), "vs_raw", 0.5),
-    ("transfers", ("sqlite", "postgres"), "vs_eventsourcing", 3.0),
-    ("transfers", ("sqlite", "postgres"), "vs_raw", 0.5),
-    ("rebuild", ("memory", "sqlite", "postgres"), "vs_eventsourcing", 5.0),
-    ("read_all", ("sqlite",), "eventcore", 150_000.0),
-)
 
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or b <= 0:
-        return None
-    return round(a / b, 3)
+def _median_rate(m: Measurement | None) -> float | None:
+    if m is None or m.status != "ok" or not m.round_rates:
+        return None if m is None else m.ops_per_s
+    return round(statistics.median(m.round_rates), 1)
 
 
 def comparisons(measurements: Sequence[Measurement]) -> list[dict[str, Any]]:
-    """One row per (workload, store): our rate and the ratios to the others."""
+    """One row per (workload, store): the median rates and the per-round ratios."""
     by_key = {(m.workload, m.store, m.impl): m for m in measurements}
     rows = []
     for workload in WORKLOADS:
@@ -47,66 +41,45 @@ def comparisons(measurements: Sequence[Measurement]) -> list[dict[str, Any]]:
             cells = {impl: by_key.get((workload, store, impl)) for impl in IMPLS}
             if all(c is None for c in cells.values()):
                 continue
-            rates = {impl: (c.ops_per_s if c is not None else None) for impl, c in cells.items()}
-            shown = {k: (None if v is None else round(v, 1)) for k, v in rates.items()}
             ours = cells["eventcore"]
-            rows.append(
-                {
-                    "workload": workload,
-                    "store": store,
-                    "unit": UNITS[workload],
-                    "eventcore": shown["eventcore"],
-                    "eventsourcing": shown["eventsourcing"],
-                    "raw": shown["raw"],
-                    "vs_eventsourcing": _ratio(rates["eventcore"], rates["eventsourcing"]),
-                    "vs_raw": _ratio(rates["eventcore"], rates["raw"]),
-                    "eventcore_latency_ms": None if ours is None else ours.latency_ms(),
-                    "eventcore_retries": None if ours is None else ours.retries,
-                    "eventcore_checks": None if ours is None else dict(ours.checks),
-                }
-            )
+            row: dict[str, Any] = {
+                "workload": workload,
+                "data": SEEDED.get(workload),
+                "store": store,
+                "unit": UNITS[workload],
+                **{impl: _median_rate(c) for impl, c in cells.items()},
+                "eventcore_latency_ms": None if ours is None else ours.latency_ms(),
+                "eventcore_checks": None if ours is None else dict(ours.checks),
+            }
+            for impl in ("eventsourcing", "raw"):
+                theirs = cells[impl]
+                ok = ours is not None and theirs is not None
+                ok = ok and ours.status == "ok" and theirs.status == "ok"  # type: ignore[union-attr]
+                stats = round_ratios(
+                    ours.round_rates if ok else [],  # type: ignore[union-attr]
+                    theirs.round_rates if ok else [],  # type: ignore[union-attr]
+                )
+                row[f"vs_{impl}"] = stats["ratio"]
+                row[f"vs_{impl}_spread"] = [stats["ratio_min"], stats["ratio_max"]]
+            rows.append(row)
     return rows
 
 
-def goals(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    found = {(r["workload"], r["store"]): r for r in rows}
-    out = []
-    for workload, stores, key, threshold in GOALS:
-        for store in stores:
-            row = found.get((workload, store))
-            if row is None:
-                continue
-            actual = row.get(key)
-            if key == "eventcore":
-                text = f"{workload} on {store}: at least {threshold:,.0f} {UNITS[workload]}/s"
-            elif key == "vs_raw":
-                text = f"{workload} on {store}: at least {threshold:.0%} of the raw driver"
-            else:
-                text = f"{workload} on {store}: at least {threshold:g}x eventsourcing"
-            out.append(
-                {
-                    "goal": text,
-                    "workload": workload,
-                    "store": store,
-                    "measure": key,
-                    "target": threshold,
-                    "actual": actual,
-                    "met": None if actual is None else actual >= threshold,
-                }
-            )
-    return out
+def rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
 
 
-def _rate(value: float | None) -> str:
+def times(
+    value: float | None, spread: Sequence[float | None] | None = None, *, percent: bool = False
+) -> str:
     if value is None:
         return "—"
-    return f"{value:,.0f}"
-
-
-def _times(value: float | None, percent: bool = False) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.0%}" if percent else f"{value:.2f}×"
+    fmt = "{:.0%}" if percent else "{:.2f}×"
+    text = fmt.format(value)
+    if spread and spread[0] is not None and spread[1] is not None and spread[0] != spread[1]:
+        low, high = (fmt.format(x) for x in spread)
+        text += f" ({low.rstrip('×%')}–{high})"
+    return text
 
 
 def _latency(lat: dict[str, float] | None) -> str:
@@ -123,34 +96,43 @@ def _ms(value: float) -> str:
     return f"{value:.2f}"
 
 
-def _checks(checks: dict[str, bool] | None) -> str:
+def checks_text(checks: dict[str, bool] | None) -> str:
     if not checks:
         return "—"
     failed = [name for name, ok in checks.items() if not ok]
     return "ok" if not failed else "FAILED: " + ", ".join(failed)
 
 
+def workload_label(workload: str) -> str:
+    kind = SEEDED.get(workload)
+    base = workload.removesuffix("_cmd")
+    return f"{base}, {DATA_LABELS[kind]}" if kind else workload
+
+
 def markdown(document: dict[str, Any]) -> str:
+    from benchmarks import report_sections as sections
+
     sizes = Sizes(**document["sizes"])
-    machine = document["machine"]
-    cpu = document["cpu"]
-    lines = [
-        "# EventCore benchmark results",
-        "",
-        f"Run {machine['date']}{' (--quick)' if document['quick'] else ''} on "
-        f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GiB, "
-        f"{machine['os']}; {machine['python']}, SQLite {machine['sqlite']}, "
-        f"PostgreSQL {machine['postgresql'] or 'not available'}, "
-        f"psycopg {machine['psycopg'] or '—'}, eventsourcing {machine['eventsourcing'] or '—'}.",
-        "",
-        _cpu_sentence(cpu),
-    ]
+    lines = ["# EventCore benchmark results", ""]
+    if document.get("warning"):
+        lines += [f"> **{document['warning']}**", ""]
+    lines += [sections.machine_sentence(document), "", sections.cpu_sentence(document["cpu"])]
+    if document.get("goals"):
+        lines += sections.goals_table(document["goals"])
     if document["results"]:
         lines += _store_tables(document, sizes)
+    if document.get("contention"):
+        lines += sections.contention_table(document["contention"], document.get("quick", False))
+    if document.get("instructions"):
+        lines += sections.instructions_table(document["instructions"])
+    if document.get("memory"):
+        lines += sections.memory_table(document["memory"])
     if document.get("projections"):
         from benchmarks.projections_report import markdown as projections_markdown
 
         lines += projections_markdown(document["projections"])
+    if document["results"]:
+        lines += _every_cell(document)
     if document["notes"]:
         lines += ["", "## Notes", ""]
         lines += [f"- {note}" for note in document["notes"]]
@@ -158,87 +140,64 @@ def markdown(document: dict[str, Any]) -> str:
 
 
 def _store_tables(document: dict[str, Any], sizes: Sizes) -> list[str]:
+    from benchmarks.report_sections import settings_sentence
+
     lines = [
         "",
-        "Rates are per second (the unit is in the first column); latencies are p50 / p95 / p99 "
-        "in milliseconds per command (per rebuild, per append call, per page for the last "
-        "three workloads). Ratios are EventCore's rate divided by the other's. "
-        f"Each cell ran {sizes.rounds} time(s), the implementations interleaved; the round "
-        "with the median rate is shown (every round's rate is in results.json), and the "
-        "checks held in every round.",
+        "## EventCore, eventsourcing and the raw driver",
+        "",
+        "Rates are per second (the unit is in the first column), the median of the rounds; "
+        "latencies are EventCore's p50 / p95 / p99 in milliseconds of its median round. Ratios "
+        "are EventCore's rate divided by the other's: the median of the per-round ratios, "
+        f"with their spread (min–max) over {sizes.rounds} interleaved round(s). Checks held "
+        "in every round. Every implementation does the same work (benchmarks/README.md).",
         "",
         "| Workload | Store | EventCore | p50 / p95 / p99 ms | eventsourcing | ÷ eventsourcing "
-        "| raw driver | ÷ raw | retries | checks |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| raw driver | ÷ raw | checks |",
+        "|---|---|--:|--:|--:|--:|--:|--:|---|",
     ]
     for row in document["comparisons"]:
         lines.append(
-            f"| {row['workload']} ({row['unit']}/s) | {STORE_LABELS[row['store']]} "
-            f"| {_rate(row['eventcore'])} | {_latency(row['eventcore_latency_ms'])} "
-            f"| {_rate(row['eventsourcing'])} | {_times(row['vs_eventsourcing'])} "
-            f"| {_rate(row['raw'])} | {_times(row['vs_raw'], percent=True)} "
-            f"| {'—' if row['eventcore_retries'] is None else row['eventcore_retries']} "
-            f"| {_checks(row['eventcore_checks'])} |"
+            f"| {workload_label(row['workload'])} ({row['unit']}/s) "
+            f"| {STORE_LABELS[row['store']]} "
+            f"| {rate(row['eventcore'])} | {_latency(row['eventcore_latency_ms'])} "
+            f"| {rate(row['eventsourcing'])} "
+            f"| {times(row['vs_eventsourcing'], row['vs_eventsourcing_spread'])} "
+            f"| {rate(row['raw'])} | {times(row['vs_raw'], row['vs_raw_spread'], percent=True)} "
+            f"| {checks_text(row['eventcore_checks'])} |"
         )
-    lines += ["", "## Workloads", ""]
+    lines += ["", settings_sentence(document["results"]), "", "### Workloads", ""]
+    described = sizes.describe()
     for workload in WORKLOADS:
-        lines.append(f"- **{workload}**: {DESCRIPTIONS[workload].format(**sizes.as_dict())}")
-    lines += ["", "## Goals", "", "| Goal | Measured | Met |", "|---|--:|---|"]
-    for goal in document["goals"]:
-        actual = goal["actual"]
-        if actual is None:
-            shown = "—"
-        elif goal["measure"] == "eventcore":
-            shown = f"{actual:,.0f}/s"
-        elif goal["measure"] == "vs_raw":
-            shown = f"{actual:.0%}"
-        else:
-            shown = f"{actual:.2f}×"
-        met = {True: "yes", False: "**no**", None: "—"}[goal["met"]]
-        lines.append(f"| {goal['goal']} | {shown} | {met} |")
-    lines += [
+        if workload in document["workloads"]:
+            lines.append(f"- **{workload}**: {DESCRIPTIONS[workload].format(**described)}")
+    return lines
+
+
+def _every_cell(document: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "## Every cell",
         "",
-        "| Workload | Store | Implementation | rate/s | p50 / p95 / p99 ms | latency per "
-        "| retries | failures | checks | note |",
-        "|---|---|---|--:|--:|---|--:|--:|---|---|",
+        "| Workload | Store | Implementation | median rate/s | rounds | p50 / p95 / p99 ms "
+        "| latency per | checks | note |",
+        "|---|---|---|--:|---|--:|---|---|---|",
     ]
     for r in document["results"]:
+        rounds = ", ".join(f"{x:,.0f}" for x in r["round_rates"]) or "—"
+        note = r["note"] if r["status"] == "ok" else f"{r['status']}: {r['note']}"
+        median = statistics.median(r["round_rates"]) if r["round_rates"] else r["ops_per_s"]
         lines.append(
             f"| {r['workload']} | {r['store']} | {IMPL_LABELS[r['impl']]} "
-            f"| {_rate(r['ops_per_s'])} "
-            f"| {_latency(r['latency_ms'])} | {r['latency_per']} "
-            f"| {'—' if r['retries'] is None else r['retries']} "
-            f"| {'—' if r['failures'] is None else r['failures']} "
-            f"| {_checks(r['checks'])} | {r['status'] if r['status'] != 'ok' else ''}"
-            f"{': ' if r['note'] and r['status'] != 'ok' else ''}{r['note']} |"
+            f"| {rate(median)} "
+            f"| {rounds} | {_latency(r['latency_ms'])} | {r['latency_per']} "
+            f"| {checks_text(r['checks'])} | {note} |"
         )
     return lines
 
 
-def _cpu_sentence(cpu: dict[str, Any]) -> str:
-    parts = [f"The run took {cpu['wall_seconds']} s."]
-    if "machine_cpu_busy" in cpu:
-        rest = cpu.get("other_cpu_share", 0.0)
-        parts.append(
-            f"Machine CPU busy {cpu['machine_cpu_busy']:.0%} of all cores: this process "
-            f"{cpu['this_process_cpu_share']:.0%}, everything else {rest:.0%} (the PostgreSQL "
-            "server's work for this run included)."
-        )
-        top = [p for p in cpu.get("top_other_processes", []) if p["cpu_share"] >= 0.01]
-        if rest >= 0.25 or cpu.get("other_processes_cpu_share", 0.0) >= 0.05:
-            seen = ", ".join(f"{p['name']} {p['cpu_share']:.0%}" for p in top)
-            parts.append(
-                "**Other work was competing for the CPU during this run**"
-                + (f" (long-lived processes seen: {seen})" if seen else "")
-                + "; figures are lower and noisier than on a quiet machine."
-            )
-    return " ".join(parts)
-
-
 def chart(document: dict[str, Any], path: str) -> str | None:
-    """Draw one panel per workload (log scale); return a note if matplotlib is missing."""
+    """One panel per workload (log scale); return a note if matplotlib is missing."""
     try:
         import matplotlib
 
@@ -248,8 +207,11 @@ def chart(document: dict[str, Any], path: str) -> str | None:
         return f"chart skipped: matplotlib is not installed ({exc})"
     rows = document["comparisons"]
     projections = document.get("projections")
-    store_rows = 2 if rows or not projections else 0
+    shown = [w for w in WORKLOADS if any(r["workload"] == w for r in rows)]
+    store_rows = (len(shown) + 2) // 3
     nrows = store_rows + (1 if projections else 0)
+    if nrows == 0:
+        return None
     fig, axes = plt.subplots(nrows, 3, figsize=(15, 4.25 * nrows), squeeze=False)
     if projections:
         from benchmarks.projections_report import draw as draw_projections
@@ -257,7 +219,10 @@ def chart(document: dict[str, Any], path: str) -> str | None:
         draw_projections(axes[-1], projections)
     colours = {"eventcore": "#1f77b4", "eventsourcing": "#ff7f0e", "raw": "#7f7f7f"}
     width = 0.26
-    for ax, workload in zip(axes[:store_rows].flat, WORKLOADS[: 3 * store_rows], strict=True):
+    panels = list(axes[:store_rows].flat)
+    for ax in panels[len(shown) :]:
+        ax.set_visible(False)
+    for ax, workload in zip(panels, shown, strict=False):
         wrows = [r for r in rows if r["workload"] == workload]
         stores = [r["store"] for r in wrows]
         for i, impl in enumerate(IMPLS):
@@ -279,7 +244,7 @@ def chart(document: dict[str, Any], path: str) -> str | None:
         ax.set_xticks(range(len(stores)))
         ax.set_xticklabels([STORE_LABELS[s] for s in stores])
         ax.set_yscale("log")
-        ax.set_title(f"{workload}  ({UNITS[workload]}/s, log scale)", fontsize=10)
+        ax.set_title(f"{workload_label(workload)}  ({UNITS[workload]}/s, log)", fontsize=10)
         ax.grid(axis="y", which="major", alpha=0.3)
         ax.margins(y=0.25)
     if store_rows:
@@ -287,9 +252,9 @@ def chart(document: dict[str, Any], path: str) -> str | None:
         fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False)
     machine = document["machine"]
     title = "EventCore vs eventsourcing vs raw driver" if store_rows else "EventCore projections"
+    quick = " (QUICK: one round, not for ratios)" if document["quick"] else ""
     fig.suptitle(
-        f"{title} — {machine['cpu']}, {machine['cores']} cores, "
-        f"{machine['date'][:10]}{' (quick)' if document['quick'] else ''}",
+        f"{title} — {machine['cpu']}, {machine['cores']} cores, {machine['date'][:10]}{quick}",
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0.04, 1, 1))
@@ -305,6 +270,14 @@ def rerender(out_dir: str) -> dict[str, str]:
     for r in document["results"]:
         if r["status"] != "ok":
             r["latency_per"] = LATENCY_LABELS.get(r["workload"], r["latency_per"])
+    if document.get("format", 1) >= 2:  # the goals again, with this tree's targets and hints
+        from benchmarks.goals import goals
+        from benchmarks.instructions import baselines
+
+        if document.get("instructions"):
+            document["instructions"]["baseline"] = baselines().get("instructions", {})
+
+        document["goals"] = goals(document)
     return write(document, out_dir)
 
 
@@ -319,6 +292,8 @@ def write(document: dict[str, Any], out_dir: str) -> dict[str, str]:
     note = chart(document, paths["chart"])
     if note is not None:
         document["notes"].append(note)
+        del paths["chart"]
+    elif not os.path.exists(paths["chart"]):
         del paths["chart"]
     with open(paths["json"], "w", encoding="utf-8") as f:
         json.dump(document, f, indent=2)

@@ -1,12 +1,20 @@
-"""The six workloads. Each drives a :class:`~benchmarks.model.Bank` and fills a
-:class:`~benchmarks.model.Measurement`; the implementations differ, the workloads do not."""
+"""The workloads of the side-by-side table. Each drives a :class:`~benchmarks.model.Bank` and
+fills a :class:`~benchmarks.model.Measurement`; the implementations differ, the workloads do
+not.
+
+Command workloads (``deposits``, ``transfers``, ``batch_append``) get fresh storage every
+round. The read workloads share a data set seeded once per implementation and store
+(:class:`Dataset`): ``batch`` is written in large appends (a 10,000-event stream, then
+streams of 1,000 events, one append each), ``commands`` one event per append, round-robin
+over a few streams, each append with its own metadata — the way commands write a log.
+"""
 
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from benchmarks.config import Sizes
 from benchmarks.model import Bank, Measurement
@@ -29,7 +37,7 @@ def _timed_loop(count: int, op: Callable[[int], None]) -> tuple[float, list[int]
     return (clock() - start) / 1e9, latencies
 
 
-def _check_accounts(
+def check_accounts(
     bank: Bank, accounts: Sequence[str], expected_total: int, expected_events: int
 ) -> dict[str, bool]:
     total = 0
@@ -60,7 +68,7 @@ def deposits(bank: Bank, sizes: Sizes, m: Measurement) -> None:
     m.seconds, m.latencies_ns = _timed_loop(len(timed), lambda i: bank.deposit(*timed[i]))
     m.ops = len(timed)
     total = OPENING * len(accounts) + sum(amount for _, amount in plan)
-    m.checks = _check_accounts(bank, accounts, total, len(accounts) + len(plan))
+    m.checks = check_accounts(bank, accounts, total, len(accounts) + len(plan))
 
 
 def transfer_plan(
@@ -89,74 +97,7 @@ def transfers(bank: Bank, sizes: Sizes, m: Measurement) -> None:
     m.seconds, m.latencies_ns = _timed_loop(len(timed), one)
     m.ops = len(timed)
     events = len(accounts) + 2 * len(plan)
-    m.checks = _check_accounts(bank, accounts, OPENING * len(accounts), events)
-
-
-def contention(bank: Bank, sizes: Sizes, m: Measurement) -> None:
-    """Several threads of transfers on few accounts: conflicts, retries, and the checks."""
-    accounts = account_ids(sizes.contention_accounts)
-    bank.open_accounts(accounts, OPENING)
-    threads = sizes.contention_threads
-    per_thread = max(1, sizes.contention_transfers // threads)
-    plans = [
-        transfer_plan(random.Random(sizes.seed + t), accounts, per_thread) for t in range(threads)
-    ]
-    latencies: list[list[int]] = [[] for _ in range(threads)]
-    retries = [0] * threads
-    failures = [0] * threads
-    barrier = threading.Barrier(threads + 1)
-
-    def worker(t: int) -> None:
-        clock = time.perf_counter_ns
-        barrier.wait()
-        for source, target, amount in plans[t]:
-            t0 = clock()
-            try:
-                retries[t] += bank.transfer(source, target, amount)
-            except Exception:
-                failures[t] += 1
-                continue
-            latencies[t].append(clock() - t0)
-
-    pool = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(threads)]
-    for thread in pool:
-        thread.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for thread in pool:
-        thread.join()
-    m.seconds = time.perf_counter() - start
-    m.latencies_ns = [value for chunk in latencies for value in chunk]
-    m.ops = len(m.latencies_ns)
-    m.retries = sum(retries)
-    m.failures = sum(failures)
-    m.checks = _check_accounts(bank, accounts, OPENING * len(accounts), len(accounts) + 2 * m.ops)
-    m.checks["no_failed_commands"] = m.failures == 0
-
-
-def rebuild(bank: Bank, sizes: Sizes, m: Measurement) -> None:
-    """One command on a long stream: the fold is the cost (events folded per second)."""
-    account = "bench-long-0001"
-    bank.seed_stream(account, sizes.rebuild_events)
-    folded_total = 0
-    latencies: list[int] = []
-    bank.rebuild(account)  # warm-up (also warms the page cache)
-    for _ in range(sizes.rebuild_repeats):
-        t0 = time.perf_counter_ns()
-        folded = bank.rebuild(account)
-        latencies.append(time.perf_counter_ns() - t0)
-        folded_total += folded
-    m.seconds = sum(latencies) / 1e9
-    m.latencies_ns = latencies
-    m.ops = folded_total
-    expected_events = sizes.rebuild_events + 1 + sizes.rebuild_repeats
-    balance, versions = bank.inspect(account)
-    m.checks = {
-        "versions_contiguous": versions == list(range(1, expected_events + 1)),
-        "money_conserved": balance == expected_events,
-        "folded_all": folded_total
-        == sum(sizes.rebuild_events + 1 + r for r in range(sizes.rebuild_repeats)),
-    }
+    m.checks = check_accounts(bank, accounts, OPENING * len(accounts), events)
 
 
 def batch_append(bank: Bank, sizes: Sizes, m: Measurement) -> None:
@@ -178,10 +119,65 @@ def batch_append(bank: Bank, sizes: Sizes, m: Measurement) -> None:
     m.checks = {"versions_contiguous": ok}
 
 
-def read_all(bank: Bank, sizes: Sizes, m: Measurement) -> None:
+COMMAND_WORKLOADS: dict[str, Callable[[Bank, Sizes, Measurement], None]] = {
+    "deposits": deposits,
+    "transfers": transfers,
+    "batch_append": batch_append,
+}
+
+
+# -- the seeded read workloads -------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """What one bank's seeded data holds now (rebuilds append, so it grows)."""
+
+    kind: str  # batch | commands
+    long_stream: str  # the stream rebuild works on
+    long_events: int  # its length
+    total: int  # events in the log
+
+    @classmethod
+    def seed(cls, bank: Bank, kind: str, sizes: Sizes) -> Dataset:
+        if kind == "batch":
+            long_stream = "bench-long-0001"
+            rebuild_events = min(sizes.rebuild_events, sizes.read_events)
+            bank.seed_stream(long_stream, rebuild_events)
+            bank.seed_log(sizes.read_events - rebuild_events, sizes.read_stream_events)
+            return cls(kind, long_stream, rebuild_events, sizes.read_events)
+        streams = [f"bench-cmd-{i:04d}" for i in range(sizes.cmd_streams)]
+        per_stream = sizes.cmd_stream_events
+        bank.seed_commands(streams, per_stream)
+        return cls(kind, streams[0], per_stream, per_stream * len(streams))
+
+
+def rebuild(bank: Bank, sizes: Sizes, m: Measurement, data: Dataset) -> None:
+    """Commands on a long stream: reading and folding it is the cost (events folded/s)."""
+    folded_ok = True
+    latencies: list[int] = []
+    folded_total = 0
+    for _ in range(sizes.rebuild_repeats):
+        t0 = time.perf_counter_ns()
+        folded = bank.rebuild(data.long_stream)
+        latencies.append(time.perf_counter_ns() - t0)
+        folded_ok = folded_ok and folded == data.long_events
+        folded_total += folded
+        data.long_events += 1
+        data.total += 1
+    m.seconds = sum(latencies) / 1e9
+    m.latencies_ns = latencies
+    m.ops = folded_total
+    balance, versions = bank.inspect(data.long_stream)
+    m.checks = {
+        "folded_all": folded_ok,
+        "versions_contiguous": versions == list(range(1, data.long_events + 1)),
+        "money_conserved": balance == data.long_events,
+    }
+
+
+def read_all(bank: Bank, sizes: Sizes, m: Measurement, data: Dataset) -> None:
     """Read the whole global log in position order, page by page (events per second)."""
-    bank.seed_log(sizes.read_events, sizes.read_stream_events)
-    bank.read_page(0, sizes.read_page)  # warm-up
     latencies: list[int] = []
     after, total, ordered = 0, 0, True
     clock = time.perf_counter_ns
@@ -198,14 +194,25 @@ def read_all(bank: Bank, sizes: Sizes, m: Measurement) -> None:
     m.seconds = (clock() - start) / 1e9
     m.latencies_ns = latencies
     m.ops = total
-    m.checks = {"read_every_event": total == sizes.read_events, "position_order": ordered}
+    m.checks = {"read_every_event": total == data.total, "position_order": ordered}
 
 
-WORKLOAD_FUNCTIONS: dict[str, Callable[[Bank, Sizes, Measurement], None]] = {
-    "deposits": deposits,
-    "transfers": transfers,
-    "contention": contention,
+def catch_up(bank: Bank, sizes: Sizes, m: Measurement, data: Dataset) -> None:
+    """Project the whole log from position 0 with a counting projector (events per second)."""
+    t0 = time.perf_counter_ns()
+    applied = bank.catch_up(sizes.read_page)
+    elapsed = time.perf_counter_ns() - t0
+    m.seconds = elapsed / 1e9
+    m.latencies_ns = [elapsed]
+    m.ops = applied
+    m.checks = {"applied_every_event": applied == data.total}
+
+
+SEEDED_WORKLOADS: dict[str, Callable[[Bank, Sizes, Measurement, Dataset], None]] = {
     "rebuild": rebuild,
-    "batch_append": batch_append,
+    "rebuild_cmd": rebuild,
     "read_all": read_all,
+    "read_all_cmd": read_all,
+    "catch_up": catch_up,
+    "catch_up_cmd": catch_up,
 }

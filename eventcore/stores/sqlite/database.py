@@ -314,6 +314,14 @@ class SqliteDatabase:
                 _rollback_quietly(conn)
                 raise self.translate(operation, exc) from exc
 
+    def pragmas(self) -> dict[str, str]:
+        """``journal_mode`` and ``synchronous`` as the writer connection reports them."""
+        with self._writer_lock:
+            mode = self._writer.execute("PRAGMA journal_mode").fetchone()[0]
+            sync = self._writer.execute("PRAGMA synchronous").fetchone()[0]
+        names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+        return {"journal_mode": str(mode).upper(), "synchronous": names.get(sync, str(sync))}
+
     # -- errors --------------------------------------------------------------------------
 
     def translate(self, operation: str, exc: sqlite3.Error) -> StoreFailure:
