@@ -316,6 +316,18 @@ def check_wait_args(after: object, timeout: object) -> None:
     from 0 to :data:`MAX_WAIT` (NaN and infinity are refused: no store could honour them
     the same way)."""
     check_count("after", after, "a position")
+    check_timeout(timeout, "to wait longer, call wait_for_events in a loop")
+
+
+def check_timeout(timeout: object, hint: str = "to wait longer, wait in a loop") -> float:
+    """``timeout`` as a float if it is a finite number of seconds from 0 to :data:`MAX_WAIT`,
+    else ValidationError (NaN, infinity, bools and negatives are refused).
+
+    >>> check_timeout(float("nan"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    eventcore.errors.ValidationError: timeout must be a finite number of seconds ...
+    """
     if (
         isinstance(timeout, bool)
         or not isinstance(timeout, (int, float))
@@ -324,8 +336,9 @@ def check_wait_args(after: object, timeout: object) -> None:
     ):
         raise ValidationError(
             f"timeout must be a finite number of seconds from 0 to {MAX_WAIT:g}, got "
-            f"{timeout!r}; to wait longer, call wait_for_events in a loop"
+            f"{timeout!r}; {hint}"
         )
+    return float(timeout)
 
 
 def check_uuid(name: str, value: object) -> UUID:

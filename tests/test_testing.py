@@ -368,3 +368,15 @@ def test_strategy_arguments_are_checked() -> None:
         events(Priced, nope=st.none())
     with pytest.raises(ConfigurationError, match="at least one event class"):
         event_histories()
+
+
+def test_the_contract_suites_are_importable_from_the_testing_kit() -> None:
+    import eventcore.testing as kit
+    from eventcore.testing.contract_rows import CorruptRowContract
+    from eventcore.testing.snapshot_contract import SnapshotStoreContract
+
+    assert kit.CorruptRowContract is CorruptRowContract
+    assert kit.SnapshotStoreContract is SnapshotStoreContract
+    assert set(kit.__all__) >= {"EventStoreContract", "ProjectionContract"}
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        kit.Nope  # noqa: B018

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar, runtime_checkable
 
 from eventcore.errors import ValidationError
-from eventcore.store import EventStore
+from eventcore.store import EventStore, check_count, check_timeout
 
 __all__ = [
     "CheckpointStore",
@@ -70,10 +70,9 @@ class TransactionalCheckpointStore(CheckpointStore, Protocol[TxT]):
 
 
 def check_position(position: object) -> int:
-    """A position is an int >= 0."""
-    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
-        raise ValidationError(f"a checkpoint position must be an int >= 0, got {position!r}")
-    return position
+    """A checkpoint position is a position any store can hold: an int in
+    ``0..MAX_POSITION``."""
+    return check_count("a checkpoint position", position, "a position")
 
 
 def check_name(name: object) -> str:
@@ -128,8 +127,7 @@ def wait_until(checkpoints: CheckpointStore, name: str, position: int, timeout: 
     """
     check_name(name)
     check_position(position)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-        raise ValidationError(f"timeout must be seconds >= 0, got {timeout!r}")
+    timeout = check_timeout(timeout, "to wait longer, call wait_until in a loop")
     waiter = getattr(checkpoints, "wait_for", None)
     if callable(waiter):
         return bool(waiter(name, position, timeout))

@@ -307,3 +307,19 @@ def test_in_memory_checkpoints_validate_and_reset() -> None:
         checkpoints.load("")
     with pytest.raises(ValidationError):
         wait_until(checkpoints, "p", 1, -1)
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), True, "1", 10.0**9])
+def test_wait_until_refuses_timeouts_no_wait_could_honour(timeout: object) -> None:
+    with pytest.raises(ValidationError, match="finite number of seconds"):
+        wait_until(InMemoryCheckpointStore(), "p", 1, timeout)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("position", [-1, 2**63, True, 1.0])
+def test_checkpoint_positions_are_bounded_like_store_positions(position: object) -> None:
+    checkpoints = InMemoryCheckpointStore()
+    with pytest.raises(ValidationError, match="checkpoint position"):
+        checkpoints.save("p", position)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="checkpoint position"):
+        wait_until(checkpoints, "p", position, 0)  # type: ignore[arg-type]
+    assert checkpoints.load("p") is None
