@@ -75,6 +75,7 @@ from eventcore.projections.idempotence import (
     idempotency_key,
 )
 from eventcore.projections.leadership import InProcessLeadership, Leadership
+from eventcore.projections.partitions import Partitioning, PartitionWorker, partition
 from eventcore.projections.process import (
     CommandIssued,
     Issued,
@@ -137,6 +138,8 @@ __all__ = [
     "LeadershipUnavailable",
     "Matched",
     "Mode",
+    "PartitionWorker",
+    "Partitioning",
     "PostgresCheckpointStore",
     "PostgresDeadLetterStore",
     "PostgresLeadership",
@@ -167,6 +170,7 @@ __all__ = [
     "execute_once",
     "idempotency_key",
     "is_transactional",
+    "partition",
     "projection_lag",
     "projector",
     "receipt_stream",
