@@ -2,7 +2,8 @@
 [--modes optimistic,pessimistic] [--out DIR]`` runs the side-by-side workloads, then the
 contention table, instruction counts, memory and projections sections (``--only`` picks
 any of them); ``python -m benchmarks profile`` (cProfile of EventCore's workloads);
-``python -m benchmarks snapshots``; ``python -m benchmarks report`` (redraw)."""
+``python -m benchmarks snapshots``; ``python -m benchmarks partitions`` (partitioned
+catch-up); ``python -m benchmarks report`` (redraw)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,11 @@ def parser() -> argparse.ArgumentParser:
         default=["sqlite", "postgres"],
         metavar="sqlite,postgres",
     )
+    part = sub.add_parser(
+        "partitions", help="partitioned projection catch-up on PostgreSQL: 1 worker vs 2"
+    )
+    part.add_argument("--quick", action="store_true", help="one small round: NOT for ratios")
+    part.add_argument("--out", default=DEFAULT_OUT)
     return p
 
 
@@ -101,6 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         lengths = QUICK_LENGTHS if args.quick else LENGTHS
         run_snapshots(stores=args.stores, lengths=lengths, out_dir=args.out)
         return 0  # the goal is reported in snapshots.md; timings never fail the run
+    if args.command == "partitions":
+        from benchmarks.partitions import run_partitions
+
+        run_partitions(quick=args.quick, out_dir=args.out)
+        return 0  # the goal is reported in partitions.md; timings never fail the run
     if args.command == "report":
         from benchmarks.report import rerender
 
