@@ -36,11 +36,11 @@ ROUNDS: Final = 3
 GOAL: Final = 1.7
 
 
-def _store(url: str) -> Any:
+def _store(url: str, schema: str) -> Any:
     from benchmarks.impl_eventcore import EVENTS as TYPES
     from eventcore.stores.postgres import PostgresConfig, PostgresEventStore
 
-    return PostgresEventStore(PostgresConfig(url, schema=SCHEMA, pool_max=4), events=TYPES)
+    return PostgresEventStore(PostgresConfig(url, schema=schema, pool_max=4), events=TYPES)
 
 
 class Rows:
@@ -48,26 +48,31 @@ class Rows:
 
     name = "rows"
     transactional = True
-    sql = f"INSERT INTO {SCHEMA}.rm (position, stream_id) VALUES (%s, %s)"
+
+    def __init__(self, schema: str) -> None:
+        self.sql = f"INSERT INTO {schema}.rm (position, stream_id) VALUES (%s, %s)"
 
     def apply(self, event: Any, tx: Any) -> None:
         tx.execute(self.sql, (event.position, str(event.stream_id)))
 
 
-def worker(url: str, indices: list[int]) -> None:
+def worker(url: str, schema: str, indices: list[int]) -> None:
     """A worker process: open, say ready, wait for go, catch up ``indices``, say done."""
     from eventcore.projections import ProjectionConfig, run_projection
     from eventcore.projections.partitions import Partitioning, partition
     from eventcore.stores.postgres.projections import PostgresCheckpointStore
 
-    store = _store(url)
+    store = _store(url, schema)
     config = ProjectionConfig(PostgresCheckpointStore(store), page_size=500)
     parts = Partitioning(2)
     store.head()  # the pool is open and warm
     print("ready", flush=True)
     sys.stdin.readline()
+    projector = Rows(schema)
     threads = [
-        threading.Thread(target=run_projection, args=(partition(Rows(), parts, i), store, config))
+        threading.Thread(
+            target=run_projection, args=(partition(projector, parts, i), store, config)
+        )
         for i in indices
     ]
     for t in threads:
@@ -78,39 +83,42 @@ def worker(url: str, indices: list[int]) -> None:
     store.close()
 
 
-def _prepare(url: str, events: int) -> None:
+def _prepare(url: str, schema: str, events: int) -> int:
+    """A fresh log of about ``events`` events (a whole number per stream); how many."""
     import psycopg
 
     from benchmarks.impl_eventcore import Deposited
     from eventcore import StreamId
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-    store = _store(url)
-    per_stream = events // STREAMS
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    store = _store(url, schema)
+    per_stream = max(1, events // STREAMS)
     for s in range(STREAMS):
         sid = StreamId(f"account-{s}")
         store.append({sid: 0}, [Deposited(sid, 1) for _ in range(per_stream)])
     store.close()
+    return per_stream * STREAMS
 
 
-def _reset(url: str) -> None:
+def _reset(url: str, schema: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {SCHEMA}.rm")
-        conn.execute(f"CREATE TABLE {SCHEMA}.rm (position bigint PRIMARY KEY, stream_id text)")
-        conn.execute(f"DELETE FROM {SCHEMA}.checkpoints")
+        conn.execute(f"DROP TABLE IF EXISTS {schema}.rm")
+        conn.execute(f"CREATE TABLE {schema}.rm (position bigint PRIMARY KEY, stream_id text)")
+        conn.execute(f"DELETE FROM {schema}.checkpoints")
 
 
-def _catch_up(url: str, workers: int) -> float:
-    _reset(url)
+def _catch_up(url: str, schema: str, workers: int) -> float:
+    _reset(url, schema)
     plan = [[0, 1]] if workers == 1 else [[0], [1]]
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": here}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.partitions", "worker", url, *map(str, indices)],
+            [sys.executable, "-m", "benchmarks.partitions", "worker", url, schema]
+            + [str(i) for i in indices],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -139,15 +147,22 @@ def _catch_up(url: str, workers: int) -> float:
     return elapsed
 
 
-def run_partitions(*, quick: bool, out_dir: str) -> dict[str, Any]:
-    url = postgres_url()
-    events = QUICK_EVENTS if quick else EVENTS
+def run_partitions(
+    *,
+    quick: bool,
+    out_dir: str,
+    url: str | None = None,
+    schema: str = SCHEMA,
+    events: int | None = None,
+) -> dict[str, Any]:
+    url = url or postgres_url()
+    events = events or (QUICK_EVENTS if quick else EVENTS)
     rounds = 1 if quick else ROUNDS
-    _prepare(url, events)
+    events = _prepare(url, schema, events)
     rates: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(rounds):
         for workers in (1, 2):
-            rates[workers].append(events / _catch_up(url, workers))
+            rates[workers].append(events / _catch_up(url, schema, workers))
     ratios = [two / one for one, two in zip(rates[1], rates[2], strict=True)]
     result = {
         "machine": describe(None),
@@ -167,7 +182,16 @@ def run_partitions(*, quick: bool, out_dir: str) -> dict[str, Any]:
     with open(os.path.join(out_dir, "partitions.md"), "w") as f:
         f.write(markdown(result))
     print(markdown(result))
+    if schema != SCHEMA:
+        _drop(url, schema)
     return result
+
+
+def _drop(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -188,4 +212,4 @@ def markdown(r: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["worker"]:
-        worker(sys.argv[2], [int(i) for i in sys.argv[3:]])
+        worker(sys.argv[2], sys.argv[3], [int(i) for i in sys.argv[4:]])

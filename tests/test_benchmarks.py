@@ -301,3 +301,20 @@ def test_instructions_without_valgrind_says_so(
     assert "valgrind is not installed" in capsys.readouterr().out
     section = instructions.run_section(quick=True, log=lambda line: None)
     assert section["cases"] == {} and "valgrind" in section["note"]
+
+
+def test_partitioned_catch_up_runs_both_layouts_and_reports_the_goal(
+    postgres_dsn: str, postgres_schema: str, tmp_path: Path
+) -> None:
+    """The partition benchmark's workers apply every event once in both layouts."""
+    from benchmarks.partitions import markdown, run_partitions
+
+    result = run_partitions(
+        quick=True, out_dir=str(tmp_path), url=postgres_dsn, schema=postgres_schema, events=400
+    )
+    assert result["events"] == 400 and result["rounds"] == 1 and result["quick"]
+    assert result["rate_1_worker"] > 0 and result["rate_2_workers"] > 0
+    saved = json.loads((tmp_path / "partitions.json").read_text(encoding="utf-8"))
+    assert saved["ratio"] == pytest.approx(result["rate_2_workers"] / result["rate_1_worker"])
+    text = (tmp_path / "partitions.md").read_text(encoding="utf-8")
+    assert text == markdown(result) and "not for ratios" in text
