@@ -86,6 +86,13 @@ class ClassCodec:
             ) from None
         return result
 
+    @property
+    def unchecked_decode(self) -> Callable[[Any, str], Any]:
+        """The decoder without the error translation of :meth:`decode`: ``(data, where)``,
+        raising an internal error on bad data. For the stores' row decoder, which catches
+        everything and falls back to :meth:`decode` to explain it."""
+        return self._decode
+
     def decode(self, data: object) -> Any:
         try:
             return self._decode(data, self.cls.__name__)

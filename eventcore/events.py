@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Final, TypeVar, overload
 from uuid import UUID
 
@@ -314,6 +315,14 @@ class Metadata:
             ) from None
 
 
+def trusted_metadata(
+    correlation_id: UUID | None, causation_id: UUID | None, custom: Mapping[str, Any]
+) -> Metadata:
+    """:class:`Metadata` from parts the stores validated before (a stored row, a checked
+    ``Metadata``), without checking them again. For the stores, not for applications."""
+    return Metadata._trusted(correlation_id, causation_id, custom)
+
+
 def _excerpt(value: object, size: int = 120) -> str:
     """``repr(value)``, cut to about ``size`` characters for an error message."""
     shown = repr(value)
@@ -417,6 +426,11 @@ class EventTypes:
     def names_for(self, selectors: Iterable[str | type]) -> frozenset[str]:
         """Type names for a mix of names and classes (classes are registered on the way)."""
         return frozenset(s if isinstance(s, str) else self.register(s).type_name for s in selectors)
+
+    @property
+    def by_name(self) -> Mapping[str, EventInfo]:
+        """The registered types by type name: a live, read-only view."""
+        return MappingProxyType(self._by_name)
 
     def class_for(self, type_name: str) -> type:
         return self._info_for_name(type_name, "").cls

@@ -21,7 +21,14 @@ from eventcore.errors import (
     UndeclaredStream,
     ValidationError,
 )
-from eventcore.events import EventInfo, EventTypes, Metadata, RecordedEvent, stream_of
+from eventcore.events import (
+    EventInfo,
+    EventTypes,
+    Metadata,
+    RecordedEvent,
+    stream_of,
+    trusted_metadata,
+)
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.selection import Selection
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
@@ -257,7 +264,7 @@ def prepare_append(
     ]
     if metadata.correlation_id is None:
         # The parts come from a checked Metadata: no need to check them again.
-        metadata = Metadata._trusted(pending[0].event_id, metadata.causation_id, metadata.custom)
+        metadata = trusted_metadata(pending[0].event_id, metadata.causation_id, metadata.custom)
     return checked, pending, metadata
 
 

@@ -76,3 +76,48 @@ def module_level_imports(relative: str) -> set[str]:
 def test_the_shells_import_snapshots_only_when_they_are_used(module: str) -> None:
     assert not {m for m in module_level_imports(module) if m.startswith("eventcore.snapshots")}
     assert any(m.startswith("eventcore.snapshots") for m in imported_modules(module))
+
+
+def foreign_private_reads(source: str) -> list[str]:
+    """``x._name`` reads in ``source`` of a private name that ``source`` never defines
+    (assigns, declares or imports), on anything but ``self``/``cls``: a reach into another
+    module's internals."""
+    tree = ast.parse(source)
+    defined: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            defined.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+        elif isinstance(node, ast.alias):
+            defined.add(node.asname or node.name.split(".")[-1])
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        name = node.attr
+        if not name.startswith("_") or name.startswith("__") or name in defined:
+            continue
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            continue
+        found.append(f"line {node.lineno}: .{name}")
+    return found
+
+
+def test_no_module_reads_another_modules_private_attributes() -> None:
+    problems = {
+        str(path.relative_to(PACKAGE)): found
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (found := foreign_private_reads(path.read_text(encoding="utf-8")))
+    }
+    assert problems == {}, f"private attributes read across modules: {problems}"
+
+
+def test_the_private_read_check_sees_a_reach_and_allows_the_modules_own() -> None:
+    source = (
+        "class A:\n    def __init__(self):\n        self._mine = 1\n"
+        "def f(a, store):\n    return a._mine, store._conn\n"
+    )
+    assert foreign_private_reads(source) == ["line 5: ._conn"]

@@ -436,5 +436,11 @@ class StopHandle:
         """Block until a stop is requested or ``timeout`` passes; True if requested."""
         return self._event.wait(timeout)
 
+    @property
+    def check(self) -> Callable[[], bool]:
+        """A function returning whether a stop was requested (the cheapest form, for a
+        loop that asks once per event)."""
+        return self._event.is_set
+
     def __repr__(self) -> str:
         return f"StopHandle(stopped={self.stopped})"

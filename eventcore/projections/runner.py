@@ -261,7 +261,7 @@ class _Run:
 
     def _page(self, events: list[RecordedEvent], end: int) -> None:
         apply = self.projector.apply
-        stopped = self.stop._event.is_set  # the property's work, without a call per event
+        stopped = self.stop.check  # the property's work, without a call per event
         counts = self.counts
         done = self.position  # the last event handled; kept in locals in the loop
         applied = 0

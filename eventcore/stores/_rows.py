@@ -24,7 +24,7 @@ from uuid import UUID
 
 from eventcore.clock import uuid_from_text
 from eventcore.errors import DeserializationError
-from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json
+from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json, trusted_metadata
 from eventcore.frozen import EMPTY
 from eventcore.types import StreamId, stored_stream_id, trusted_stream_id
 
@@ -95,7 +95,7 @@ def decode_rows(
 ) -> list[RecordedEvent]:
     """Decode one page of rows. ``text_envelope``: event ids and times are stored as text
     (SQLite); otherwise they arrive as ``UUID`` and aware ``datetime`` (PostgreSQL)."""
-    by_name = types._by_name
+    by_name = types.by_name
     parse = _PARSE
     record = _record
     parse_time = datetime.fromisoformat if text_envelope else _utc
@@ -132,7 +132,7 @@ def decode_rows(
                     info = by_name[type_name]
                     codec = codecs[type_name] = (
                         info.version,
-                        info.codec._decode,
+                        info.codec.unchecked_decode,
                         info.cls.__name__,
                     )
                 want_schema, decode, cls_name = codec
@@ -188,7 +188,7 @@ def _metadata(text: Any) -> Metadata:
                 and text.endswith(tail)
             ):
                 start = len(head)
-                return Metadata._trusted(uuid_from_text(text[start : start + 36]), None, EMPTY)
+                return trusted_metadata(uuid_from_text(text[start : start + 36]), None, EMPTY)
     return Metadata.from_json(text)
 
 

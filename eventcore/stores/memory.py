@@ -56,8 +56,10 @@ class _Stored:
     writer: EventTypes
 
 
-class _Log:
-    """The events themselves, shared by every handle opened with :meth:`reopen`."""
+class SharedLog:
+    """The events themselves, shared by every handle opened with :meth:`reopen` and by the
+    asyncio face (:class:`~eventcore.stores.memory_aio.AsyncInMemoryEventStore`). Not part
+    of the public API."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -98,10 +100,15 @@ class InMemoryEventStore:
         self.types = events if isinstance(events, EventTypes) else EventTypes(events)
         self._clock = clock
         self._ids = ids
-        self._shared = _Log()
+        self._shared = SharedLog()
         self._lock = self._shared.lock
         self._log = self._shared.events
         self._streams = self._shared.streams
+
+    @property
+    def shared_log(self) -> SharedLog:
+        """The log this handle shares with its other handles and its asyncio face."""
+        return self._shared
 
     def reopen(
         self,
@@ -443,7 +450,7 @@ class InMemoryEventStore:
                 if rec.metadata.correlation_id is not None:
                     shared.by_correlation.setdefault(rec.metadata.correlation_id, []).append(rec)
                 shared.custom_metadata |= bool(rec.metadata.custom)
-                info = self.types._by_name.get(rec.event_type)
+                info = self.types.by_name.get(rec.event_type)
                 if info is None or not info.codec.shareable:
                     shared.mutable_types.add(rec.event_type)
             if decoded:

@@ -109,7 +109,7 @@ class AsyncInMemoryEventStore:
         metadata: Metadata | None = None,
         idempotency_key: str | IdempotencyKey | None = None,
     ) -> list[RecordedEvent]:
-        async with self.sync._shared.async_writes:
+        async with self.sync.shared_log.async_writes:
             return self.sync.append(
                 expected, events, metadata=metadata, idempotency_key=idempotency_key
             )
@@ -118,7 +118,7 @@ class AsyncInMemoryEventStore:
     async def session(self, lock: Iterable[StreamId] = ()) -> AsyncIterator[AsyncSession]:
         """The asyncio form of :meth:`InMemoryEventStore.session`: other asyncio appends
         through this log wait until it ends (blocking handles too)."""
-        async with self.sync._shared.async_writes:
+        async with self.sync.shared_log.async_writes:
             with self.sync.session(lock) as session:
                 yield AsyncSession(session)
 
@@ -155,7 +155,7 @@ class AsyncInMemoryEventStore:
         return self.sync.export_rows(after=after, limit=limit)
 
     async def import_rows(self, rows: Iterable[RawEvent]) -> int:
-        async with self.sync._shared.async_writes:
+        async with self.sync.shared_log.async_writes:
             return self.sync.import_rows(rows)
 
     async def read_all(
@@ -182,7 +182,7 @@ class AsyncInMemoryEventStore:
     async def wait_for_events(self, after: int, timeout: float) -> bool:
         """Wait until an event after ``after`` exists (True) or ``timeout`` seconds pass."""
         check_wait_args(after, timeout)
-        shared = self.sync._shared
+        shared = self.sync.shared_log
         loop = asyncio.get_running_loop()
         woken = asyncio.Event()
         entry = (loop, woken)
