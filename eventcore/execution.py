@@ -113,12 +113,15 @@ def execute(
                 if isinstance(effect, ReadStreams):
                     to_send = read_streams(sessions.target(), effect.stream_ids)
                 elif isinstance(effect, ReadStream):
+                    # The store's lazy pages go to the fold as they come: a long stream is
+                    # never held in memory whole (its events die young). A read error then
+                    # surfaces from inside the fold, and propagates the same way.
                     reader = sessions.target()
                     if effect.after_version:
                         after = effect.after_version
-                        to_send = list(reader.read_stream(effect.stream_id, after_version=after))
+                        to_send = reader.read_stream(effect.stream_id, after_version=after)
                     else:
-                        to_send = list(reader.read_stream(effect.stream_id))
+                        to_send = reader.read_stream(effect.stream_id)
                 elif isinstance(effect, AppendEvents):
                     to_send = sessions.target().append(
                         effect.expected, effect.events, **append_options(effect)

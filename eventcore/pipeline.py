@@ -26,7 +26,7 @@ both).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -70,7 +70,8 @@ E_co = TypeVar("E_co", covariant=True)
 @dataclass(frozen=True, slots=True)
 class ReadStream:
     """Read a stream's events after ``after_version`` (the whole stream by default); send
-    back a sequence of :class:`RecordedEvent`."""
+    back an iterable of :class:`RecordedEvent` in version order, iterated once (a lazy one
+    keeps a long stream out of memory: the fold consumes it as it comes)."""
 
     stream_id: StreamId
     after_version: int = 0
@@ -326,7 +327,7 @@ def replay_streams(
         base: int | None = None
         if start is not None:
             base, state = start
-        recorded: Sequence[RecordedEvent]
+        recorded: Iterable[RecordedEvent]  # a lazy iterator from the sync shell
         if stream_id in batched:
             recorded = batch.get(stream_id, ())
         else:

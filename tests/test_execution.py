@@ -513,3 +513,37 @@ def test_the_bank_events_can_be_registered_up_front(tmp_path: Path) -> None:
     with SqliteEventStore(path, events=EVENTS) as second:
         result = execute(second, Transfer(source=ALICE, target=BOB, amount=7))
     assert result.stream_versions == {ALICE: 2, BOB: 1}
+
+
+class CountingReads(StoreWrapper):
+    """Counts the events its read_stream has handed out so far."""
+
+    def __init__(self, inner: EventStore) -> None:
+        super().__init__(inner)
+        self.pulled = 0
+
+    def read_stream(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[RecordedEvent]:
+        for rec in self.inner.read_stream(stream_id, after_version=after_version):
+            self.pulled += 1
+            yield rec
+
+
+def test_the_fold_consumes_a_long_stream_as_it_is_read(tmp_path: Path) -> None:
+    """execute hands the store's lazy pages to the fold: a stream is never held whole (so
+    a command on a 100,000-event stream grows memory by a page, not by the stream)."""
+    inner = SqliteEventStore(tmp_path / "long.db", events=EVENTS, page_size=50)
+    inner.append({ALICE: 0}, [MoneyDeposited(ALICE, 1) for _ in range(500)])
+    spy = CountingReads(inner)
+    pulled_when_applied: list[int] = []
+
+    class Watched(Deposit):
+        def apply(self, state: Any, event: object) -> Any:
+            pulled_when_applied.append(spy.pulled)
+            return super().apply(state, event)
+
+    result = execute(spy, Watched(account=ALICE, amount=1))
+    assert result.stream_versions[ALICE] == 501
+    assert pulled_when_applied == list(range(1, 501)), "the stream was read ahead of the fold"
+    inner.close()
