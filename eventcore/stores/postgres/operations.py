@@ -64,6 +64,7 @@ class Operations:
         self, schema: str, types: EventTypes, clock: Clock, ids: IdFactory, page_size: int
     ) -> None:
         self.q = Statements(schema)
+        self.schema = schema
         self.types = types
         self.clock = clock
         self.ids = ids
@@ -221,6 +222,23 @@ class Operations:
                 )
             )
         return out
+
+    def verify_page(self, after: int, limit: int) -> Plan[list[Row]]:
+        """Raw rows after ``after`` exactly as stored, for :class:`LogChecker`."""
+        check_read_args(self.types, after, limit, None, None)
+        return export_plan(self.q, after, limit)
+
+    def triggers(self) -> Plan[dict[str, bool]]:
+        """The user triggers on the events table, each mapped to whether it is enabled."""
+        return self._triggers()
+
+    def _triggers(self) -> Plan[dict[str, bool]]:
+        rows = yield Query(
+            "SELECT tgname, tgenabled <> 'D' FROM pg_trigger "
+            "WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal",
+            (f"{self.schema}.events",),
+        )
+        return {str(r[0]): bool(r[1]) for r in rows}
 
     def import_rows(self, rows: Iterable[RawEvent], write_lock: str, channel: str) -> Plan[int]:
         return import_plan(self.q, list(rows), write_lock, channel)

@@ -291,6 +291,15 @@ def export_plan(after: int, limit: int | None) -> Plan[list[Row]]:
     return rows
 
 
+def triggers_plan() -> Plan[dict[str, bool]]:
+    """The triggers on the events table, each mapped to True (SQLite cannot disable one)."""
+    rows: list[Row] = yield Query(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
+        ("eventcore_events",),
+    )
+    return {str(r[0]): True for r in rows}
+
+
 def import_plan(rows: list[Any]) -> Plan[int]:
     """Check that ``rows`` continue the log, then insert them (in the caller's write
     transaction)."""
