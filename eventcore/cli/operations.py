@@ -184,8 +184,8 @@ def retry(
 ) -> None:
     """Replay PROJECTION's dead letters (or the one at POSITION) into its projector."""
     target = load_object(projector, "--projector")
-    if not hasattr(target, "apply") and callable(target):
-        target = target()
+    if isinstance(target, type) or (not hasattr(target, "apply") and callable(target)):
+        target = target()  # a class or a factory
     if getattr(target, "name", None) != projection:
         raise CliError(
             f"the projector's name is {getattr(target, 'name', None)!r}, not {projection!r}",
