@@ -3,7 +3,6 @@ for ``dead-letters retry``, and raw-row writers for ``verify`` and the 100k roun
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -62,19 +61,19 @@ def raw_log(count: int, streams: int = 1000) -> list[RawEvent]:
     """``count`` raw rows on ``streams`` streams, one event per write (fast to import)."""
     start = datetime(2026, 1, 1, tzinfo=UTC)
     meta = Metadata().to_json()
-    versions: dict[str, int] = {}
+    versions = [0] * streams
     rows = []
     for position in range(1, count + 1):
-        sid = f"account-{position % streams}"
-        versions[sid] = versions.get(sid, 0) + 1
+        n = position % streams
+        versions[n] += 1
         rows.append(
             RawEvent(
                 position,
-                sid,
-                versions[sid],
+                f"account-{n}",
+                versions[n],
                 "Deposited",
                 1,
-                json.dumps({"account": sid, "amount": position}, separators=(",", ":")),
+                f'{{"account":"account-{n}","amount":{position}}}',
                 UUID(int=position),
                 start + timedelta(seconds=position),
                 meta,
