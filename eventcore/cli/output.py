@@ -24,8 +24,16 @@ __all__ = ["console", "emit_json", "progress", "table", "when"]
 def console() -> Console:
     """A console on the current standard output (read at call time: tests swap it)."""
     out = sys.stdout
-    width = None if out.isatty() else 120
-    return Console(file=out, width=width, highlight=False, soft_wrap=False, emoji=False)
+    tty = out.isatty()
+    return Console(
+        file=out,
+        width=None if tty else 120,
+        color_system="auto" if tty else None,
+        force_jupyter=False,
+        highlight=False,
+        soft_wrap=False,
+        emoji=False,
+    )
 
 
 def emit_json(value: Any) -> None:
