@@ -65,14 +65,30 @@ class CliError(Exception):
         self.code = code
 
 
+_KEYWORD: Final = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|password|port|service)\s*=")
+_KEYWORD_PASSWORD: Final = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
 def is_postgres(spec: str) -> bool:
-    """Whether ``spec`` is a PostgreSQL URL (else it is an SQLite path)."""
-    return spec.startswith(("postgresql://", "postgres://"))
+    """Whether ``spec`` is a PostgreSQL URL or libpq ``key=value`` string (else it is an
+    SQLite path).
+
+    >>> is_postgres("postgresql://app@db/shop"), is_postgres("host=db dbname=shop")
+    (True, True)
+    >>> is_postgres("data/shop.db")
+    False
+    """
+    return spec.startswith(("postgresql://", "postgres://")) or bool(_KEYWORD.search(spec))
 
 
 def masked(spec: str) -> str:
-    """``spec`` with the password of a URL replaced by ``***``."""
-    return _URL_PASSWORD.sub(lambda m: m.group(1) + "***" + m.group(3), spec)
+    """``spec`` with the password of a URL or a ``password=`` replaced by ``***``.
+
+    >>> masked("host=db password='two words' dbname=shop")
+    'host=db password=*** dbname=shop'
+    """
+    spec = _URL_PASSWORD.sub(lambda m: m.group(1) + "***" + m.group(3), spec)
+    return _KEYWORD_PASSWORD.sub(lambda m: m.group(1) + "***", spec)
 
 
 @dataclass
@@ -145,11 +161,11 @@ def open_target(
 def _masker(target: str) -> Any:
     if not is_postgres(target):
         return lambda text: text
-    password = _URL_PASSWORD.match(target)
-    secret = password.group(2) if password else ""
+    found = _URL_PASSWORD.match(target) or _KEYWORD_PASSWORD.search(target)
+    secret = found.group(2).strip("'") if found else ""
 
     def mask(text: str) -> str:
-        return text.replace(secret, "***") if secret else text
+        return masked(text.replace(secret, "***") if secret else text)
 
     return mask
 

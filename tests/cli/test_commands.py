@@ -272,6 +272,18 @@ def test_an_unreachable_server_exits_3_without_showing_the_password(run_process:
     assert "Traceback" not in result.stderr
 
 
+def test_a_key_value_dsn_is_postgres_and_its_password_is_masked(
+    run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dsn = "host=127.0.0.1 port=1 dbname=test user=root password=hunter2x"
+    result = run("info", "--db", dsn)
+    assert result.exit_code == 3, result.output
+    assert "password=***" in result.stderr and "hunter2x" not in result.output
+    monkeypatch.setenv("EVENTCORE_POSTGRES_URL", dsn)
+    from_env = run("verify")
+    assert from_env.exit_code == 3 and "hunter2x" not in from_env.output
+
+
 def test_the_postgres_url_comes_from_the_environment(
     pg_target: Any, run: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
