@@ -91,7 +91,7 @@ def masked(spec: str) -> str:
     return _KEYWORD_PASSWORD.sub(lambda m: m.group(1) + "***", spec)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Opened:
     """The stores of one target, sharing one database; :meth:`close` closes them."""
 
