@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -300,6 +301,20 @@ def test_help_lists_the_commands_and_exit_codes(run_process: Any) -> None:
     for name in ("info", "streams", "show", "tail", "verify", "export", "import", "migrate"):
         assert name in result.stdout
     assert "Exit codes" in result.stdout and "4  the stream" in result.stdout
+
+
+def test_the_console_script_runs_the_same_command(sqlite_target: Any) -> None:
+    fill(sqlite_target.store())
+    script = Path(sys.executable).with_name("eventcore")
+    result = subprocess.run(
+        [str(script), "info", *sqlite_target.args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["head"] == 6
 
 
 def test_without_the_extra_one_line_names_the_install_command() -> None:
