@@ -12,7 +12,14 @@ import click
 
 from eventcore.cli.common import handled, target_options
 from eventcore.cli.output import emit_json, table, when
-from eventcore.cli.target import EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_USAGE, CliError, open_target
+from eventcore.cli.target import (
+    EXIT_NOT_FOUND,
+    EXIT_PROBLEMS,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    CliError,
+    open_target,
+)
 from eventcore.errors import EventCoreError
 from eventcore.projections import DeadLetter, retry_dead_letters
 
@@ -229,7 +236,7 @@ def retry(
         for letter in outcome.failed:
             click.echo(f"  position {letter.position}: {letter.error_type}: {letter.message}")
     if outcome.failed:
-        raise SystemExit(1)
+        raise SystemExit(EXIT_PROBLEMS)
 
 
 @dead_letters.command("discard")

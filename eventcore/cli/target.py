@@ -44,7 +44,8 @@ EXIT_REFUSED: Final = 5
 
 EXIT_CODES: Final = {
     0: "success",
-    EXIT_PROBLEMS: "verify found problems (each is printed)",
+    EXIT_PROBLEMS: "verify found problems (each is printed), or dead-letters retry left "
+    "letters that failed again",
     EXIT_USAGE: "bad arguments or options (click's usage errors)",
     EXIT_UNAVAILABLE: "the target cannot be opened: no such file, server unreachable, schema "
     "behind (run eventcore migrate), or the cli extra missing",
