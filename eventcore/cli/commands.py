@@ -21,7 +21,7 @@ from eventcore.cli.target import (
     open_target,
 )
 from eventcore.raw import RawEvent
-from eventcore.types import StreamId, StreamPrefix
+from eventcore.types import StreamId
 
 __all__ = ["cli"]
 
@@ -100,27 +100,16 @@ def streams(
 
 
 def stream_rows(store: Any, stream_id: str, first: int, to: int | None) -> list[RawEvent]:
-    """The rows of ``stream_id`` with versions ``first..to``, read from the log."""
+    """The rows of ``stream_id`` with versions ``first..to`` (``store.stream_rows``)."""
     try:
         sid = StreamId(stream_id)
     except ValueError as exc:
         raise CliError(f"bad stream id: {exc}", EXIT_USAGE) from None
-    info = store.list_streams(streams=StreamPrefix(sid), limit=1)
-    if not info or info[0].stream_id != sid:
+    limit = None if to is None else to - first + 1
+    rows: list[RawEvent] = store.stream_rows(sid, after_version=first - 1, limit=limit)
+    if not rows and store.stream_version(sid) == 0:
         raise CliError(f"no stream {stream_id!r} in the store", EXIT_NOT_FOUND)
-    out: list[RawEvent] = []
-    after, last = info[0].first_position - 1, info[0].last_position
-    while after < last:
-        page = store.export_rows(after=after, limit=1000)
-        if not page:
-            break
-        for row in page:
-            if row.stream_id == sid and row.stream_version >= first:
-                if to is not None and row.stream_version > to:
-                    return out
-                out.append(row)
-        after = page[-1].position
-    return out
+    return rows
 
 
 def print_events(rows: list[RawEvent], as_json: bool, title: str | None) -> None:

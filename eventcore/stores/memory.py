@@ -411,6 +411,20 @@ class InMemoryEventStore:
             for r, raw, last in zip(records, stored, ends, strict=True)
         ]
 
+    def stream_rows(
+        self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
+    ) -> list[RawEvent]:
+        """The stored rows of one stream after ``after_version``, undecoded, in version order (at
+        most ``limit``): what ``eventcore show`` prints, without the event classes."""
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        check_read_args(self.types, 0, limit, None, None)
+        with self._lock:
+            positions = [r.position for r in self._streams.get(sid, ())[after_version:]]
+        if limit is not None:
+            positions = positions[:limit]
+        return [self.export_rows(after=p - 1, limit=1)[0] for p in positions]
+
     def verify(
         self, *, page_size: int = 1000, progress: Callable[[int], None] | None = None
     ) -> list[LogProblem]:

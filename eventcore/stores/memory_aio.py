@@ -154,6 +154,12 @@ class AsyncInMemoryEventStore:
     async def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
         return self.sync.export_rows(after=after, limit=limit)
 
+    async def stream_rows(
+        self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
+    ) -> list[RawEvent]:
+        """See :meth:`InMemoryEventStore.stream_rows`."""
+        return self.sync.stream_rows(stream_id, after_version=after_version, limit=limit)
+
     async def verify(
         self, *, page_size: int = 1000, progress: Callable[[int], None] | None = None
     ) -> list[LogProblem]:

@@ -159,6 +159,9 @@ class SyncBridge:
     def stats(self) -> StoreStats:
         return self._run(self.store.stats())  # type: ignore[no-any-return]
 
+    def stream_rows(self, stream_id: Any, **kwargs: Any) -> list[RawEvent]:
+        return self._run(self.store.stream_rows(stream_id, **kwargs))
+
     def verify(self, **kwargs: Any) -> list[LogProblem]:
         return self._run(self.store.verify(**kwargs))
 

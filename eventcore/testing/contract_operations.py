@@ -69,6 +69,17 @@ class OperationsContract(StoreContractBase):
         assert (stats.head, stats.events, stats.streams) == (5, 5, 3)
         assert stats.kind in ("memory", "sqlite", "postgres")
 
+    def test_stream_rows_are_one_streams_raw_rows_in_version_order(self, store: EventStore) -> None:
+        _log(store)
+        everything = {r.position: r for r in store.export_rows()}  # type: ignore[attr-defined]
+        rows = store.stream_rows(B)  # type: ignore[attr-defined]
+        assert rows == [everything[3], everything[5]]
+        assert store.stream_rows(B, after_version=1) == [everything[5]]  # type: ignore[attr-defined]
+        assert store.stream_rows(A, limit=1) == [everything[1]]  # type: ignore[attr-defined]
+        assert store.stream_rows(StreamId("nobody")) == []  # type: ignore[attr-defined]
+        with pytest.raises(ValidationError):
+            store.stream_rows(A, after_version=-1)  # type: ignore[attr-defined]
+
     def test_verify_finds_nothing_wrong_with_a_sound_log(self, store: EventStore) -> None:
         assert store.verify() == []  # type: ignore[attr-defined]
         _log(store)

@@ -539,6 +539,13 @@ class AsyncPostgresEventStore:
     async def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
         return await self.database.read("export", self.operations.export_rows(after, limit))
 
+    async def stream_rows(
+        self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
+    ) -> list[RawEvent]:
+        """See :meth:`PostgresEventStore.stream_rows`."""
+        plan = self.operations.stream_rows(stream_id, after_version, limit)
+        return await self.database.read("stream_rows", plan)
+
     async def verify(
         self, *, page_size: int = 1000, progress: Callable[[int], None] | None = None
     ) -> list[LogProblem]:

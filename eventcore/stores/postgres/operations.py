@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from psycopg import sql
+
 from eventcore.clock import Clock, IdFactory
 from eventcore.errors import ConfigurationError, DeserializationError
 from eventcore.events import EventTypes, Metadata, RecordedEvent
@@ -33,6 +35,7 @@ from eventcore.store import (
 from eventcore.stores._plan import Plan, Query
 from eventcore.stores._rows import decode_rows
 from eventcore.stores.postgres.queries import (
+    COLUMNS,
     Replayed,
     Row,
     Statements,
@@ -222,6 +225,18 @@ class Operations:
                 )
             )
         return out
+
+    def stream_rows(
+        self, stream_id: StreamId, after_version: int, limit: int | None
+    ) -> Plan[list[RawEvent]]:
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        check_read_args(self.types, 0, limit, None, None)
+        query = sql.SQL(
+            "SELECT " + COLUMNS + ", write_end FROM {} WHERE stream_id = %s AND "
+            "stream_version > %s ORDER BY stream_version LIMIT %s"
+        ).format(self.q.table)
+        return self._raw(rows_plan(query, (sid, after_version, limit)))
 
     def verify_page(self, after: int, limit: int) -> Plan[list[Row]]:
         """Raw rows after ``after`` exactly as stored, for :class:`LogChecker`."""

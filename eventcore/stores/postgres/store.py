@@ -176,6 +176,14 @@ class PostgresEventStore:
         """Stored rows after ``after``, undecoded (whole writes; see :mod:`eventcore.raw`)."""
         return self.database.read("export", self.operations.export_rows(after, limit))
 
+    def stream_rows(
+        self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
+    ) -> list[RawEvent]:
+        """The stored rows of one stream after ``after_version``, undecoded, in version order (at
+        most ``limit``): what ``eventcore show`` prints, without the event classes."""
+        plan = self.operations.stream_rows(stream_id, after_version, limit)
+        return self.database.read("stream_rows", plan)
+
     def import_rows(self, rows: Iterable[RawEvent]) -> int:
         """Add rows exported from a store after this store's head, exactly, in one
         transaction; return how many. Rows that do not continue the log raise

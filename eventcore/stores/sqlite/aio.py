@@ -215,6 +215,14 @@ class AsyncSqliteEventStore:
     async def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
         return await self._read(self.sync.export_rows, after=after, limit=limit)
 
+    async def stream_rows(
+        self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
+    ) -> list[RawEvent]:
+        """See :meth:`SqliteEventStore.stream_rows`."""
+        return await self._read(
+            self.sync.stream_rows, stream_id, after_version=after_version, limit=limit
+        )
+
     async def verify(
         self, *, page_size: int = 1000, progress: Callable[[int], None] | None = None
     ) -> list[LogProblem]:

@@ -67,6 +67,7 @@ from eventcore.stores.sqlite.plans import (
     rows_plan,
     stats_plan,
     stream_page,
+    stream_rows_plan,
     streams_plan,
     triggers_plan,
     version_plan,
@@ -236,6 +237,17 @@ class SqliteEventStore:
         """Stored rows after ``after``, undecoded (whole writes; see :mod:`eventcore.raw`)."""
         check_read_args(self.types, after, limit, None, None)
         return [_raw(row) for row in self.database.read("export", export_plan(after, limit))]
+
+    def stream_rows(
+        self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
+    ) -> list[RawEvent]:
+        """The stored rows of one stream after ``after_version``, undecoded, in version order (at
+        most ``limit``): what ``eventcore show`` prints, without the event classes."""
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        check_read_args(self.types, 0, limit, None, None)
+        plan = stream_rows_plan(sid, after_version, limit)
+        return [_raw(row) for row in self.database.read("stream_rows", plan)]
 
     def import_rows(self, rows: Iterable[RawEvent]) -> int:
         """Add rows exported from a store after this store's head, exactly (ids, positions,
