@@ -31,7 +31,7 @@ from uuid import UUID
 from eventcore.errors import DeserializationError, ValidationError
 from eventcore.types import StreamId
 
-__all__ = ["FORMAT", "RawEvent", "StoreStats", "StreamInfo", "check_continues"]
+__all__ = ["FORMAT", "LogProblem", "RawEvent", "StoreStats", "StreamInfo", "check_continues"]
 
 FORMAT: Final = "eventcore-raw/1"
 """The name and version of the JSON Lines format (see :meth:`RawEvent.to_json_line`)."""
@@ -138,6 +138,28 @@ class StoreStats:
     head: int
     events: int
     streams: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogProblem:
+    """One thing ``store.verify()`` (and ``eventcore verify``) found wrong with a stored log.
+
+    ``kind``: ``"gap"`` (positions missing), ``"order"`` (a position not above the one before
+    it), ``"version"`` (a stream's versions not contiguous), ``"corrupt"`` (a row that does
+    not decode) or ``"trigger"`` (an immutability trigger missing or disabled).
+    ``position``: the row concerned, when there is one.
+
+    >>> print(LogProblem("gap", "positions 3 to 4 are missing", 5))
+    position 5: gap: positions 3 to 4 are missing
+    """
+
+    kind: str
+    message: str
+    position: int | None = None
+
+    def __str__(self) -> str:
+        where = "" if self.position is None else f"position {self.position}: "
+        return f"{where}{self.kind}: {self.message}"
 
 
 def check_continues(

@@ -104,6 +104,11 @@ class InMemoryCheckpointStore:
                 self._positions[name] = position
                 self._changed.notify_all()
 
+    def names(self) -> dict[str, int]:
+        """Every saved checkpoint, name to position, in name order (for ``eventcore``)."""
+        with self._changed:
+            return dict(sorted(self._positions.items()))
+
     def reset(self, name: str) -> None:
         """Forget the checkpoint of ``name`` (the next run starts from the beginning)."""
         with self._changed:

@@ -141,6 +141,14 @@ class InMemoryDeadLetterStore:
                 (v for (n, _), v in self._letters.items() if n == name), key=lambda d: d.position
             )
 
+    def names(self) -> dict[str, int]:
+        """The projections that have dead letters, name to how many, in name order."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for n, _ in self._letters:
+                counts[n] = counts.get(n, 0) + 1
+        return dict(sorted(counts.items()))
+
     def get(self, name: str, position: int) -> DeadLetter | None:
         with self._lock:
             return self._letters.get((check_name(name), check_position(position)))

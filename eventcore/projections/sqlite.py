@@ -135,6 +135,13 @@ class SqliteCheckpointStore:
             (name, position, self._t.now()),
         )
 
+    def names(self) -> dict[str, int]:
+        """Every saved checkpoint, name to position, in name order (for ``eventcore``)."""
+        rows = self._t.read(
+            "list checkpoints", "SELECT name, position FROM eventcore_checkpoints ORDER BY name", ()
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def reset(self, name: str) -> None:
         """Forget the checkpoint of ``name`` (the next run starts from the beginning)."""
         self._t.write(
@@ -239,6 +246,16 @@ class SqliteDeadLetterStore:
             (check_name(name),),
         )
         return [_letter(r) for r in rows]
+
+    def names(self) -> dict[str, int]:
+        """The projections that have dead letters, name to how many, in name order."""
+        rows = self._t.read(
+            "list dead letters",
+            "SELECT projection, COUNT(*) FROM eventcore_dead_letters GROUP BY projection "
+            "ORDER BY projection",
+            (),
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def get(self, name: str, position: int) -> DeadLetter | None:
         rows = self._t.read(

@@ -31,16 +31,18 @@ from eventcore.errors import Conflict, IdempotencyConflict, StoreFailure, Versio
 from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key
 from eventcore.idempotency import idempotency_key as idempotency_key_of
-from eventcore.raw import RawEvent, StoreStats, StreamInfo, check_continues
+from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo, check_continues
 from eventcore.selection import Selection, iter_log, selectors
 from eventcore.store import (
     check_after_version,
+    check_positive,
     check_read_args,
     check_uuid,
     check_wait_args,
     prepare_append,
     unique_stream_ids,
 )
+from eventcore.stores._verify import LogChecker
 from eventcore.types import StreamId
 
 __all__ = ["AsyncInMemoryEventStore", "AsyncSession", "InMemoryEventStore"]
@@ -415,6 +417,51 @@ class InMemoryEventStore:
             )
             for r, raw, last in zip(records, stored, ends, strict=True)
         ]
+
+    def stream_rows(
+        self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
+    ) -> list[RawEvent]:
+        """The stored rows of one stream after ``after_version``, undecoded, in version order (at
+        most ``limit``): what ``eventcore show`` prints, without the event classes."""
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        check_read_args(self.types, 0, limit, None, None)
+        with self._lock:
+            positions = [r.position for r in self._streams.get(sid, ())[after_version:]]
+        if limit is not None:
+            positions = positions[:limit]
+        return [self.export_rows(after=p - 1, limit=1)[0] for p in positions]
+
+    def verify(
+        self, *, page_size: int = 1000, progress: Callable[[int], None] | None = None
+    ) -> list[LogProblem]:
+        """Check the log as :meth:`SqliteEventStore.verify` does (memory has no triggers):
+        ``[]`` when positions, versions and rows are sound."""
+        check_positive("page_size", page_size)
+        checker = LogChecker(text_envelope=True)
+        after = 0
+        while rows := self.export_rows(after=after, limit=page_size):
+            checker.check(
+                [
+                    (
+                        r.position,
+                        str(r.stream_id),
+                        r.stream_version,
+                        r.event_type,
+                        r.schema_version,
+                        r.data,
+                        str(r.event_id),
+                        r.recorded_at.isoformat(),
+                        r.metadata,
+                        r.write_end,
+                    )
+                    for r in rows
+                ]
+            )
+            after = rows[-1].position
+            if progress is not None:
+                progress(after)
+        return checker.problems
 
     def import_rows(self, rows: Iterable[RawEvent]) -> int:
         """Add rows exported from a store after this store's head, exactly, decoded with

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
-from eventcore.raw import RawEvent, StoreStats, StreamInfo
+from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
 from eventcore.selection import Selection, aiter_log
 from eventcore.store import check_wait_args
 from eventcore.stores.memory import InMemoryEventStore
@@ -153,6 +153,18 @@ class AsyncInMemoryEventStore:
 
     async def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
         return self.sync.export_rows(after=after, limit=limit)
+
+    async def stream_rows(
+        self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
+    ) -> list[RawEvent]:
+        """See :meth:`InMemoryEventStore.stream_rows`."""
+        return self.sync.stream_rows(stream_id, after_version=after_version, limit=limit)
+
+    async def verify(
+        self, *, page_size: int = 1000, progress: Callable[[int], None] | None = None
+    ) -> list[LogProblem]:
+        """See :meth:`InMemoryEventStore.verify`."""
+        return self.sync.verify(page_size=page_size, progress=progress)
 
     async def import_rows(self, rows: Iterable[RawEvent]) -> int:
         async with self.sync.shared_log.async_writes:

@@ -35,7 +35,7 @@ from uuid import UUID
 
 from eventcore.events import Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
-from eventcore.raw import RawEvent, StoreStats, StreamInfo
+from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
 from eventcore.selection import Selection
 from eventcore.types import StreamId
 
@@ -158,6 +158,12 @@ class SyncBridge:
 
     def stats(self) -> StoreStats:
         return self._run(self.store.stats())  # type: ignore[no-any-return]
+
+    def stream_rows(self, stream_id: Any, **kwargs: Any) -> list[RawEvent]:
+        return self._run(self.store.stream_rows(stream_id, **kwargs))
+
+    def verify(self, **kwargs: Any) -> list[LogProblem]:
+        return self._run(self.store.verify(**kwargs))
 
     def export_rows(self, **kwargs: Any) -> list[RawEvent]:
         return self._run(self.store.export_rows(**kwargs))

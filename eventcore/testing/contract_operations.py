@@ -69,6 +69,26 @@ class OperationsContract(StoreContractBase):
         assert (stats.head, stats.events, stats.streams) == (5, 5, 3)
         assert stats.kind in ("memory", "sqlite", "postgres")
 
+    def test_stream_rows_are_one_streams_raw_rows_in_version_order(self, store: EventStore) -> None:
+        _log(store)
+        everything = {r.position: r for r in store.export_rows()}  # type: ignore[attr-defined]
+        rows = store.stream_rows(B)  # type: ignore[attr-defined]
+        assert rows == [everything[3], everything[5]]
+        assert store.stream_rows(B, after_version=1) == [everything[5]]  # type: ignore[attr-defined]
+        assert store.stream_rows(A, limit=1) == [everything[1]]  # type: ignore[attr-defined]
+        assert store.stream_rows(StreamId("nobody")) == []  # type: ignore[attr-defined]
+        with pytest.raises(ValidationError):
+            store.stream_rows(A, after_version=-1)  # type: ignore[attr-defined]
+
+    def test_verify_finds_nothing_wrong_with_a_sound_log(self, store: EventStore) -> None:
+        assert store.verify() == []  # type: ignore[attr-defined]
+        _log(store)
+        seen: list[int] = []
+        assert store.verify(page_size=2, progress=seen.append) == []  # type: ignore[attr-defined]
+        assert seen[-1] == 5 and seen == sorted(seen)
+        with pytest.raises(ValueError, match="page_size"):
+            store.verify(page_size=0)  # type: ignore[attr-defined]
+
     def test_export_then_import_gives_the_same_events(
         self, make_store: StoreFactory, make_empty_store: StoreFactory
     ) -> None:

@@ -155,3 +155,28 @@ class CorruptRowContract:
             assert "at position 2" in text, text
             assert f"column {column}" in text, text
         assert [r.event for r in store.read_all(limit=1)] == [Deposited(A, 1)]
+
+    @pytest.mark.parametrize("case", sorted(CORRUPT_CASES))
+    def test_verify_reports_a_corrupt_row(
+        self, store: EventStore, write_raw_row: RawRowWriter, case: str
+    ) -> None:
+        if case in self.unstorable:
+            return  # the database refuses the row: nothing to find (tested above)
+        column, value = CORRUPT_CASES[case]
+        store.append({A: 0}, [Deposited(A, 1)])
+        write_raw_row({**good_row(2), column: value})
+        problems = store.verify()  # type: ignore[attr-defined]
+        found = [p for p in problems if p.kind == "corrupt"]
+        assert [p.position for p in found] == [2], problems
+        assert f"column {column}" in found[0].message, found[0].message
+
+    def test_verify_reports_gaps_and_versions(
+        self, store: EventStore, write_raw_row: RawRowWriter
+    ) -> None:
+        store.append({A: 0}, [Deposited(A, 1)])
+        write_raw_row({**good_row(4), "stream_version": 3})
+        problems = [str(p) for p in store.verify()]  # type: ignore[attr-defined]
+        assert problems == [
+            "position 4: gap: positions 2 to 3 are missing",
+            "position 4: version: stream 'account-a' goes from version 1 to 3",
+        ]

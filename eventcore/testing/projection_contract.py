@@ -20,7 +20,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -33,6 +35,7 @@ from eventcore.errors import (
 from eventcore.events import RecordedEvent
 from eventcore.projections import (
     CheckpointStore,
+    DeadLetter,
     DeadLetterStore,
     ErrorPolicy,
     EventSelector,
@@ -130,6 +133,32 @@ class ProjectionContract(WriteBoundaryProjections):
         checkpoints.save("orders", 5)
         checkpoints.save("stock", 2)
         assert (checkpoints.load("orders"), checkpoints.load("stock")) == (5, 2)
+
+    def test_checkpoint_and_dead_letter_names_for_operators(
+        self, checkpoints: CheckpointStore, dead_letters: DeadLetterStore
+    ) -> None:
+        assert checkpoints.names() == {}  # type: ignore[attr-defined]
+        assert dead_letters.names() == {}  # type: ignore[attr-defined]
+        checkpoints.save("b", 3)
+        checkpoints.save("a", 7)
+        assert checkpoints.names() == {"a": 7, "b": 3}  # type: ignore[attr-defined]
+        assert list(checkpoints.names()) == ["a", "b"]  # type: ignore[attr-defined]
+        for name, position in [("y", 2), ("x", 1), ("y", 5)]:
+            dead_letters.record(
+                DeadLetter(
+                    name,
+                    position,
+                    UUID(int=position),
+                    "s",
+                    "Noted",
+                    "builtins.RuntimeError",
+                    "boom",
+                    "",
+                    1,
+                    datetime(2026, 1, 1, tzinfo=UTC),
+                )
+            )
+        assert dead_letters.names() == {"x": 1, "y": 2}  # type: ignore[attr-defined]
 
     def test_checkpoint_never_moves_backwards(self, checkpoints: CheckpointStore) -> None:
         checkpoints.save("orders", 9)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -32,10 +32,11 @@ from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
-from eventcore.raw import RawEvent, StoreStats, StreamInfo
+from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
 from eventcore.selection import Selection, aiter_log
-from eventcore.store import check_wait_args
+from eventcore.store import check_positive, check_wait_args
 from eventcore.stores._plan import Plan, Query, drive_async
+from eventcore.stores._verify import LogChecker
 from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.database import (
     BrokenConnection,
@@ -48,7 +49,7 @@ from eventcore.stores.postgres.database import (
 )
 from eventcore.stores.postgres.operations import Operations
 from eventcore.stores.postgres.pool import readable
-from eventcore.stores.postgres.schema import global_lock_text
+from eventcore.stores.postgres.schema import TRIGGERS, global_lock_text
 from eventcore.types import StreamId
 
 __all__ = [
@@ -537,6 +538,31 @@ class AsyncPostgresEventStore:
 
     async def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
         return await self.database.read("export", self.operations.export_rows(after, limit))
+
+    async def stream_rows(
+        self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
+    ) -> list[RawEvent]:
+        """See :meth:`PostgresEventStore.stream_rows`."""
+        plan = self.operations.stream_rows(stream_id, after_version, limit)
+        return await self.database.read("stream_rows", plan)
+
+    async def verify(
+        self, *, page_size: int = 1000, progress: Callable[[int], None] | None = None
+    ) -> list[LogProblem]:
+        """See :meth:`PostgresEventStore.verify`."""
+        check_positive("page_size", page_size)
+        checker = LogChecker(text_envelope=False)
+        after = 0
+        while rows := await self.database.read(
+            "verify", self.operations.verify_page(after, page_size)
+        ):
+            checker.check(rows)
+            after = rows[-1][0]
+            if progress is not None:
+                progress(after)
+        found = await self.database.read("verify", self.operations.triggers())
+        checker.missing_triggers(found, TRIGGERS)
+        return checker.problems
 
     async def import_rows(self, rows: Iterable[RawEvent]) -> int:
         plan = self.operations.import_rows(

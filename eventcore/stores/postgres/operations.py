@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from psycopg import sql
+
 from eventcore.clock import Clock, IdFactory
 from eventcore.errors import ConfigurationError, DeserializationError
 from eventcore.events import EventTypes, Metadata, RecordedEvent
@@ -33,6 +35,7 @@ from eventcore.store import (
 from eventcore.stores._plan import Plan, Query
 from eventcore.stores._rows import decode_rows
 from eventcore.stores.postgres.queries import (
+    COLUMNS,
     Replayed,
     Row,
     Statements,
@@ -64,6 +67,7 @@ class Operations:
         self, schema: str, types: EventTypes, clock: Clock, ids: IdFactory, page_size: int
     ) -> None:
         self.q = Statements(schema)
+        self.schema = schema
         self.types = types
         self.clock = clock
         self.ids = ids
@@ -221,6 +225,35 @@ class Operations:
                 )
             )
         return out
+
+    def stream_rows(
+        self, stream_id: StreamId, after_version: int, limit: int | None
+    ) -> Plan[list[RawEvent]]:
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        check_read_args(self.types, 0, limit, None, None)
+        query = sql.SQL(
+            "SELECT " + COLUMNS + ", write_end FROM {} WHERE stream_id = %s AND "
+            "stream_version > %s ORDER BY stream_version LIMIT %s"
+        ).format(self.q.table)
+        return self._raw(rows_plan(query, (sid, after_version, limit)))
+
+    def verify_page(self, after: int, limit: int) -> Plan[list[Row]]:
+        """Raw rows after ``after`` exactly as stored, for :class:`LogChecker`."""
+        check_read_args(self.types, after, limit, None, None)
+        return export_plan(self.q, after, limit)
+
+    def triggers(self) -> Plan[dict[str, bool]]:
+        """The user triggers on the events table, each mapped to whether it is enabled."""
+        return self._triggers()
+
+    def _triggers(self) -> Plan[dict[str, bool]]:
+        rows = yield Query(
+            "SELECT tgname, tgenabled <> 'D' FROM pg_trigger "
+            "WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal",
+            (f"{self.schema}.events",),
+        )
+        return {str(r[0]): bool(r[1]) for r in rows}
 
     def import_rows(self, rows: Iterable[RawEvent], write_lock: str, channel: str) -> Plan[int]:
         return import_plan(self.q, list(rows), write_lock, channel)

@@ -126,6 +126,13 @@ class PostgresCheckpointStore:
         check_position(position)
         self._t.execute("save checkpoint", self._save, (name, position))
 
+    def names(self) -> dict[str, int]:
+        """Every saved checkpoint, name to position, in name order (for ``eventcore``)."""
+        query = self._t.q(
+            'SELECT name, position FROM {schema}.checkpoints ORDER BY name COLLATE "C"'
+        )
+        return {str(r[0]): int(r[1]) for r in self._t.fetch("list checkpoints", query)}
+
     def reset(self, name: str) -> None:
         """Forget the checkpoint of ``name`` (the next run starts from the beginning)."""
         query = self._t.q("DELETE FROM {schema}.checkpoints WHERE name = %s")
@@ -215,6 +222,14 @@ class PostgresDeadLetterStore:
     def list(self, name: str) -> builtins.list[DeadLetter]:
         query = self._t.q(self._select + "WHERE projection = %s ORDER BY position")
         return [_letter(r) for r in self._t.fetch("list dead letters", query, (check_name(name),))]
+
+    def names(self) -> dict[str, int]:
+        """The projections that have dead letters, name to how many, in name order."""
+        query = self._t.q(
+            "SELECT projection, count(*) FROM {schema}.dead_letters GROUP BY projection "
+            'ORDER BY projection COLLATE "C"'
+        )
+        return {str(r[0]): int(r[1]) for r in self._t.fetch("list dead letters", query)}
 
     def get(self, name: str, position: int) -> DeadLetter | None:
         query = self._t.q(self._select + "WHERE projection = %s AND position = %s")

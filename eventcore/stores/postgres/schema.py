@@ -21,6 +21,7 @@ __all__ = [
     "IMMUTABLE_SQLSTATE",
     "ISOLATION_SQLSTATE",
     "SCHEMA_VERSION",
+    "TRIGGERS",
     "migrate",
     "schema_version",
 ]
@@ -365,6 +366,10 @@ _MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
 )
 
 SCHEMA_VERSION: Final = max(version for version, _, _ in _MIGRATIONS)
+
+
+TRIGGERS: Final = ("events_no_update", "events_no_truncate")
+"""The immutability triggers of migration 1 (``verify`` checks they are present and enabled)."""
 
 
 def stream_lock_prefix(schema: str) -> str:

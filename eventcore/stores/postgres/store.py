@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -38,13 +38,14 @@ from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
-from eventcore.raw import RawEvent, StoreStats, StreamInfo
+from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
 from eventcore.selection import Selection, iter_log
-from eventcore.store import check_wait_args
+from eventcore.store import check_positive, check_wait_args
+from eventcore.stores._verify import LogChecker
 from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.database import Connection, PostgresDatabase
 from eventcore.stores.postgres.operations import Operations
-from eventcore.stores.postgres.schema import global_lock_text
+from eventcore.stores.postgres.schema import TRIGGERS, global_lock_text
 from eventcore.types import StreamId
 
 __all__ = ["PostgresEventStore", "PostgresTransaction"]
@@ -175,6 +176,14 @@ class PostgresEventStore:
         """Stored rows after ``after``, undecoded (whole writes; see :mod:`eventcore.raw`)."""
         return self.database.read("export", self.operations.export_rows(after, limit))
 
+    def stream_rows(
+        self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
+    ) -> list[RawEvent]:
+        """The stored rows of one stream after ``after_version``, undecoded, in version order (at
+        most ``limit``): what ``eventcore show`` prints, without the event classes."""
+        plan = self.operations.stream_rows(stream_id, after_version, limit)
+        return self.database.read("stream_rows", plan)
+
     def import_rows(self, rows: Iterable[RawEvent]) -> int:
         """Add rows exported from a store after this store's head, exactly, in one
         transaction; return how many. Rows that do not continue the log raise
@@ -184,6 +193,28 @@ class PostgresEventStore:
         )
         with self.database.transaction("import") as conn:
             return self.database.run_in(conn, "import", plan)
+
+    def verify(
+        self, *, page_size: int = 1000, progress: Callable[[int], None] | None = None
+    ) -> list[LogProblem]:
+        """Check the stored log: positions gapless and increasing, every stream's versions
+        contiguous, every row decodable (its envelope and JSON; event classes are not
+        needed) and the immutability triggers present and enabled. Returns the problems,
+        ``[]`` when the log is sound; ``progress`` gets the last position checked after
+        each page. Writes nothing."""
+        check_positive("page_size", page_size)
+        checker = LogChecker(text_envelope=False)
+        after = 0
+        while True:
+            rows = self.database.read("verify", self.operations.verify_page(after, page_size))
+            if not rows:
+                break
+            checker.check(rows)
+            after = rows[-1][0]
+            if progress is not None:
+                progress(after)
+        checker.missing_triggers(self.database.read("verify", self.operations.triggers()), TRIGGERS)
+        return checker.problems
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """Block until an event after position ``after`` exists (True) or ``timeout``

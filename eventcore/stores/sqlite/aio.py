@@ -35,7 +35,7 @@ from eventcore._finish import Cancelled, complete, complete_quietly, finish
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
-from eventcore.raw import RawEvent, StoreStats, StreamInfo
+from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
 from eventcore.selection import Selection, aiter_log
 from eventcore.store import check_wait_args
 from eventcore.stores._notify import wait_for_head_async
@@ -214,6 +214,20 @@ class AsyncSqliteEventStore:
 
     async def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
         return await self._read(self.sync.export_rows, after=after, limit=limit)
+
+    async def stream_rows(
+        self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
+    ) -> list[RawEvent]:
+        """See :meth:`SqliteEventStore.stream_rows`."""
+        return await self._read(
+            self.sync.stream_rows, stream_id, after_version=after_version, limit=limit
+        )
+
+    async def verify(
+        self, *, page_size: int = 1000, progress: Callable[[int], None] | None = None
+    ) -> list[LogProblem]:
+        """See :meth:`SqliteEventStore.verify` (run on a reader thread)."""
+        return await self._read(self.sync.verify, page_size=page_size, progress=progress)
 
     async def import_rows(self, rows: Iterable[RawEvent]) -> int:
         loop = asyncio.get_running_loop()

@@ -291,6 +291,25 @@ def export_plan(after: int, limit: int | None) -> Plan[list[Row]]:
     return rows
 
 
+def stream_rows_plan(sid: StreamId, after_version: int, limit: int | None) -> Plan[list[Row]]:
+    """Raw rows of one stream after ``after_version``, in version order."""
+    rows: list[Row] = yield Query(
+        f"SELECT {RAW_COLUMNS} FROM eventcore_events WHERE stream_id = ? AND stream_version > ? "
+        "ORDER BY stream_version LIMIT ?",
+        (sid, after_version, -1 if limit is None else limit),
+    )
+    return rows
+
+
+def triggers_plan() -> Plan[dict[str, bool]]:
+    """The triggers on the events table, each mapped to True (SQLite cannot disable one)."""
+    rows: list[Row] = yield Query(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
+        ("eventcore_events",),
+    )
+    return {str(r[0]): True for r in rows}
+
+
 def import_plan(rows: list[Any]) -> Plan[int]:
     """Check that ``rows`` continue the log, then insert them (in the caller's write
     transaction)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-__all__ = ["CORRELATION", "MIGRATIONS", "SCHEMA_VERSION", "statements"]
+__all__ = ["CORRELATION", "MIGRATIONS", "SCHEMA_VERSION", "TRIGGERS", "statements"]
 
 CORRELATION: Final = (
     "(CASE WHEN json_valid(metadata) THEN json_extract(metadata, '$.correlation_id') END)"
@@ -105,6 +105,9 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
         """,
     ),
 )
+
+TRIGGERS: Final = ("eventcore_events_no_update", "eventcore_events_no_delete")
+"""The immutability triggers of migration 1 (``verify`` checks they are present)."""
 
 SCHEMA_VERSION: Final = max(version for version, _, _ in MIGRATIONS)
 

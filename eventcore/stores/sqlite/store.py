@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
@@ -37,7 +37,7 @@ from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import ConfigurationError, DeserializationError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
-from eventcore.raw import RawEvent, StoreStats, StreamInfo
+from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
 from eventcore.selection import Selection, iter_log, selectors
 from eventcore.store import (
     check_after_version,
@@ -51,6 +51,7 @@ from eventcore.store import (
 from eventcore.stores._notify import wait_for_head
 from eventcore.stores._plan import Plan
 from eventcore.stores._rows import decode_rows
+from eventcore.stores._verify import LogChecker
 from eventcore.stores.sqlite.database import SqliteDatabase, Synchronous
 from eventcore.stores.sqlite.plans import (
     SELECT,
@@ -66,11 +67,13 @@ from eventcore.stores.sqlite.plans import (
     rows_plan,
     stats_plan,
     stream_page,
+    stream_rows_plan,
     streams_plan,
+    triggers_plan,
     version_plan,
     whole_stream_plan,
 )
-from eventcore.stores.sqlite.schema import CORRELATION
+from eventcore.stores.sqlite.schema import CORRELATION, TRIGGERS
 from eventcore.types import StreamId
 
 __all__ = ["SqliteEventStore"]
@@ -235,6 +238,17 @@ class SqliteEventStore:
         check_read_args(self.types, after, limit, None, None)
         return [_raw(row) for row in self.database.read("export", export_plan(after, limit))]
 
+    def stream_rows(
+        self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
+    ) -> list[RawEvent]:
+        """The stored rows of one stream after ``after_version``, undecoded, in version order (at
+        most ``limit``): what ``eventcore show`` prints, without the event classes."""
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        check_read_args(self.types, 0, limit, None, None)
+        plan = stream_rows_plan(sid, after_version, limit)
+        return [_raw(row) for row in self.database.read("stream_rows", plan)]
+
     def import_rows(self, rows: Iterable[RawEvent]) -> int:
         """Add rows exported from a store after this store's head, exactly (ids, positions,
         versions, times, metadata, writes), in one transaction; return how many. Rows that do
@@ -244,6 +258,28 @@ class SqliteEventStore:
         if count:
             self.database.notifier.notify()
         return count
+
+    def verify(
+        self, *, page_size: int = 1000, progress: Callable[[int], None] | None = None
+    ) -> list[LogProblem]:
+        """Check the stored log: positions gapless and increasing, every stream's versions
+        contiguous, every row decodable (its envelope and JSON; event classes are not
+        needed) and the immutability triggers present. Returns the problems, in position
+        order then the triggers; ``[]`` when the log is sound. ``progress`` is called with
+        the last position checked after each page. Writes nothing."""
+        check_positive("page_size", page_size)
+        checker = LogChecker(text_envelope=True)
+        after = 0
+        while True:
+            rows = self.database.read("verify", export_plan(after, page_size))
+            if not rows:
+                break
+            checker.check(rows)
+            after = rows[-1][0]
+            if progress is not None:
+                progress(after)
+        checker.missing_triggers(self.database.read("verify", triggers_plan()), TRIGGERS)
+        return checker.problems
 
     # -- writes --------------------------------------------------------------------------
 
