@@ -68,7 +68,9 @@ class PydanticCodec:
     shareable: bool = False
 
     def encode(self, obj: object) -> dict[str, Any]:
-        pydantic = _pydantic()
+        _pydantic()
+        from pydantic_core import PydanticSerializationError
+
         name = self.cls.__name__
         if not isinstance(obj, self.cls):
             raise SerializationError(
@@ -77,7 +79,7 @@ class PydanticCodec:
             )
         try:
             data: dict[str, Any] = obj.model_dump(mode="json")  # type: ignore[attr-defined]
-        except pydantic.PydanticSerializationError as exc:
+        except (PydanticSerializationError, TypeError, ValueError) as exc:
             raise SerializationError(
                 f"cannot encode {name}: {exc}. Give the field a type Pydantic can write as "
                 "JSON. Nothing was written."
