@@ -135,7 +135,7 @@ def test_classes_are_checked_by_their_serializer() -> None:
 
     with pytest.raises(DefinitionError, match="ConfigDict\\(frozen=True\\)"):
         EventTypes([Loose])
-    with pytest.raises(DefinitionError, match="msgspec.Struct, frozen=True"):
+    with pytest.raises(DefinitionError, match=r"msgspec\.Struct, frozen=True"):
         EventTypes([LooseStruct])
     with pytest.raises(DefinitionError, match="'pydantic' serializer"):
         EventTypes([KINDS["msgspec"][1]], serializer=PydanticSerializer())
