@@ -134,7 +134,7 @@ class Backend:
                 (data,) = conn.execute(
                     "SELECT data FROM eventcore_events WHERE position = ?", (position,)
                 ).fetchone()
-                conn.execute("DROP TRIGGER eventcore_events_no_update")
+                conn.execute("DROP TRIGGER IF EXISTS eventcore_events_no_update")
                 conn.execute(
                     "UPDATE eventcore_events SET data = ? WHERE position = ?",
                     (change(data), position),
