@@ -188,9 +188,10 @@ def test_tampering_is_detected(sql_backend: Backend, what: str, change: Any) -> 
     write_two(store, DcRegistered)
     sql_backend.alter_data(1, lambda text: json.dumps(change(json.loads(text))))
     fresh, _ = encrypted(sql_backend, keys=keys)
-    with pytest.raises(DeserializationError, match="integrity check.*position 1"):
+    with pytest.raises(DeserializationError, match=r"integrity check.*position 1"):
         list(fresh.read_all())
-    assert list(fresh.read_stream(StreamId("account-2")))[0].event == registered(DcRegistered, 2)
+    (other,) = fresh.read_stream(StreamId("account-2"))
+    assert other.event == registered(DcRegistered, 2)
 
 
 def _flip(text: str) -> str:
@@ -214,7 +215,7 @@ def test_a_corrupt_sealed_part_and_plaintext_personal_data_are_refused(
 
 
 def test_misconfiguration_refuses_to_start(sync_backend: Backend) -> None:
-    with pytest.raises(ConfigurationError, match="no encryption.*plaintext"):
+    with pytest.raises(ConfigurationError, match=r"no encryption.*plaintext"):
         sync_backend.open(EventTypes([DcRegistered]))
     with pytest.raises(ConfigurationError, match="needs a key store"):
         Encryption(None)  # type: ignore[arg-type]
