@@ -10,7 +10,15 @@ from typing import Any, Final
 
 from eventcore.errors import ConfigurationError
 
-__all__ = ["KEY_BYTES", "NONCE_BYTES", "AuthenticationFailed", "decrypt", "encrypt", "new_key"]
+__all__ = [
+    "KEY_BYTES",
+    "NONCE_BYTES",
+    "AuthenticationFailed",
+    "decrypt",
+    "encrypt",
+    "forget",
+    "new_key",
+]
 
 KEY_BYTES: Final = 32
 """AES-256: every data key and the master key are 32 bytes."""
@@ -21,14 +29,31 @@ class AuthenticationFailed(Exception):
     """The tag did not verify: wrong key, or the ciphertext or its associated data altered."""
 
 
+_LIB: list[Any] = []  # [AESGCM, InvalidTag] once imported
+_CIPHERS: dict[bytes, Any] = {}  # key -> its AESGCM object (building one costs a few us)
+_MAX_CIPHERS: Final = 4096
+
+
 def _aesgcm() -> Any:
-    try:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    except ImportError:
-        raise ConfigurationError(
-            "encryption needs the cryptography package: pip install eventcore[crypto]"
-        ) from None
-    return AESGCM
+    if not _LIB:
+        try:
+            from cryptography.exceptions import InvalidTag
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        except ImportError:
+            raise ConfigurationError(
+                "encryption needs the cryptography package: pip install eventcore[crypto]"
+            ) from None
+        _LIB[:] = [AESGCM, InvalidTag]
+    return _LIB[0]
+
+
+def _cipher(key: bytes) -> Any:
+    found = _CIPHERS.get(key)
+    if found is None:
+        if len(_CIPHERS) >= _MAX_CIPHERS:
+            _CIPHERS.clear()
+        found = _CIPHERS[key] = _aesgcm()(key)
+    return found
 
 
 def require() -> None:
@@ -54,14 +79,17 @@ def new_key() -> bytes:
 def encrypt(key: bytes, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
     """``(nonce, ciphertext with tag)``."""
     nonce = os.urandom(NONCE_BYTES)
-    return nonce, _aesgcm()(key).encrypt(nonce, plaintext, aad)
+    return nonce, _cipher(key).encrypt(nonce, plaintext, aad)
 
 
 def decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
-    from cryptography.exceptions import InvalidTag
-
     try:
-        plaintext: bytes = _aesgcm()(key).decrypt(nonce, ciphertext, aad)
-    except (InvalidTag, ValueError):
+        plaintext: bytes = _cipher(key).decrypt(nonce, ciphertext, aad)
+    except (_LIB[1], ValueError):
         raise AuthenticationFailed from None
     return plaintext
+
+
+def forget(key: bytes) -> None:
+    """Drop the cached cipher object of a destroyed key."""
+    _CIPHERS.pop(key, None)

@@ -157,7 +157,10 @@ class InMemoryKeyStore:
             if subject in self._forgotten:
                 return 0
             self._forgotten.add(subject)
-            return len(self._keys.pop(subject, ()))
+            destroyed = self._keys.pop(subject, [])
+        for key in destroyed:
+            cipher.forget(key.material)
+        return len(destroyed)
 
     def is_forgotten(self, subject: str) -> bool:
         return subject in self._forgotten
@@ -332,7 +335,7 @@ class WrappedKeyStore:
         with self._lock:
             self._current.pop(subject, None)
             for k in [k for k in self._cache if k[0] == subject]:
-                del self._cache[k]
+                cipher.forget(self._cache.pop(k)[1].material)
         return self._db.write("forget_subject", self._table.forget(subject, self._now()))
 
     def is_forgotten(self, subject: str) -> bool:

@@ -15,7 +15,6 @@ event reads back as a :class:`Forgotten` placeholder.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from collections.abc import Callable, Mapping
@@ -25,7 +24,7 @@ from typing import Any, Final
 from eventcore.crypto import cipher
 from eventcore.crypto.keys import KeyStore, check_subject
 from eventcore.errors import ConfigurationError, DeserializationError, SerializationError
-from eventcore.events import EventInfo
+from eventcore.events import EventInfo, loads_json
 from eventcore.frozen import freeze_json
 from eventcore.serializers import EventCodec
 
@@ -112,19 +111,22 @@ class Encryption:
 
 
 def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
+    return binascii.b2a_base64(raw, newline=False).decode("ascii")
 
 
 def _unb64(text: object) -> bytes:
-    if not isinstance(text, str):
+    if type(text) is not str:
         raise ValueError("not base64 text")
-    return base64.b64decode(text.encode("ascii"), validate=True)
+    return binascii.a2b_base64(text, strict_mode=True)
+
+
+_CANONICAL: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
 def _canonical(value: object) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 class SealedCodec:
@@ -201,7 +203,7 @@ class SealedCodec:
             return Forgotten(self._type, subject, tuple(names), kept)
         aad = self._aad(version, subject, key_version, names, kept)
         try:
-            secret = json.loads(cipher.decrypt(key.material, nonce, sealed, aad))
+            secret = loads_json(cipher.decrypt(key.material, nonce, sealed, aad))
         except cipher.AuthenticationFailed:
             raise DeserializationError(
                 f"cannot decode {self._type}: the encrypted data failed its integrity check "
