@@ -291,10 +291,12 @@ def run_privacy(
                 continue
             variants = _encryption_variants(kind)
             cells: dict[tuple[str, str], list[float]] = {}
+            fresh = 0  # every cell on new storage
             for r in range(sizes.rounds):
                 order = variants[r % len(variants) :] + variants[: r % len(variants)]
                 for variant in order:
-                    label = f"{kind}-{r}-{len(cells)}"
+                    fresh += 1
+                    label = f"{kind}-{fresh}"
                     cells.setdefault(("transfers", variant), []).append(
                         _transfers(kind, variant, sizes, folder, label + "t")
                     )
