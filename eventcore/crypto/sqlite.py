@@ -19,6 +19,7 @@ import sqlite3
 
 from eventcore.clock import Clock, system_clock
 from eventcore.crypto.keys import WrappedKeyStore, sql_table
+from eventcore.stores._plan import Plan, Query
 from eventcore.stores.sqlite import SqliteDatabase, SqliteEventStore
 from eventcore.stores.sqlite.store import open_database
 
@@ -32,7 +33,8 @@ class SqliteKeyStore(WrappedKeyStore):
     ``database``: a :class:`SqliteDatabase` (create it first and pass it to the event store
     too), a :class:`SqliteEventStore` whose database to share, or a file path. Forgetting
     deletes the wrapped keys with SQLite's ``secure_delete`` on, so their bytes are
-    overwritten in the file (backups and WAL copies keep them until they are rotated).
+    overwritten in the file, and checkpoints the write-ahead log (backups keep them until they
+    are rotated).
     """
 
     def __init__(
@@ -65,7 +67,19 @@ class SqliteKeyStore(WrappedKeyStore):
             name=f"SqliteKeyStore({self.database.name!r})",
         )
 
+    def forget(self, subject: str) -> int:
+        """Destroy ``subject``'s keys (their bytes overwritten: ``secure_delete``), then
+        checkpoint the write-ahead log so that no older copy of their page stays in it (best
+        effort: a checkpoint waits for no reader)."""
+        destroyed = super().forget(subject)
+        self.database.read("key_store_checkpoint", _checkpoint())
+        return destroyed
+
     def close(self) -> None:
         """Close the database if this key store opened it."""
         if self._owns:
             self.database.close()
+
+
+def _checkpoint() -> Plan[None]:
+    yield Query("PRAGMA wal_checkpoint(TRUNCATE)", (), "one")

@@ -340,3 +340,26 @@ def test_in_memory_key_store_works_for_every_store(backend: Backend) -> None:
     write_two(store, DcRegistered)
     keys.forget("customer-2")
     assert [type(r.event).__name__ for r in store.read_all()] == ["DcRegistered", "Forgotten"]
+
+
+def test_sqlite_forgetting_overwrites_the_wrapped_key_in_the_file(tmp_path: Any) -> None:
+    import sqlite3
+
+    from eventcore.crypto import SqliteKeyStore
+
+    path = tmp_path / "keys.db"
+    keys = SqliteKeyStore(path, master_key=MASTER)
+    keys.current_key("customer-1")
+    keys.current_key("customer-2")
+    with sqlite3.connect(path) as conn:
+        rows = dict(conn.execute("SELECT subject, wrapped FROM eventcore_subject_keys"))
+
+    def on_disk() -> bytes:
+        wal = path.with_name(path.name + "-wal")
+        return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+    assert rows["customer-1"] in on_disk()
+    assert keys.forget("customer-1") == 1
+    assert rows["customer-1"] not in on_disk()
+    assert rows["customer-2"] in on_disk()  # everyone else's key is untouched
+    keys.close()
