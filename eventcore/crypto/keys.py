@@ -17,8 +17,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from eventcore.clock import Clock, system_clock
 from eventcore.crypto import cipher
@@ -210,10 +211,21 @@ class KeyTable(Protocol):
         """Record the subject as forgotten (first), then delete its keys; their number."""
         ...
 
+    def all_keys(self) -> Plan[list[tuple[str, int, bytes]]]:
+        """Lock the key table against other writers, then every ``(subject, version,
+        wrapped)``."""
+        ...
+
+    def rewrap(self, keys: list[tuple[bytes, str, int]], probe: bytes) -> Plan[None]:
+        """Store each ``(wrapped, subject, version)`` and the new probe."""
+        ...
+
 
 class _Database(Protocol):
     def read(self, operation: str, plan: Plan[T]) -> T: ...
     def write(self, operation: str, plan: Plan[T]) -> T: ...
+    def transaction(self, operation: str = ...) -> AbstractContextManager[Any]: ...
+    def run_in(self, tx: Any, operation: str, plan: Plan[T]) -> T: ...
 
 
 class WrappedKeyStore:
@@ -342,13 +354,42 @@ class WrappedKeyStore:
         forgotten, _ = self._db.read("load_data_keys", self._table.keys(subject))
         return forgotten
 
+    def rotate_master_key(self, new_master_key: bytes) -> int:
+        """Wrap every data key again under ``new_master_key`` and replace the probe, in one
+        transaction (other writers of the key table wait); returns the number of keys
+        re-wrapped. This object uses the new master key from then on; restart every other
+        process with it (their old master key no longer opens the keys)."""
+        new = cipher.check_key(new_master_key, "the new master key")
+        with self._db.transaction("rotate_master_key") as tx:
+            rows = self._db.run_in(tx, "rotate_master_key", self._table.all_keys())
+            rewrapped = []
+            for subject, version, wrapped in rows:
+                material = self._unwrap(subject, version, wrapped).material
+                nonce, sealed = cipher.encrypt(new, material, _wrap_aad(subject, version))
+                rewrapped.append((nonce + sealed, subject, version))
+            nonce, probe = cipher.encrypt(new, _PROBE, _PROBE_AAD)
+            self._db.run_in(tx, "rotate_master_key", self._table.rewrap(rewrapped, nonce + probe))
+        self._master = new
+        return len(rewrapped)
+
 
 def sql_table(
-    keys: str, forgotten: str, master: str, param: str, quote: Callable[[str], object]
+    keys: str,
+    forgotten: str,
+    master: str,
+    param: str,
+    quote: Callable[[str], object],
+    lock: str | None = None,
 ) -> KeyTable:
     """A :class:`KeyTable` from the table names and the driver's parameter marker (``?``
-    for sqlite3, ``%s`` for psycopg); ``quote`` turns SQL text into what the driver runs."""
+    for sqlite3, ``%s`` for psycopg); ``quote`` turns SQL text into what the driver runs;
+    ``lock`` is the statement that keeps other writers off the key table for a transaction
+    (none for SQLite, whose ``BEGIN IMMEDIATE`` already does)."""
     p = param
+    sql_lock = quote(lock) if lock is not None else None
+    sql_all = quote(f"SELECT subject, version, wrapped FROM {keys} ORDER BY subject, version")
+    sql_rewrap = quote(f"UPDATE {keys} SET wrapped = {p} WHERE subject = {p} AND version = {p}")
+    sql_new_probe = quote(f"UPDATE {master} SET probe = {p} WHERE id = 1")
     sql_probe_insert = quote(
         f"INSERT INTO {master} (id, probe, created_at) VALUES (1, {p}, {p}) "
         "ON CONFLICT (id) DO NOTHING"
@@ -386,5 +427,16 @@ def sql_table(
             yield Query(sql_mark, (subject, at), "none")
             count: int = yield Query(sql_delete, (subject,), "count")
             return count
+
+        def all_keys(self) -> Plan[list[tuple[str, int, bytes]]]:
+            if sql_lock is not None:
+                yield Query(sql_lock, (), "none")
+            rows = yield Query(sql_all, (), "all")
+            return [(str(s), int(v), bytes(w)) for s, v, w in rows]
+
+        def rewrap(self, keys: list[tuple[bytes, str, int]], probe: bytes) -> Plan[None]:
+            if keys:
+                yield Query(sql_rewrap, keys, "many")
+            yield Query(sql_new_probe, (probe,), "none")
 
     return Table()

@@ -49,6 +49,7 @@ class PostgresKeyStore(WrappedKeyStore):
                 table("key_master"),
                 "%s",
                 lambda text: sql.SQL(text),
+                lock=f"LOCK TABLE {table('subject_keys')} IN SHARE ROW EXCLUSIVE MODE",
             ),
             master_key,
             clock=clock,

@@ -363,3 +363,20 @@ def test_sqlite_forgetting_overwrites_the_wrapped_key_in_the_file(tmp_path: Any)
     assert rows["customer-1"] not in on_disk()
     assert rows["customer-2"] in on_disk()  # everyone else's key is untouched
     keys.close()
+
+
+def test_rotating_the_master_key_rewraps_every_key(sql_backend: Backend) -> None:
+    store, keys = encrypted(sql_backend)
+    write_two(store, DcRegistered)
+    keys.rotate("customer-2")
+    new_master = bytes(range(100, 132))
+    assert keys.rotate_master_key(new_master) == 3  # type: ignore[attr-defined]
+    with pytest.raises(ConfigurationError, match="master key does not open"):
+        sql_backend.key_store(MASTER)
+    reopened = sql_backend.key_store(new_master)
+    fresh, _ = encrypted(sql_backend, keys=reopened)
+    assert [r.event for r in fresh.read_all()] == [
+        registered(DcRegistered, 1),
+        registered(DcRegistered, 2),
+    ]
+    assert reopened.current_key("customer-2").version == 2
