@@ -238,3 +238,12 @@ def test_snapshots_work_with_each_serializer(sync_backend: Backend, kind: str) -
     assert result.replay.events_from_snapshot >= 2
     assert [r.event.amount for r in fresh.read_stream(sid)][-1] == 32
     assert info.snapshot_id == result.replay.snapshot_id
+
+
+def test_the_notebook_flattens_every_kind_of_event() -> None:
+    from eventcore.notebook.frame import flatten
+
+    for kind in KIND_NAMES:
+        flat = flatten(ordered(KINDS[kind][1], 1), "data")
+        assert flat["data.order"] == "order-1" and flat["data.qty"] == 1, kind
+        assert sorted(flat) == sorted(f"data.{n}" for n in KINDS[kind][0].fields(KINDS[kind][1]))
