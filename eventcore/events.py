@@ -607,7 +607,7 @@ class EventTypes:
                     "encryption for it; pass events=EventTypes([...], "
                     "encryption=Encryption(keys)) with the key store that wrote it"
                 ) from None
-            raise DeserializationError(f"{exc}{where}") from None
+            raise type(exc)(f"{exc}{where}") from None  # MissingKey stays MissingKey
 
     def _upcast(self, info: EventInfo, version: int, payload: Any, where: str) -> Any:
         if version > info.version:

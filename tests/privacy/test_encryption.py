@@ -380,3 +380,15 @@ def test_rotating_the_master_key_rewraps_every_key(sql_backend: Backend) -> None
         registered(DcRegistered, 2),
     ]
     assert reopened.current_key("customer-2").version == 2
+
+
+def test_reading_with_another_key_store_names_the_missing_key(sync_backend: Backend) -> None:
+    from eventcore.crypto import MissingKey
+
+    store, _ = encrypted(sync_backend)
+    write_two(store, DcRegistered)
+    stranger, _ = encrypted(sync_backend, keys=InMemoryKeyStore())
+    with pytest.raises(
+        MissingKey, match=r"no key version 1 of data subject 'customer-1'.*position 1"
+    ):
+        list(stranger.read_all())
