@@ -62,7 +62,7 @@ $(LAB_VENV)/.course: pyproject.toml $(CONSTRAINTS) jupyter/overrides.json jupyte
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml $(CONSTRAINTS) | $(PY)
-	$(PY) $(PIP_INSTALL) -e ".[dev,postgres,cli]"
+	$(PY) $(PIP_INSTALL) -e ".[dev,postgres,cli,crypto,pydantic,msgspec]"
 	@touch $@
 
 $(VENV)/.lab-kernel: $(LAB_VENV)/.course $(VENV)/.dev
@@ -147,6 +147,7 @@ bench: $(VENV)/.bench
 	$(PY) -m benchmarks run $(BENCH_ARGS)
 	$(PY) -m benchmarks snapshots $(filter --quick,$(BENCH_ARGS))
 	$(PY) -m benchmarks partitions $(filter --quick,$(BENCH_ARGS))
+	$(PY) -m benchmarks privacy $(filter --quick,$(BENCH_ARGS))
 
 clean:
 	rm -rf $(VENV) $(LAB_VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info book/_build

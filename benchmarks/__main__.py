@@ -82,6 +82,17 @@ def parser() -> argparse.ArgumentParser:
         metavar="sqlite,postgres",
     )
     prof.add_argument("--dump", action="store_true", help="also write the .prof files")
+    priv = sub.add_parser(
+        "privacy", help="transfers and rebuild with and without encryption; each serializer"
+    )
+    priv.add_argument("--quick", action="store_true", help="small counts, one round")
+    priv.add_argument("--out", default=DEFAULT_OUT)
+    priv.add_argument(
+        "--stores",
+        type=lambda t: _names(t, ("memory", "sqlite", "postgres"), "store"),
+        default=["memory", "sqlite", "postgres"],
+        metavar="memory,sqlite,postgres",
+    )
     snap = sub.add_parser("snapshots", help="deposits on long streams, with and without snapshots")
     snap.add_argument("--quick", action="store_true", help="streams up to 10,000 events")
     snap.add_argument("--out", default=DEFAULT_OUT)
@@ -112,6 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run_partitions(quick=args.quick, out_dir=args.out)
         return 0  # the goal is reported in partitions.md; timings never fail the run
+    if args.command == "privacy":
+        from benchmarks.privacy import PrivacySizes, run_privacy
+
+        run_privacy(
+            stores=args.stores,
+            sizes=PrivacySizes.quick() if args.quick else PrivacySizes(),
+            out_dir=args.out,
+        )
+        return 0  # timings never fail the run
     if args.command == "report":
         from benchmarks.report import rerender
 

@@ -31,13 +31,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, Protocol, TypeVar, overload
 from uuid import UUID
 
 from eventcore.clock import uuid_from_text
-from eventcore.codec import ClassCodec, check_json_value, compile_codec, type_hints
-from eventcore.errors import DefinitionError, DeserializationError, SerializationError
+from eventcore.codec import check_json_value, type_hints
+from eventcore.errors import (
+    ConfigurationError,
+    DefinitionError,
+    DeserializationError,
+    SerializationError,
+)
 from eventcore.frozen import EMPTY, FrozenDict, FrozenList, freeze_json
+from eventcore.serializers import EventCodec, Serializer, serializer_for
 from eventcore.types import StreamId
 
 __all__ = [
@@ -47,6 +53,7 @@ __all__ = [
     "FrozenList",
     "Metadata",
     "RecordedEvent",
+    "Sealing",
     "Upcaster",
     "UpcasterNotImplemented",
     "event",
@@ -73,7 +80,25 @@ class EventInfo:
     type_name: str
     version: int
     stream_field: str
-    codec: ClassCodec
+    codec: EventCodec
+    subject_field: str | None = None
+    """The field holding the id of the person the event is about (``None``: the stream)."""
+    personal: tuple[str, ...] = ()
+    """The fields holding personal data, encrypted under the subject's key (see
+    :mod:`eventcore.crypto`); empty for an event without personal data."""
+    serializer: str = "json"
+    """The name of the :class:`~eventcore.serializers.Serializer` of the codec."""
+
+
+class Sealing(Protocol):
+    """What an :class:`EventTypes` registry needs of an encryption (see
+    :class:`eventcore.crypto.Encryption`): a codec that seals an event class's personal
+    fields, and whether classes that declare none are sealed too."""
+
+    @property
+    def all_events(self) -> bool: ...
+
+    def seal(self, info: EventInfo) -> EventCodec: ...
 
 
 _INFO: dict[type, EventInfo] = {}
@@ -84,7 +109,12 @@ _INFO_LOCK = threading.Lock()
 def event(cls: T, /) -> T: ...
 @overload
 def event(
-    *, name: str | None = None, stream: str | None = None, version: int = 1
+    *,
+    name: str | None = None,
+    stream: str | None = None,
+    version: int = 1,
+    subject: str | None = None,
+    personal: Iterable[str] | None = None,
 ) -> Callable[[T], T]: ...
 def event(
     cls: T | None = None,
@@ -93,15 +123,29 @@ def event(
     name: str | None = None,
     stream: str | None = None,
     version: int = 1,
+    subject: str | None = None,
+    personal: Iterable[str] | None = None,
 ) -> T | Callable[[T], T]:
     """Check an event class now (not at its first append) and optionally set its type name,
-    stream field and schema version. Put it *above* ``@dataclass(frozen=True)``."""
+    stream field and schema version. Put it *above* ``@dataclass(frozen=True)``.
+
+    ``subject`` names the field holding the id of the person the event is about, and
+    ``personal`` the fields holding their personal data (with only ``subject``: every field
+    but the stream and the subject; with only ``personal``: the subject is the stream). A
+    store encrypts those fields under the subject's key (:mod:`eventcore.crypto`) and
+    refuses to store the class without an encryption."""
 
     def apply(c: T) -> T:
         if name is not None:
             c.__event_type__ = name  # type: ignore[attr-defined]
         if stream is not None:
             c.__event_stream__ = stream  # type: ignore[attr-defined]
+        if subject is not None:
+            c.__event_subject__ = subject  # type: ignore[attr-defined]
+        if personal is not None:
+            c.__event_personal__ = (  # type: ignore[attr-defined]
+                (personal,) if isinstance(personal, str) else tuple(personal)
+            )
         c.__event_version__ = version  # type: ignore[attr-defined]
         event_info(c)
         return c
@@ -120,19 +164,9 @@ def event_info(cls: type) -> EventInfo:
     return info
 
 
-def _describe(cls: type) -> EventInfo:
-    if not isinstance(cls, type):
-        raise DefinitionError(f"{cls!r} is not a class; events are frozen dataclass instances")
-    if not dataclasses.is_dataclass(cls):
-        raise DefinitionError(
-            f"{cls.__name__} is not a dataclass; declare events as @dataclass(frozen=True)"
-        )
-    params = getattr(cls, "__dataclass_params__", None)
-    if params is None or not params.frozen:
-        raise DefinitionError(
-            f"{cls.__name__} is not frozen; events are facts and must be immutable: "
-            "use @dataclass(frozen=True)"
-        )
+def _describe(cls: type, serializer: Serializer | None = None) -> EventInfo:
+    serializer = serializer or serializer_for(cls)
+    names = serializer.fields(cls)  # raises DefinitionError: not a class, not frozen
     type_name = cls.__dict__.get("__event_type__", cls.__name__)
     if not isinstance(type_name, str) or not type_name.strip() or len(type_name) > 200:
         raise DefinitionError(
@@ -144,9 +178,9 @@ def _describe(cls: type) -> EventInfo:
         raise DefinitionError(
             f"{cls.__name__}.__event_version__ must be an int >= 1, got {version!r}"
         )
-    codec = compile_codec(cls)  # raises DefinitionError for unsupported field types
+    codec = serializer.codec(cls)  # raises DefinitionError for unsupported field types
     hints = type_hints(cls)
-    stream_fields = [f.name for f in dataclasses.fields(cls) if hints.get(f.name) is StreamId]
+    stream_fields = [n for n in names if hints.get(n) is StreamId]
     explicit = getattr(cls, "__event_stream__", None)
     if explicit is not None:
         if explicit not in stream_fields:
@@ -168,7 +202,46 @@ def _describe(cls: type) -> EventInfo:
             f"stream with @event(stream={stream_fields[0]!r}) or "
             f"__event_stream__ = {stream_fields[0]!r}"
         )
-    return EventInfo(cls, type_name.strip(), version, stream_field, codec)
+    subject_field, personal = _personal_fields(cls, names, stream_field)
+    return EventInfo(
+        cls,
+        type_name.strip(),
+        version,
+        stream_field,
+        codec,
+        subject_field,
+        personal,
+        serializer.name,
+    )
+
+
+def _personal_fields(
+    cls: type, names: tuple[str, ...], stream_field: str
+) -> tuple[str | None, tuple[str, ...]]:
+    """The subject field and the personal fields that ``cls`` declares (see :func:`event`)."""
+    subject = getattr(cls, "__event_subject__", None)
+    personal = getattr(cls, "__event_personal__", None)
+    if subject is not None and (not isinstance(subject, str) or subject not in names):
+        raise DefinitionError(
+            f"{cls.__name__} names {subject!r} as its data subject, but its fields are "
+            f"{list(names)}; name one of them"
+        )
+    if subject == stream_field:
+        subject = None  # the stream is the subject anyway
+    if personal is None:
+        if subject is None:
+            return None, ()
+        personal = tuple(n for n in names if n not in (stream_field, subject))
+    personal = tuple(personal)
+    unknown = [p for p in personal if p not in names]
+    kept = [p for p in personal if p in (stream_field, subject)]
+    if unknown or kept or not personal or len(set(personal)) != len(personal):
+        raise DefinitionError(
+            f"{cls.__name__} declares personal fields {list(personal)}: each must be one of "
+            f"its fields {list(names)}, named once, and neither its stream field "
+            f"{stream_field!r} nor its subject field (they stay readable to find the key)"
+        )
+    return subject, personal
 
 
 def stream_of(evt: object) -> StreamId:
@@ -391,7 +464,17 @@ class EventTypes:
     'Opened'
     """
 
-    def __init__(self, classes: Iterable[type] = ()) -> None:
+    def __init__(
+        self,
+        classes: Iterable[type] = (),
+        *,
+        serializer: Serializer | None = None,
+        encryption: Sealing | None = None,
+    ) -> None:
+        self.serializer = serializer
+        """Every class goes through this serializer (``None``: each through its kind's)."""
+        self.encryption = encryption
+        """Seals personal fields (:class:`eventcore.crypto.Encryption`), or ``None``."""
         self._by_name: dict[str, EventInfo] = {}
         self._by_class: dict[type, EventInfo] = {}  # classes registered here, for encode()
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
@@ -401,10 +484,10 @@ class EventTypes:
 
     def register(self, cls: type) -> EventInfo:
         """Add an event class; a different class with the same type name is an error."""
-        info = event_info(cls)
-        known = self._by_name.get(info.type_name)
-        if known is not None and known.cls is cls:
+        known = self._by_class.get(cls)
+        if known is not None:
             return known
+        info = self._configured(event_info(cls))
         with self._lock:
             known = self._by_name.get(info.type_name)
             if known is not None and known.cls is not cls:
@@ -416,6 +499,29 @@ class EventTypes:
                 )
             self._by_name[info.type_name] = info
             self._by_class[cls] = info
+        return info
+
+    def _configured(self, info: EventInfo) -> EventInfo:
+        """``info`` with this registry's serializer and encryption applied."""
+        serializer = self.serializer
+        if serializer is not None and serializer.name != info.serializer:
+            if not serializer.accepts(info.cls):
+                raise DefinitionError(
+                    f"{info.cls.__name__} cannot be stored by this store's {serializer.name!r} "
+                    f"serializer (it is a {info.serializer!r} class); use one kind of event "
+                    "class per store, or no serializer to pick one per class"
+                )
+            info = _describe(info.cls, serializer)
+        sealing = self.encryption
+        if sealing is not None and (info.personal or sealing.all_events):
+            info = dataclasses.replace(info, codec=sealing.seal(info))
+        elif info.personal:
+            raise ConfigurationError(
+                f"{info.cls.__name__} declares personal fields {list(info.personal)} but this "
+                "store has no encryption, so they would be stored in plaintext; pass "
+                "events=EventTypes([...], encryption=Encryption(keys)) "
+                "(eventcore.crypto, pip install eventcore[crypto])"
+            )
         return info
 
     def register_upcaster(self, type_name: str, from_version: int, upcaster: Upcaster) -> None:
@@ -494,12 +600,28 @@ class EventTypes:
             raise DeserializationError(
                 f"stored data of {type_name}{where} nests too deeply for Python's recursion limit"
             ) from None
+        upcasting = getattr(info.codec, "decode_upcast", None)  # a sealed codec's
         if version != info.version:
+            if upcasting is not None:
+                try:
+                    return upcasting(
+                        payload, version, lambda p: self._upcast(info, version, p, where)
+                    )
+                except DeserializationError as exc:
+                    if where in str(exc):
+                        raise
+                    raise type(exc)(f"{exc}{where}") from None
             payload = self._upcast(info, version, payload, where)
         try:
             return info.codec.decode(payload)
         except DeserializationError as exc:
-            raise DeserializationError(f"{exc}{where}") from None
+            if upcasting is None and isinstance(payload, dict) and "$sealed" in payload:
+                raise DeserializationError(
+                    f"stored data of {type_name}{where} is encrypted but this store has no "
+                    "encryption for it; pass events=EventTypes([...], "
+                    "encryption=Encryption(keys)) with the key store that wrote it"
+                ) from None
+            raise type(exc)(f"{exc}{where}") from None  # MissingKey stays MissingKey
 
     def _upcast(self, info: EventInfo, version: int, payload: Any, where: str) -> Any:
         if version > info.version:

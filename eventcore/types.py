@@ -90,6 +90,13 @@ class StreamId(str):
             raise InvalidStreamId(_unstorable("stream id", text) or f"stream id {text!r}")
         return str.__new__(cls, text)
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: object, handler: object) -> object:
+        """Lets a Pydantic v2 model declare ``StreamId`` fields (``eventcore[pydantic]``)."""
+        from eventcore.serializers.pydantic_models import stream_id_schema
+
+        return stream_id_schema()
+
     def __repr__(self) -> str:
         return f"StreamId({str.__repr__(self)})"
 

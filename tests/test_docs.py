@@ -30,6 +30,7 @@ PAGES = [
     "tutorial/cheatsheet.md",
     "tutorial/migrating-from-aggregates.md",
     "book/concepts/stores.md",
+    "book/concepts/personal-data.md",
 ]
 
 BLOCK = re.compile(

@@ -49,6 +49,8 @@ def flatten(value: Any, prefix: str) -> dict[str, Any]:
         items: list[tuple[str, Any]] = [
             (f.name, getattr(value, f.name)) for f in dataclasses.fields(value)
         ]
+    elif _model_fields(value):  # a Pydantic model or a msgspec Struct (eventcore.serializers)
+        items = [(name, getattr(value, name)) for name in _model_fields(value)]
     elif isinstance(value, Mapping) and value and all(isinstance(k, str) for k in value):
         items = list(value.items())
     else:
@@ -57,6 +59,16 @@ def flatten(value: Any, prefix: str) -> dict[str, Any]:
     for name, item in items:
         flat.update(flatten(item, f"{prefix}.{name}"))
     return flat
+
+
+def _model_fields(value: Any) -> tuple[str, ...]:
+    """The field names of a msgspec Struct or a Pydantic model instance, else ``()``."""
+    kind = type(value)
+    names = getattr(kind, "__struct_fields__", None)
+    if names is None:
+        model = getattr(kind, "model_fields", None)
+        names = tuple(model) if isinstance(model, Mapping) else ()
+    return tuple(names) if isinstance(names, tuple) else ()
 
 
 def _row(event: RecordedEvent, short: bool) -> dict[str, Any]:

@@ -23,9 +23,11 @@ from typing import Any
 from uuid import UUID
 
 from eventcore.clock import uuid_from_text
+from eventcore.codec import ClassCodec
 from eventcore.errors import DeserializationError
 from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json, trusted_metadata
 from eventcore.frozen import EMPTY
+from eventcore.serializers import EventCodec
 from eventcore.types import StreamId, stored_stream_id, trusted_stream_id
 
 __all__ = ["decode_envelope", "decode_rows"]
@@ -132,7 +134,7 @@ def decode_rows(
                     info = by_name[type_name]
                     codec = codecs[type_name] = (
                         info.version,
-                        info.codec.unchecked_decode,
+                        _fast_decoder(info.codec),
                         info.cls.__name__,
                     )
                 want_schema, decode, cls_name = codec
@@ -171,6 +173,15 @@ def decode_rows(
         except Exception:
             append(_decode_slowly(types, row, text_envelope))
     return out
+
+
+def _fast_decoder(codec: EventCodec) -> Callable[[Any, str], Any]:
+    """The codec's decoder taking ``(data, where)``: the JSON codec's own inner function
+    (no error text built), any other codec's ``decode``."""
+    if type(codec) is ClassCodec:
+        return codec.unchecked_decode
+    decode = codec.decode
+    return lambda data, where: decode(data)
 
 
 def _never(data: Any, where: str) -> Any:  # pragma: no cover - replaced before the first row

@@ -356,6 +356,28 @@ END
 $fn$;
 """
 
+_V7_KEYS: Final = """
+-- Data keys of data subjects (eventcore.crypto), wrapped under the application's master key
+-- (never stored); the probe lets a key store refuse a wrong master key. A forgotten
+-- subject keeps only its tombstone row.
+CREATE TABLE {schema}.subject_keys (
+    subject     text        NOT NULL,
+    version     integer     NOT NULL CHECK (version > 0),
+    wrapped     bytea       NOT NULL,
+    created_at  text        NOT NULL,
+    PRIMARY KEY (subject, version)
+);
+CREATE TABLE {schema}.forgotten_subjects (
+    subject      text PRIMARY KEY,
+    forgotten_at text NOT NULL
+);
+CREATE TABLE {schema}.key_master (
+    id          integer PRIMARY KEY CHECK (id = 1),
+    probe       bytea   NOT NULL,
+    created_at  text    NOT NULL
+);
+"""
+
 _MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "events table, immutability triggers, eventcore_append()", _V1),
     (2, "index on metadata->>'correlation_id'", _V2_CORRELATION),
@@ -363,6 +385,7 @@ _MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (4, "command-state snapshots table", _V4_SNAPSHOTS),
     (5, "exact payloads, write boundaries, idempotency keys, new eventcore_append()", _V5_EXACT),
     (6, "eventcore_lock_streams() for pessimistic sessions", _V6_LOCKS),
+    (7, "data keys of data subjects (eventcore.crypto)", _V7_KEYS),
 )
 
 SCHEMA_VERSION: Final = max(version for version, _, _ in _MIGRATIONS)

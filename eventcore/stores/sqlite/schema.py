@@ -104,6 +104,30 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
         );
         """,
     ),
+    (
+        6,
+        "data keys of data subjects (eventcore.crypto)",
+        # Wrapped under the application's master key (never stored); the probe lets a key
+        # store refuse a wrong master key. A forgotten subject keeps only its tombstone row.
+        """
+        CREATE TABLE eventcore_subject_keys (
+            subject     TEXT    NOT NULL,
+            version     INTEGER NOT NULL CHECK (version > 0),
+            wrapped     BLOB    NOT NULL,
+            created_at  TEXT    NOT NULL,
+            PRIMARY KEY (subject, version)
+        );
+        CREATE TABLE eventcore_forgotten_subjects (
+            subject      TEXT PRIMARY KEY,
+            forgotten_at TEXT NOT NULL
+        );
+        CREATE TABLE eventcore_key_master (
+            id          INTEGER PRIMARY KEY CHECK (id = 1),
+            probe       BLOB    NOT NULL,
+            created_at  TEXT    NOT NULL
+        );
+        """,
+    ),
 )
 
 TRIGGERS: Final = ("eventcore_events_no_update", "eventcore_events_no_delete")
