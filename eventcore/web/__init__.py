@@ -23,6 +23,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from eventcore.web.headers import (
     CORRELATION_HEADER,
+    CORRELATION_NAMESPACE,
     IDEMPOTENCY_HEADER,
     MIN_POSITION_HEADER,
     POSITION_HEADER,
@@ -36,6 +37,7 @@ from eventcore.web.service import CorrelationMiddleware, EventCoreService, Write
 
 __all__ = [
     "CORRELATION_HEADER",
+    "CORRELATION_NAMESPACE",
     "IDEMPOTENCY_HEADER",
     "MIN_POSITION_HEADER",
     "POSITION_HEADER",
