@@ -57,6 +57,7 @@ CORRELATION_NAMESPACE: Final = UUID("6f1c5e52-3a0b-5d3e-9d7e-2c8b0e5f4a11")
 
 _MAX_CORRELATION: Final = 200
 _TOKEN: Final = re.compile(r"[\x21-\x7e]+")  # visible ASCII, no spaces
+_KEY: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # the same without '"' and '\\'
 _TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _WAIT: Final = re.compile(r"(?:^|[,;\s])wait\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*(?:$|[,;])")
 
@@ -107,10 +108,11 @@ def idempotency_key_from_header(value: str) -> str:
     text = value.strip()
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = text[1:-1]
-    if not text or len(text) > MAX_KEY_LENGTH or not _TOKEN.fullmatch(text):
+    if not text or len(text) > MAX_KEY_LENGTH or not _KEY.fullmatch(text):
         raise InvalidHeader(
             IDEMPOTENCY_HEADER,
-            f"must be 1 to {MAX_KEY_LENGTH} visible ASCII characters without spaces, such "
+            f"must be 1 to {MAX_KEY_LENGTH} visible ASCII characters without spaces, quotes "
+            "or backslashes, such "
             'as "transfer-0191b7a4"; make one key per request and repeat it only to retry',
         )
     return text

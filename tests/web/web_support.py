@@ -13,9 +13,9 @@ Scenario = Callable[[httpx.AsyncClient, FastAPI], Awaitable[Any]]
 Bank = Callable[[Scenario], Any]
 
 
-async def drive(app: FastAPI, scenario: Scenario) -> Any:
+async def drive(app: FastAPI, scenario: Scenario, *, raise_app_exceptions: bool = True) -> Any:
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url="http://bank") as client:
             return await asyncio.wait_for(scenario(client, app), timeout=30)
 
