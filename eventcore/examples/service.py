@@ -271,7 +271,7 @@ def open_store(
         )
     from eventcore.stores.sqlite import AsyncSqliteEventStore
 
-    path = Path(database if database is not None else "build/service/bank.sqlite3")
+    path = Path(database if database is not None else "build/service/bank.db")
     path.parent.mkdir(parents=True, exist_ok=True)
     return AsyncSqliteEventStore(path, events=EVENTS, clock=clock, ids=ids), None
 
@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1")
     parser.add_argument(
-        "--database", default=None, help="SQLite file (default build/service/bank.sqlite3)"
+        "--database", default=None, help="SQLite file (default build/service/bank.db)"
     )
     args = parser.parse_args(argv)
     store, projection_store = open_store(args.database)

@@ -144,3 +144,50 @@ def test_200_concurrent_transfers_over_real_http(stores: tuple[Any, Any]) -> Non
     assert {row["account"]: row["balance"] for row in summary["accounts"]} == {
         f"a{n}": state[StreamId(f"account-a{n}")] for n in range(ACCOUNTS)
     }
+
+
+def test_the_service_module_serves_on_sqlite_with_no_setup(tmp_path: Path) -> None:
+    """What ``make serve`` runs: ``python -m eventcore.examples.service`` in a fresh
+    directory (SQLite file created there), stopped with Ctrl-C."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENTCORE_POSTGRES", "PG"))}
+    root = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = str(root)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eventcore.examples.service", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.communicate()[0]
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the service did not start within 30 s"
+                time.sleep(0.1)
+        assert r.json()["info"]["title"] == "EventCore bank"
+        opened = httpx.post(
+            f"http://127.0.0.1:{port}/accounts", json={"account": "ada", "owner": "Ada"}
+        )
+        assert opened.status_code == 201
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=20)[0]
+    assert process.returncode == 0, output
+    assert (
+        f"EventCore bank on SQLite (build/service/bank.db): http://127.0.0.1:{port}/docs" in output
+    )
+    assert (tmp_path / "build" / "service" / "bank.db").exists()
