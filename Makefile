@@ -154,6 +154,7 @@ $(VENV)/.bench: pyproject.toml $(CONSTRAINTS) | $(PY)
 bench: $(VENV)/.bench
 	$(PY) -m benchmarks run $(BENCH_ARGS)
 	$(PY) -m benchmarks snapshots $(filter --quick,$(BENCH_ARGS))
+	$(PY) -m benchmarks http $(filter --quick,$(BENCH_ARGS))
 
 clean:
 	rm -rf $(VENV) $(LAB_VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info book/_build

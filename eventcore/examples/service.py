@@ -285,6 +285,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--database", default=None, help="SQLite file (default build/service/bank.db)"
     )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
     args = parser.parse_args(argv)
     store, projection_store = open_store(args.database)
     where = "PostgreSQL" if projection_store is not None else f"SQLite ({store.database.name})"
@@ -293,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         create_app(store, projection_store=projection_store),
         host="127.0.0.1",
         port=args.port,
-        log_level="info",
+        log_level=args.log_level,
     )
 
 
