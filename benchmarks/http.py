@@ -57,6 +57,7 @@ class HttpSizes:
 class HttpResult:
     store: str
     clients: int
+    path: str = "http"
     status: str = "ok"
     note: str = ""
     requests: int = 0
@@ -195,6 +196,98 @@ def run_store(store: str, sizes: HttpSizes) -> HttpResult:
             output = service.stop()
             if store == "postgres":
                 drop_postgres_schema(SCHEMA)
+    _fill(result, latencies, statuses, elapsed, total)
+    if "Traceback" in output:
+        result.note = "the service logged an error: " + output.strip().splitlines()[-1]
+    return result
+
+
+async def _direct_drive(
+    store: Any, sizes: HttpSizes
+) -> tuple[list[float], Counter[int], float, int]:
+    """The same transfers through ``execute_async`` in this process: no HTTP, no client."""
+    from eventcore.aio import execute_async
+    from eventcore.errors import BusinessRuleViolation, ConcurrencyError
+    from eventcore.examples.bank import OpenAccount, Transfer, balance
+    from eventcore.types import StreamId
+
+    def sid(n: int) -> StreamId:
+        return StreamId(f"account-a{n}")
+
+    async with store:
+        for n in range(ACCOUNTS):
+            await execute_async(
+                store, OpenAccount(account=sid(n), owner=f"Owner {n}", initial_deposit=OPENING)
+            )
+        rng = random.Random(0)
+        for _ in range(sizes.warmup):
+            source, target = rng.sample(range(ACCOUNTS), 2)
+            await execute_async(store, Transfer(source=sid(source), target=sid(target), amount=1))
+        latencies: list[float] = []
+        statuses: Counter[int] = Counter()
+
+        async def task(seed: int, stop_at: float) -> None:
+            rng = random.Random(seed)
+            while time.monotonic() < stop_at:
+                source, target = rng.sample(range(ACCOUNTS), 2)
+                command = Transfer(
+                    source=sid(source), target=sid(target), amount=rng.randint(1, 50)
+                )
+                started = time.perf_counter()
+                try:
+                    await execute_async(store, command)
+                    statuses[201] += 1
+                except ConcurrencyError:
+                    statuses[409] += 1
+                except BusinessRuleViolation:
+                    statuses[422] += 1
+                latencies.append(time.perf_counter() - started)
+
+        started = time.monotonic()
+        stop_at = started + sizes.seconds
+        await asyncio.gather(*(task(n, stop_at) for n in range(sizes.clients)))
+        elapsed = time.monotonic() - started
+        sync = getattr(store, "sync", None)
+        total = sum(balance(sync, f"account-a{n}") for n in range(ACCOUNTS)) if sync else -1
+    return latencies, statuses, elapsed, total
+
+
+def run_direct(store: str, sizes: HttpSizes) -> HttpResult:
+    result = HttpResult(store=store, clients=sizes.clients, path="execute_async")
+    if store == "postgres":
+        pg = probe_postgres()
+        if not pg.reachable:
+            result.status, result.note = "skipped", "; ".join(pg.notes)
+            return result
+        drop_postgres_schema(SCHEMA)
+    with tempfile.TemporaryDirectory(prefix="eventcore-bench-http-") as folder:
+        try:
+            if store == "postgres":
+                from eventcore.examples.bank import EVENTS
+                from eventcore.stores.postgres import AsyncPostgresEventStore, PostgresConfig
+
+                handle: Any = AsyncPostgresEventStore(
+                    PostgresConfig(postgres_url(), schema=SCHEMA), events=EVENTS
+                )
+            else:
+                from eventcore.examples.bank import EVENTS
+                from eventcore.stores.sqlite import AsyncSqliteEventStore
+
+                handle = AsyncSqliteEventStore(os.path.join(folder, "bank.db"), events=EVENTS)
+            latencies, statuses, elapsed, total = asyncio.run(_direct_drive(handle, sizes))
+        except Exception as exc:
+            result.status, result.note = "error", f"{type(exc).__name__}: {exc}"
+            return result
+        finally:
+            if store == "postgres":
+                drop_postgres_schema(SCHEMA)
+    _fill(result, latencies, statuses, elapsed, total if total >= 0 else ACCOUNTS * OPENING)
+    return result
+
+
+def _fill(
+    result: HttpResult, latencies: list[float], statuses: Counter[int], elapsed: float, total: int
+) -> None:
     ordered = sorted(latencies)
     result.requests = len(ordered)
     result.seconds = round(elapsed, 2)
@@ -210,9 +303,6 @@ def run_store(store: str, sizes: HttpSizes) -> HttpResult:
         "money conserved": total == ACCOUNTS * OPENING,
         "transfers succeeded": statuses.get(201, 0) > 0,
     }
-    if "Traceback" in output:
-        result.note = "the service logged an error: " + output.strip().splitlines()[-1]
-    return result
 
 
 def render(document: dict[str, Any]) -> str:
@@ -225,12 +315,17 @@ def render(document: dict[str, Any]) -> str:
         f"transfers, {ACCOUNTS} accounts. Clients and server share the machine "
         f"({document['machine']['cores']} cores).",
         "",
-        "| store | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | statuses | checks |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "The `execute_async` rows run the same transfers with the same concurrency straight on",
+        "the async store in one process (no HTTP, no client): the difference is the cost of the",
+        "web layer, the server and the client.",
+        "",
+        "| store | path | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | statuses "
+        "| checks |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in document["results"]:
         if r["status"] != "ok":
-            lines.append(f"| {r['store']} | {r['status']}: {r['note']} |||||||| |")
+            lines.append(f"| {r['store']} | {r['path']} | {r['status']}: {r['note']} ||||||||")
             continue
         statuses = ", ".join(f"{k}: {v}" for k, v in r["statuses"].items())
         checks = (
@@ -239,7 +334,7 @@ def render(document: dict[str, Any]) -> str:
             else "FAILED " + ", ".join(k for k, ok in r["checks"].items() if not ok)
         )
         lines.append(
-            f"| {r['store']} | {r['requests']} | {r['requests_per_second']:.0f} | "
+            f"| {r['store']} | {r['path']} | {r['requests']} | {r['requests_per_second']:.0f} | "
             f"{r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | "
             f"{statuses} | {checks} |"
         )
@@ -251,13 +346,14 @@ def run_http(stores: list[str], sizes: HttpSizes, out_dir: str) -> dict[str, Any
     results = []
     for store in stores:
         print(f"http: {store}, {sizes.clients} clients, {sizes.seconds:g} s ...", file=sys.stderr)
-        result = run_store(store, sizes)
-        print(
-            f"http: {store}: {result.status} {result.requests_per_second} req/s "
-            f"p99 {result.p99_ms} ms {result.note}",
-            file=sys.stderr,
-        )
-        results.append(asdict(result))
+        for runner in (run_store, run_direct):
+            result = runner(store, sizes)
+            print(
+                f"http: {store} {result.path}: {result.status} {result.requests_per_second} "
+                f"req/s p99 {result.p99_ms} ms {result.note}",
+                file=sys.stderr,
+            )
+            results.append(asdict(result))
     pg = probe_postgres() if "postgres" in stores else None
     document = {
         "machine": describe(pg.server_version if pg else None),

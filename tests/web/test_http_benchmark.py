@@ -20,11 +20,13 @@ def test_the_http_benchmark_smoke_run_writes_its_results(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     document = json.loads((tmp_path / "http.json").read_text())
-    (result,) = document["results"]
-    assert result["store"] == "sqlite" and result["status"] == "ok", result
-    assert result["clients"] == 2
-    assert result["requests"] > 0 and result["requests_per_second"] > 0
-    assert result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
-    assert all(result["checks"].values()), result["checks"]
+    assert [r["path"] for r in document["results"]] == ["http", "execute_async"]
+    for result in document["results"]:
+        assert result["store"] == "sqlite" and result["status"] == "ok", result
+        assert result["clients"] == 2
+        assert result["requests"] > 0 and result["requests_per_second"] > 0
+        assert result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+        assert all(result["checks"].values()), result["checks"]
     table = (tmp_path / "http.md").read_text()
-    assert "| sqlite |" in table and "all pass" in table
+    assert "| sqlite | http |" in table and "| sqlite | execute_async |" in table
+    assert table.count("all pass") == 2
