@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
@@ -40,6 +41,9 @@ SCHEMA: Final = f"{POSTGRES_SCHEMA}_http"
 ACCOUNTS: Final = 64
 OPENING: Final = 1_000_000
 STORES: Final = ("sqlite", "postgres")
+
+Connect = Callable[[], httpx.AsyncClient]
+"""Makes one client: over TCP to the server, or on ASGITransport to the app in-process."""
 
 
 @dataclass(frozen=True)
@@ -132,10 +136,10 @@ class ServiceProcess:
 
 
 async def _client(
-    base: str, seed: int, stop_at: float, latencies: list[float], statuses: Counter[int]
+    connect: Connect, seed: int, stop_at: float, latencies: list[float], statuses: Counter[int]
 ) -> None:
     rng = random.Random(seed)
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    async with connect() as client:
         while time.monotonic() < stop_at:
             source, target = rng.sample(range(ACCOUNTS), 2)
             body = {"source": f"a{source}", "target": f"a{target}", "amount": rng.randint(1, 50)}
@@ -145,8 +149,10 @@ async def _client(
             statuses[r.status_code] += 1
 
 
-async def _drive(base: str, sizes: HttpSizes) -> tuple[list[float], Counter[int], float, int]:
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+async def _drive(
+    connect: Connect, sizes: HttpSizes
+) -> tuple[list[float], Counter[int], float, int]:
+    async with connect() as client:
         for n in range(ACCOUNTS):
             r = await client.post(
                 "/accounts",
@@ -154,7 +160,7 @@ async def _drive(base: str, sizes: HttpSizes) -> tuple[list[float], Counter[int]
             )
             r.raise_for_status()
     rng = random.Random(0)
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    async with connect() as client:
         for _ in range(sizes.warmup):
             source, target = rng.sample(range(ACCOUNTS), 2)
             await client.post(
@@ -165,10 +171,10 @@ async def _drive(base: str, sizes: HttpSizes) -> tuple[list[float], Counter[int]
     started = time.monotonic()
     stop_at = started + sizes.seconds
     await asyncio.gather(
-        *(_client(base, n, stop_at, latencies, statuses) for n in range(sizes.clients))
+        *(_client(connect, n, stop_at, latencies, statuses) for n in range(sizes.clients))
     )
     elapsed = time.monotonic() - started
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    async with connect() as client:
         head = await client.post("/accounts/a0/deposits", json={"amount": 1})
         position = head.headers["EventCore-Position"]
         final = await client.get("/accounts", headers={"EventCore-Min-Position": position})
@@ -188,7 +194,10 @@ def run_store(store: str, sizes: HttpSizes) -> HttpResult:
         service = ServiceProcess(store, folder)
         try:
             service.wait_ready()
-            latencies, statuses, elapsed, total = asyncio.run(_drive(service.base, sizes))
+            base = service.base
+            latencies, statuses, elapsed, total = asyncio.run(
+                _drive(lambda: httpx.AsyncClient(base_url=base, timeout=30), sizes)
+            )
         except Exception as exc:
             result.status, result.note = "error", f"{type(exc).__name__}: {exc}"
             return result
@@ -250,6 +259,45 @@ async def _direct_drive(
         sync = getattr(store, "sync", None)
         total = sum(balance(sync, f"account-a{n}") for n in range(ACCOUNTS)) if sync else -1
     return latencies, statuses, elapsed, total
+
+
+def run_asgi(store: str, sizes: HttpSizes) -> HttpResult:
+    """The same requests to the same app in this process through ``httpx.ASGITransport``:
+    the web layer without the server, the sockets and a second process."""
+    result = HttpResult(store=store, clients=sizes.clients, path="asgi")
+    if store == "postgres":
+        pg = probe_postgres()
+        if not pg.reachable:
+            result.status, result.note = "skipped", "; ".join(pg.notes)
+            return result
+        drop_postgres_schema(SCHEMA)
+    from eventcore.examples.service import create_app, open_store
+
+    with tempfile.TemporaryDirectory(prefix="eventcore-bench-http-") as folder:
+        env = {"EVENTCORE_POSTGRES_URL": postgres_url(), "EVENTCORE_POSTGRES_SCHEMA": SCHEMA}
+        try:
+            handle, projection_store = open_store(
+                os.path.join(folder, "bank.db"), environ=env if store == "postgres" else {}
+            )
+            app = create_app(handle, projection_store=projection_store)
+
+            async def in_process() -> tuple[list[float], Counter[int], float, int]:
+                async with app.router.lifespan_context(app):
+                    transport = httpx.ASGITransport(app=app)
+                    return await _drive(
+                        lambda: httpx.AsyncClient(transport=transport, base_url="http://bank"),
+                        sizes,
+                    )
+
+            latencies, statuses, elapsed, total = asyncio.run(in_process())
+        except Exception as exc:
+            result.status, result.note = "error", f"{type(exc).__name__}: {exc}"
+            return result
+        finally:
+            if store == "postgres":
+                drop_postgres_schema(SCHEMA)
+    _fill(result, latencies, statuses, elapsed, total)
+    return result
 
 
 def run_direct(store: str, sizes: HttpSizes) -> HttpResult:
@@ -315,9 +363,10 @@ def render(document: dict[str, Any]) -> str:
         f"transfers, {ACCOUNTS} accounts. Clients and server share the machine "
         f"({document['machine']['cores']} cores).",
         "",
-        "The `execute_async` rows run the same transfers with the same concurrency straight on",
-        "the async store in one process (no HTTP, no client): the difference is the cost of the",
-        "web layer, the server and the client.",
+        "`http` is the service under uvicorn in its own process, over TCP. `asgi` sends the",
+        "same requests to the same app in this process through `httpx.ASGITransport` (the web",
+        "layer without server, sockets or a second process). `execute_async` runs the same",
+        "transfers with the same concurrency on the async store directly (no HTTP at all).",
         "",
         "| store | path | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | statuses "
         "| checks |",
@@ -346,7 +395,7 @@ def run_http(stores: list[str], sizes: HttpSizes, out_dir: str) -> dict[str, Any
     results = []
     for store in stores:
         print(f"http: {store}, {sizes.clients} clients, {sizes.seconds:g} s ...", file=sys.stderr)
-        for runner in (run_store, run_direct):
+        for runner in (run_store, run_asgi, run_direct):
             result = runner(store, sizes)
             print(
                 f"http: {store} {result.path}: {result.status} {result.requests_per_second} "

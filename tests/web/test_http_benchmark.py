@@ -20,7 +20,7 @@ def test_the_http_benchmark_smoke_run_writes_its_results(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     document = json.loads((tmp_path / "http.json").read_text())
-    assert [r["path"] for r in document["results"]] == ["http", "execute_async"]
+    assert [r["path"] for r in document["results"]] == ["http", "asgi", "execute_async"]
     for result in document["results"]:
         assert result["store"] == "sqlite" and result["status"] == "ok", result
         assert result["clients"] == 2
@@ -28,5 +28,6 @@ def test_the_http_benchmark_smoke_run_writes_its_results(tmp_path: Path) -> None
         assert result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
         assert all(result["checks"].values()), result["checks"]
     table = (tmp_path / "http.md").read_text()
-    assert "| sqlite | http |" in table and "| sqlite | execute_async |" in table
-    assert table.count("all pass") == 2
+    for path in ("http", "asgi", "execute_async"):
+        assert f"| sqlite | {path} |" in table
+    assert table.count("all pass") == 3
