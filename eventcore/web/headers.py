@@ -56,6 +56,7 @@ CORRELATION_NAMESPACE: Final = UUID("6f1c5e52-3a0b-5d3e-9d7e-2c8b0e5f4a11")
 """Correlation ids that are not UUIDs become ``uuid5(CORRELATION_NAMESPACE, text)``."""
 
 _MAX_CORRELATION: Final = 200
+_MAX_KEY: Final = MAX_KEY_LENGTH - 55  # room for the "#n" of a request's later commands
 _TOKEN: Final = re.compile(r"[\x21-\x7e]+")  # visible ASCII, no spaces
 _KEY: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # the same without '"' and '\\'
 _TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -108,10 +109,10 @@ def idempotency_key_from_header(value: str) -> str:
     text = value.strip()
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = text[1:-1]
-    if not text or len(text) > MAX_KEY_LENGTH or not _KEY.fullmatch(text):
+    if not text or len(text) > _MAX_KEY or not _KEY.fullmatch(text):
         raise InvalidHeader(
             IDEMPOTENCY_HEADER,
-            f"must be 1 to {MAX_KEY_LENGTH} visible ASCII characters without spaces, quotes "
+            f"must be 1 to {_MAX_KEY} visible ASCII characters without spaces, quotes "
             "or backslashes, such "
             'as "transfer-0191b7a4"; make one key per request and repeat it only to retry',
         )

@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
 from uuid import UUID
 
@@ -150,32 +150,42 @@ def _problem_response(problem: Problem, path: str, cid: UUID | None) -> JSONResp
 class Writer:
     """Executes commands for one request (made by ``Depends(service.writer)``).
 
-    Each write carries the request's correlation id and its ``Idempotency-Key`` (a request
-    should execute one command when it sends a key); the response gets the write's position
-    in ``EventCore-Position`` and, for a repeated key, ``Idempotent-Replayed: true``.
+    Each write carries the request's correlation id and its ``Idempotency-Key``; the
+    response gets the last write's position in ``EventCore-Position`` and, when every write
+    of the request repeated an earlier one, ``Idempotent-Replayed: true``. An endpoint that
+    executes several commands gives the first the key itself and the n-th ``key#n``, so a
+    retried request that runs its commands in the same order writes each of them once.
     """
 
     service: EventCoreService
     correlation_id: UUID
     idempotency_key: str | None
     response: Response
+    _counts: list[int] = field(default_factory=lambda: [0, 0], init=False, repr=False)
 
     async def __call__(
         self, command: Command[Any], *, custom: Mapping[str, Any] | None = None
     ) -> ExecutionResult:
         """Execute ``command``; ``custom`` goes into the events' ``Metadata.custom``."""
         metadata = Metadata(correlation_id=self.correlation_id, custom=dict(custom or {}))
+        self._counts[0] += 1
+        key = self.idempotency_key
+        if key is not None and self._counts[0] > 1:
+            key = f"{key}#{self._counts[0]}"
         result = await execute_async(
             self.service.store,
             command,
             retry=self.service.retry,
             metadata=metadata,
-            idempotency_key=self.idempotency_key,
+            idempotency_key=key,
         )
         if result.last_position is not None:
             self.response.headers[POSITION_HEADER] = str(result.last_position)
-        if result.replayed:
+        self._counts[1] += result.replayed
+        if self._counts[1] == self._counts[0]:
             self.response.headers[REPLAYED_HEADER] = "true"
+        elif REPLAYED_HEADER in self.response.headers:
+            del self.response.headers[REPLAYED_HEADER]
         return result
 
 

@@ -78,6 +78,14 @@ def make_app(store: Any, **options: Any) -> tuple[FastAPI, EventCoreService]:
         )
         return {"position": result.last_position}
 
+    @app.post("/pair/{first}/{second}", status_code=201)
+    async def open_two(
+        first: str, second: str, write: Annotated[Writer, Depends(service.writer)]
+    ) -> list[int | None]:
+        one = await write(OpenAccount(account=StreamId(first), owner="O"))
+        two = await write(OpenAccount(account=StreamId(second), owner="P"))
+        return [one.last_position, two.last_position]
+
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError("password=hunter2 in an unexpected place")
@@ -143,6 +151,26 @@ def test_a_lost_acknowledgement_retried_with_the_same_key_is_answered_once() -> 
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert retry.json() == {"position": 1}
     assert store.inner.head() == 1
+
+
+def test_a_request_with_two_commands_is_retried_safely_with_one_key() -> None:
+    store = memory()
+    app, _ = make_app(store)
+
+    async def scenario(client: httpx.AsyncClient, _: FastAPI) -> list[httpx.Response]:
+        key = {"Idempotency-Key": "pair-1"}
+        first = await client.post("/pair/account-1/account-2", headers=key)
+        again = await client.post("/pair/account-1/account-2", headers=key)
+        return [first, again]
+
+    first, again = asyncio.run(drive(app, scenario))
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json() == [1, 2]
+    assert again.headers["EventCore-Position"] == "2"
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert store.head() == 2
+    assert store.read_idempotent_write("pair-1#2") is not None
 
 
 def test_defects_are_500_and_hide_their_message(caplog: pytest.LogCaptureFixture) -> None:
