@@ -290,7 +290,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     store, projection_store = open_store(args.database)
-    where = "PostgreSQL" if projection_store is not None else f"SQLite ({store.database.name})"
+    if projection_store is not None:  # the DSN without its password
+        where = f"PostgreSQL ({store.config.masked_dsn}, schema {store.config.schema})"
+    else:
+        where = f"SQLite ({store.database.name})"
     print(f"EventCore bank on {where}: http://127.0.0.1:{args.port}/docs", flush=True)
     uvicorn.run(
         create_app(store, projection_store=projection_store),
