@@ -11,7 +11,7 @@ the same cells on SQLite, and the line says so. The server is the one
 >>> ready
 False
 >>> print(line.replace(" — ", "\n"))
-NOT READY: pandas, jupyterlab, ipykernel, ipywidgets, matplotlib, hypothesis missing
+NOT READY: pandas, jupyterlab, ipykernel, ipywidgets, matplotlib, hypothesis, fastapi, httpx missing
 run make lab (or pip install -e '.[course]')
 """
 
@@ -34,6 +34,8 @@ PACKAGES = {
     "ipywidgets": "ipywidgets",
     "matplotlib": "matplotlib",
     "hypothesis": "Hypothesis",
+    "fastapi": "FastAPI",  # notebook 16 drives the bank service in-process
+    "httpx": "httpx",
 }
 """The distributions the course needs (the ``course`` extra), with the names to print."""
 
