@@ -25,7 +25,6 @@ instead, with the correlation id the response returns.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -47,9 +46,6 @@ __all__ = ["PROBLEM_JSON", "Problem", "ReadModelBehind", "problem_for"]
 
 PROBLEM_JSON: Final = "application/problem+json"
 _PREFIX: Final = "urn:eventcore:problem:"
-
-log = logging.getLogger("eventcore.web")
-log.addHandler(logging.NullHandler())  # a library logs; the application decides where to
 
 
 class ReadModelBehind(EventCoreError):

@@ -361,7 +361,11 @@ class EventCoreService:
     def _respond(self, request: Request, problem: Problem, exc: BaseException) -> JSONResponse:
         cid = request.scope.get("state", {}).get(_STATE_KEY)
         if problem.status >= 500:
+            # A defect is an error (shown on stderr even where logging is not configured); a
+            # store or projection that cannot answer, a warning; a read that waited, news.
             level = logging.ERROR if problem.status == 500 else logging.WARNING
+            if isinstance(exc, ReadModelBehind):
+                level = logging.INFO
             log.log(
                 level,
                 "%s %s failed (correlation id %s): %s: %s",
