@@ -17,6 +17,7 @@ PIP_INSTALL  = -m pip install --quiet -c $(CONSTRAINTS)
 # in .venv (so the JupyterLab of .venv-lab does not list a second kernel).
 LAB_KERNEL := eventcore-lab
 PORT   ?= 8888
+SERVE_PORT ?= 8000
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # JupyterLab serves the whole checkout (links from the notebooks to tutorial/ and book/ open)
@@ -27,7 +28,7 @@ TEST_ENV = EVENTCORE_LAB_PYTHON=$(CURDIR)/$(LAB_PY) EVENTCORE_LAB_KERNEL=$(LAB_K
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lab-venv lab workshop check test lint typecheck unit notebooks \
-	notebooks-refresh constraints demo clean
+	notebooks-refresh constraints demo serve clean
 
 help:
 	@echo "make lab      - install the course and open it in JupyterLab"
@@ -35,6 +36,7 @@ help:
 	@echo "make test     - install the dev tools and run lint, types, tests and notebooks"
 	@echo "make demo     - run a short banking scenario against an SQLite file"
 	@echo "make workshop - open the workshop material (tutorial/) in JupyterLab"
+	@echo "make serve    - run the bank as a web service on 127.0.0.1:$(SERVE_PORT) (docs at /docs)"
 	@echo "make bench    - run the benchmarks (BENCH_ARGS=--quick for a short run)"
 	@echo "make book     - build the book (course, concepts, how-tos, API) into book/_build/html"
 	@echo "make notebooks-refresh - re-execute every notebook and tidy it (after a library change)"
@@ -62,7 +64,7 @@ $(LAB_VENV)/.course: pyproject.toml $(CONSTRAINTS) jupyter/overrides.json jupyte
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml $(CONSTRAINTS) | $(PY)
-	$(PY) $(PIP_INSTALL) -e ".[dev,postgres,cli,crypto,pydantic,msgspec]"
+	$(PY) $(PIP_INSTALL) -e ".[dev,postgres,cli,crypto,pydantic,msgspec,web]"
 	@touch $@
 
 $(VENV)/.lab-kernel: $(LAB_VENV)/.course $(VENV)/.dev
@@ -114,6 +116,12 @@ notebooks-refresh: $(VENV)/.lab-kernel
 demo: $(VENV)/.dev
 	$(PY) -m eventcore.demo
 
+# The bank as a web service (eventcore.examples.service, FastAPI under uvicorn) on 127.0.0.1:
+# SQLite in build/service/bank.db with no setup, PostgreSQL when EVENTCORE_POSTGRES_URL is
+# set. OpenAPI docs at http://127.0.0.1:$(SERVE_PORT)/docs.
+serve: $(VENV)/.dev
+	$(PY) -m eventcore.examples.service --port $(SERVE_PORT)
+
 # Rebuild constraints.txt from a scratch venv holding every extra at its newest allowed
 # version; then run `make notebooks-refresh` and `make test`, and commit both.
 constraints:
@@ -148,6 +156,7 @@ bench: $(VENV)/.bench
 	$(PY) -m benchmarks snapshots $(filter --quick,$(BENCH_ARGS))
 	$(PY) -m benchmarks partitions $(filter --quick,$(BENCH_ARGS))
 	$(PY) -m benchmarks privacy $(filter --quick,$(BENCH_ARGS))
+	$(PY) -m benchmarks http $(filter --quick,$(BENCH_ARGS))
 
 clean:
 	rm -rf $(VENV) $(LAB_VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info book/_build

@@ -3,7 +3,8 @@
 contention table, instruction counts, memory and projections sections (``--only`` picks
 any of them); ``python -m benchmarks profile`` (cProfile of EventCore's workloads);
 ``python -m benchmarks snapshots``; ``python -m benchmarks partitions`` (partitioned
-catch-up); ``python -m benchmarks report`` (redraw)."""
+catch-up); ``python -m benchmarks privacy``; ``python -m benchmarks http`` (the example
+service under uvicorn); ``python -m benchmarks report`` (redraw)."""
 
 from __future__ import annotations
 
@@ -107,6 +108,17 @@ def parser() -> argparse.ArgumentParser:
     )
     part.add_argument("--quick", action="store_true", help="one small round: NOT for ratios")
     part.add_argument("--out", default=DEFAULT_OUT)
+    http = sub.add_parser("http", help="the example service's transfer endpoint under uvicorn")
+    http.add_argument("--quick", action="store_true", help="a few seconds per store")
+    http.add_argument("--out", default=DEFAULT_OUT)
+    http.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    http.add_argument("--seconds", type=float, default=None, help="timed seconds per store")
+    http.add_argument(
+        "--stores",
+        type=lambda t: _names(t, ("sqlite", "postgres"), "store"),
+        default=["sqlite", "postgres"],
+        metavar="sqlite,postgres",
+    )
     return p
 
 
@@ -132,6 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             out_dir=args.out,
         )
         return 0  # timings never fail the run
+    if args.command == "http":
+        from benchmarks.http import HttpSizes, failed, run_http
+
+        sizes_http = HttpSizes.quick(args.clients) if args.quick else HttpSizes(args.clients)
+        if args.seconds is not None:
+            sizes_http = HttpSizes(sizes_http.clients, sizes_http.warmup, args.seconds)
+        return 1 if failed(run_http(args.stores, sizes_http, args.out)) else 0
     if args.command == "report":
         from benchmarks.report import rerender
 

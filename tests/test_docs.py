@@ -1,5 +1,5 @@
-"""The workshop pages' (and the stores concept page's) examples really run and print what
-the pages say they print.
+"""The workshop pages' (and the stores concept and service pages') examples really run and
+print what the pages say they print.
 
 The mechanism of ``test_readme.py``, extended to sessions. A python block preceded by
 ``<!-- runnable -->`` is run; a text block preceded by ``<!-- output -->`` must equal what the
@@ -31,6 +31,7 @@ PAGES = [
     "tutorial/migrating-from-aggregates.md",
     "book/concepts/stores.md",
     "book/concepts/personal-data.md",
+    "book/service.md",
 ]
 
 BLOCK = re.compile(

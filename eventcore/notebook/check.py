@@ -10,8 +10,9 @@ the same cells on SQLite, and the line says so. The server is the one
 >>> ready, line = diagnose(python=(3, 11, 9), versions={}.get, postgres=lambda: None)
 >>> ready
 False
->>> print(line.replace(" — ", "\n"))
-NOT READY: pandas, jupyterlab, ipykernel, ipywidgets, matplotlib, hypothesis, cryptography missing
+>>> print(line.replace(" — ", "\n").replace(", m", ",\nm"))
+NOT READY: pandas, jupyterlab, ipykernel, ipywidgets,
+matplotlib, hypothesis, cryptography, fastapi, httpx missing
 run make lab (or pip install -e '.[course]')
 """
 
@@ -35,6 +36,8 @@ PACKAGES = {
     "matplotlib": "matplotlib",
     "hypothesis": "Hypothesis",
     "cryptography": "cryptography",  # notebook 19 encrypts (the crypto extra)
+    "fastapi": "FastAPI",  # notebook 16 drives the bank service in-process
+    "httpx": "httpx",
 }
 """The distributions the course needs (the ``course`` extra), with the names to print."""
 
