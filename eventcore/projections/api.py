@@ -436,5 +436,9 @@ class StopHandle:
         """Block until a stop is requested or ``timeout`` passes; True if requested."""
         return self._event.wait(timeout)
 
+    def checker(self) -> Callable[[], bool]:
+        """A zero-argument test of :attr:`stopped`, cheap enough to call before every event."""
+        return self._event.is_set
+
     def __repr__(self) -> str:
         return f"StopHandle(stopped={self.stopped})"
