@@ -151,9 +151,8 @@ class _AsyncRun:
         self.checkpoints = _Backend(self, config.checkpoints)
         self.dead_letters = _Backend(self, config.dead_letters)
         self.leadership = _Backend(self, config.leadership)
-        self.tx_on_thread = self.steps.transactional and not self.checkpoints.is_async(
-            "transaction"
-        )
+        # An async checkpoint store (its save_in a coroutine) has async transactions too.
+        self.tx_on_thread = self.steps.transactional and not self.checkpoints.is_async("save_in")
         if self.tx_on_thread and inspect.iscoroutinefunction(projector.apply):
             raise ConfigurationError(
                 f"projector {self.name!r} has an async apply(), but its checkpoint store "
@@ -379,7 +378,9 @@ class _AsyncRun:
         error = effect.error
         if not self.tx_on_thread:
             if error is None:
-                await finish(manager.__aexit__(None, None, None))  # a commit runs to its end
+                # In this task (the transaction's context); the store's commit runs to its
+                # end once sent.
+                await manager.__aexit__(None, None, None)
                 self._progress()
             elif not await manager.__aexit__(type(error), error, error.__traceback__):
                 raise error
@@ -411,7 +412,9 @@ class _AsyncRun:
     async def _wait_for_events(self, effect: WaitForEvents) -> None:
         waiter = getattr(self.store, "wait_for_events", None)
         if inspect.iscoroutinefunction(waiter):
-            await self._unless_woken(waiter(effect.after, effect.timeout))
+            # A handle wakes the wait when stopped, so it need not be cut into slices.
+            timeout = effect.timeout if self.wake is None else self.config.poll_interval
+            await self._unless_woken(waiter(effect.after, timeout))
         else:
             await self._wait_for_stop(self.config.poll_interval)
 
