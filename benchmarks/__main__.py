@@ -2,7 +2,9 @@
 [--modes optimistic,pessimistic] [--out DIR]`` runs the side-by-side workloads, then the
 contention table, instruction counts, memory and projections sections (``--only`` picks
 any of them); ``python -m benchmarks profile`` (cProfile of EventCore's workloads);
-``python -m benchmarks snapshots``; ``python -m benchmarks report`` (redraw)."""
+``python -m benchmarks snapshots``; ``python -m benchmarks report`` (redraw);
+``python -m benchmarks async [--quick] [--stores postgres|memory]`` (asyncio transfers, issue
+12: :mod:`benchmarks.async_transfers`)."""
 
 from __future__ import annotations
 
@@ -94,6 +96,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["async"]:
+        from benchmarks.async_transfers import main as run_async
+
+        return run_async(argv[1:])
     args = parser().parse_args(argv)
     if args.command == "snapshots":
         from benchmarks.snapshots import LENGTHS, QUICK_LENGTHS, run_snapshots
