@@ -91,6 +91,7 @@ class Cell:
     rates: list[float] = field(default_factory=list)
     retries: list[int] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
     status: str = "ok"
     error: str = ""
@@ -188,10 +189,10 @@ async def _async_cell(store: Any, tasks: int, sizes: AsyncSizes, seed: int) -> d
     running = [asyncio.ensure_future(worker(plan)) for plan in plans]
     await asyncio.sleep(0)
     deadline[0] = time.perf_counter() + sizes.seconds
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     start_gate.set()
     await asyncio.gather(*running)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     versions = []
     balances = 0
     for account in accounts:
@@ -199,13 +200,13 @@ async def _async_cell(store: Any, tasks: int, sizes: AsyncSizes, seed: int) -> d
         balances += balance
         versions.append(v)
     positions = await bank.positions()
-    return _figures(latencies, seconds, retries[0], errors) | {
+    return _figures(latencies, seconds, cpu, retries[0], errors) | {
         "checks": _checks(balances, OPENING * len(accounts), versions, positions, len(latencies))
     }
 
 
 def _figures(
-    latencies: list[int], seconds: float, retries: int, errors: list[str]
+    latencies: list[int], seconds: float, cpu: float, retries: int, errors: list[str]
 ) -> dict[str, Any]:
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1e6 if ordered else 0.0
@@ -217,6 +218,9 @@ def _figures(
         "errors": len(errors),
         "first_error": errors[0] if errors else "",
         "p99_ms": p99,
+        # This process's CPU time per transfer (every thread): the client's cost, which the
+        # server's and other processes' load does not inflate as it does the wall time.
+        "cpu_ms": cpu * 1000 / len(latencies) if latencies else 0.0,
     }
 
 
@@ -248,11 +252,11 @@ def _threaded_cell(bank: Bank, threads: int, sizes: AsyncSizes, seed: int) -> di
     for thread in pool:
         thread.start()
     deadline[0] = time.perf_counter() + sizes.seconds
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     barrier.wait()
     for thread in pool:
         thread.join(sizes.seconds + 120)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     done = [v for chunk in latencies for v in chunk]
     versions = []
     balances = 0
@@ -262,7 +266,7 @@ def _threaded_cell(bank: Bank, threads: int, sizes: AsyncSizes, seed: int) -> di
         versions.append(v)
     # eventsourcing has no global log positions here: the gapless check is EventCore's only.
     positions = bank.positions() if callable(getattr(bank, "positions", None)) else None
-    return _figures(done, seconds, sum(retries), errors) | {
+    return _figures(done, seconds, cpu, sum(retries), errors) | {
         "checks": _checks(balances, OPENING * len(accounts), versions, positions, len(done))
     }
 
@@ -359,6 +363,7 @@ def measure(store_kind: str, sizes: AsyncSizes, log: Log = _stderr) -> list[Cell
             cell.rates.append(figures["rate"])
             cell.retries.append(figures["retries"])
             cell.p99_ms.append(figures["p99_ms"])
+            cell.cpu_ms.append(figures["cpu_ms"])
             cell.checks = {k: cell.checks.get(k, True) and v for k, v in figures["checks"].items()}
             cell.checks["no_errors"] = cell.checks.get("no_errors", True) and not figures["errors"]
             if figures["errors"]:
@@ -366,6 +371,7 @@ def measure(store_kind: str, sizes: AsyncSizes, log: Log = _stderr) -> list[Cell
             log(
                 f"round {round_no + 1}/{sizes.rounds}  {store_kind:8s} {cell.label:28s} "
                 f"{figures['rate']:8.1f} transfers/s  p99 {figures['p99_ms']:7.1f} ms  "
+                f"cpu {figures['cpu_ms']:5.2f} ms/transfer  "
                 f"retries {figures['retries']}"
             )
     return cells
@@ -453,6 +459,7 @@ def document(store_kind: str, sizes: AsyncSizes, cells: list[Cell], quick: bool)
                 "round_rates": c.rates,
                 "median_rate": statistics.median(c.rates) if c.rates else None,
                 "median_p99_ms": statistics.median(c.p99_ms) if c.p99_ms else None,
+                "median_cpu_ms": statistics.median(c.cpu_ms) if c.cpu_ms else None,
                 "retries": c.retries,
                 "checks": c.checks,
             }
@@ -480,9 +487,9 @@ def markdown(doc: dict[str, Any]) -> str:
         f"store `{doc['store']}` · {doc['sizes']['accounts']} accounts · "
         f"{doc['sizes']['commands']} transfers per cell · {doc['sizes']['rounds']} rounds",
         "",
-        "| implementation | workers | transfers/s (median) | p99 ms | vs eventcore 1 thread "
-        "| checks |",
-        "|---|---|---|---|---|---|",
+        "| implementation | workers | transfers/s (median) | p99 ms | client CPU ms/transfer "
+        "| vs eventcore 1 thread | checks |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in doc["cells"]:
         key = f"{c['impl']}, {c['workers']}"
@@ -498,13 +505,14 @@ def markdown(doc: dict[str, Any]) -> str:
         )
         if c["status"] != "ok":
             lines.append(
-                f"| {c['impl']} | {c['workers']} {c['kind']} | {c['status']}: {c['error']} | | | |"
+                f"| {c['impl']} | {c['workers']} {c['kind']} | {c['status']}: {c['error']} "
+                "| | | | |"
             )
             continue
         checks = "ok" if c["checks"] and all(c["checks"].values()) else f"FAILED {c['checks']}"
         lines.append(
             f"| {c['impl']} | {c['workers']} {c['kind']} | {c['median_rate']:.1f} | "
-            f"{c['median_p99_ms']:.1f} | {vs} | {checks} |"
+            f"{c['median_p99_ms']:.1f} | {c['median_cpu_ms']:.2f} | {vs} | {checks} |"
         )
     lines += ["", "| goal | target | measured (median, spread) | met |", "|---|---|---|---|"]
     for g in doc["goals"]:

@@ -488,7 +488,15 @@ class AsyncProjectionHandle:
         self._wake = asyncio.Event()
         self._run = _AsyncRun(projector, store, config, "continuous", self.stop_handle, self._wake)
         self._run.progressed = self._progressed = asyncio.Event()
-        self.task: asyncio.Task[ProjectionReport] = asyncio.get_running_loop().create_task(
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise ConfigurationError(
+                "start_projection_async() starts a task of the running event loop: call it "
+                "from a coroutine (an ASGI lifespan, asyncio.run(main())), or use "
+                "running_projection() from blocking code"
+            ) from None
+        self.task: asyncio.Task[ProjectionReport] = loop.create_task(
             self._main(), name=f"eventcore-projection-{self.name}"
         )
 

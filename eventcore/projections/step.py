@@ -25,7 +25,8 @@ ReadHead()
 ...     print(done.value.stopped_reason, done.value.last_position)
 caught_up 0
 
-A shell applies a page with :class:`ApplyEvents` (its own tight loop, checking for a stop
+The effects are frozen dataclasses in :mod:`eventcore.projections.effects`. A shell applies
+a page with :class:`ApplyEvents` (its own tight loop, checking for a stop
 before each event) and answers ``(index, error)``: the index of the first event not applied
 and the exception it raised (None when the page ended or a stop was asked for). If it is
 interrupted by a ``BaseException`` (a cancelled task, ``KeyboardInterrupt``) after applying
@@ -54,6 +55,26 @@ from eventcore.projections.api import (
 )
 from eventcore.projections.config import ProjectionConfig
 from eventcore.projections.dead_letters import DeadLetter, same_database
+from eventcore.projections.effects import (
+    AcquireLeadership,
+    ApplyEvents,
+    ApplyOne,
+    BeginTransaction,
+    EndTransaction,
+    HoldsLeadership,
+    LeadershipHolder,
+    LoadCheckpoint,
+    ReadHead,
+    ReadPage,
+    RecordDeadLetter,
+    ReleaseLeadership,
+    SaveCheckpoint,
+    SaveInTransaction,
+    Sleep,
+    StepEffect,
+    WaitForEvents,
+    WaitForStop,
+)
 from eventcore.projections.errors import ProjectionFailed
 
 __all__ = [
@@ -85,150 +106,6 @@ Mode = Literal["batch", "continuous"]
 STOP_CHECK: Final = 0.25
 """The longest continuous mode waits for new events before looking at its stop handle."""
 
-
-# -- effects ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LoadCheckpoint:
-    """Load the projection's checkpoint; send back ``int | None``."""
-
-
-@dataclass(frozen=True, slots=True)
-class AcquireLeadership:
-    """``config.leadership.acquire(name)``; send back a bool."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseLeadership:
-    """``config.leadership.release(name)``; send back None."""
-
-
-@dataclass(frozen=True, slots=True)
-class HoldsLeadership:
-    """Whether this instance still leads; send back a bool, or None when the backend
-    cannot tell (it has no ``holds``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LeadershipHolder:
-    """A description of the holder, for a message; send back ``str | None``."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReadHead:
-    """The store's head position; send back an int."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReadPage:
-    """The first ``limit`` selected events after ``after`` (the projector's selector);
-    send back a list of :class:`RecordedEvent`."""
-
-    selector: EventSelector
-    after: int
-    limit: int
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyEvents:
-    """Apply ``events[start:]`` in order (``apply(event)``, or ``apply(event, tx)`` when
-    ``tx`` is not None), checking for a stop before each; send back ``(index, error)``."""
-
-    events: Sequence[RecordedEvent]
-    start: int
-    tx: Any
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyOne:
-    """Apply one event (in a savepoint of ``tx`` when ``savepoint``); send back the
-    exception it raised, or None."""
-
-    event: RecordedEvent
-    tx: Any
-    savepoint: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SaveCheckpoint:
-    """``checkpoints.save(name, position)``; send back None."""
-
-    position: int
-
-
-@dataclass(frozen=True, slots=True)
-class BeginTransaction:
-    """Open a transaction of the (transactional) checkpoint store; send back its handle."""
-
-
-@dataclass(frozen=True, slots=True)
-class SaveInTransaction:
-    """``checkpoints.save_in(tx, name, position, expected=expected)``; send back None."""
-
-    tx: Any
-    position: int
-    expected: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class EndTransaction:
-    """Commit ``tx`` (``error`` None) or roll it back because of ``error``; send back None
-    (an error of the commit or rollback is thrown back instead)."""
-
-    tx: Any
-    error: BaseException | None
-
-
-@dataclass(frozen=True, slots=True)
-class RecordDeadLetter:
-    """Record ``letter``: inside ``tx`` (same database) or on its own (``tx`` None)."""
-
-    letter: DeadLetter
-    tx: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    """Wait ``seconds`` (between attempts, or after a store failure); send back None."""
-
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class WaitForEvents:
-    """Wait up to ``timeout`` for an event after ``after`` (or for a stop); send back None."""
-
-    after: int
-    timeout: float
-
-
-@dataclass(frozen=True, slots=True)
-class WaitForStop:
-    """Wait up to ``timeout`` for a stop request; send back whether one came."""
-
-    timeout: float
-
-
-StepEffect = (
-    LoadCheckpoint
-    | AcquireLeadership
-    | ReleaseLeadership
-    | HoldsLeadership
-    | LeadershipHolder
-    | ReadHead
-    | ReadPage
-    | ApplyEvents
-    | ApplyOne
-    | SaveCheckpoint
-    | BeginTransaction
-    | SaveInTransaction
-    | EndTransaction
-    | RecordDeadLetter
-    | Sleep
-    | WaitForEvents
-    | WaitForStop
-)
 
 Steps = Generator[StepEffect, Any, Any]
 

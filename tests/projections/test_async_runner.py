@@ -104,6 +104,12 @@ def test_a_blocking_store_or_a_bad_config_is_refused_before_anything_runs() -> N
             start_projection_async(tx, AsyncInMemoryEventStore(), config)
 
     asyncio.run(main())
+    with pytest.raises(ConfigurationError, match="running event loop"):
+        start_projection_async(Seen(), AsyncInMemoryEventStore(), config_outside_a_loop())
+
+
+def config_outside_a_loop() -> ProjectionConfig:
+    return ProjectionConfig(InMemoryCheckpointStore())
 
 
 def test_postgres_live_delivery_is_woken_by_notify(postgres_dsn: str, postgres_schema: str) -> None:
