@@ -1,7 +1,7 @@
 """The effects the projection steps yield (:mod:`eventcore.projections.step`): what a shell
 performs and what it sends back for each.
 
->>> ReadPage(ALL_EVENTS, after=10, limit=500).limit
+>>> ReadPage(EventSelector(), after=10, limit=500).limit
 500
 """
 
