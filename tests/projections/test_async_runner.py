@@ -4,6 +4,7 @@ input, and live delivery woken by LISTEN/NOTIFY on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -137,5 +138,91 @@ def test_postgres_live_delivery_is_woken_by_notify(postgres_dsn: str, postgres_s
                 assert time.monotonic() - started < 5
             assert seen.positions == [written.position]
             assert await checkpoints.load("seen") == written.position
+
+    asyncio.run(main())
+
+
+def test_sqlite_transactional_poison_is_dead_lettered_in_the_page_transaction(
+    tmp_path: Any,
+) -> None:
+    """The careful redo on the runner's thread: each event in a savepoint, the poison's
+    writes rolled back alone, its dead letter and the checkpoint in the same commit."""
+    import sqlite3
+
+    from eventcore.projections import SqliteCheckpointStore, SqliteDeadLetterStore
+    from eventcore.stores.sqlite import AsyncSqliteEventStore
+
+    class Model:
+        name = "model"
+        transactional = True
+        error_policy = ErrorPolicy.dead_letter()
+
+        def apply(self, event: RecordedEvent, tx: sqlite3.Connection) -> None:
+            tx.execute("INSERT INTO model_rows (position) VALUES (?)", (event.position,))
+            if event.position == 3:
+                raise RuntimeError("poison at 3")
+
+    async def main() -> None:
+        async with AsyncSqliteEventStore(tmp_path / "events.db", events=EVENTS) as store:
+            for i in range(5):
+                await _append(store, "a-1", i)
+            checkpoints = SqliteCheckpointStore(store.sync)
+            letters = SqliteDeadLetterStore(store.sync)
+            with contextlib.closing(sqlite3.connect(tmp_path / "events.db")) as conn:
+                conn.execute("CREATE TABLE model_rows (position INTEGER NOT NULL)")
+            config = ProjectionConfig(checkpoints, dead_letters=letters, page_size=10)
+            report = await run_projection_async(Model(), store, config)
+            assert (report.applied, report.dead_lettered, report.last_position) == (4, 1, 5)
+            with contextlib.closing(sqlite3.connect(tmp_path / "events.db")) as conn:
+                rows = [r[0] for r in conn.execute("SELECT position FROM model_rows ORDER BY 1")]
+            assert rows == [1, 2, 4, 5]
+            assert [d.position for d in letters.list("model")] == [3]
+            assert checkpoints.load("model") == 5
+
+    asyncio.run(main())
+
+
+def test_postgres_async_transactional_poison_is_dead_lettered_in_the_page_transaction(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    """The same on AsyncConnection: async apply, async savepoints, record_in."""
+    from eventcore.projections import AsyncPostgresCheckpointStore, AsyncPostgresDeadLetterStore
+    from eventcore.stores.postgres import AsyncPostgresEventStore, PostgresConfig
+
+    pg = PostgresConfig(postgres_dsn, schema=postgres_schema)
+    table = f'"{postgres_schema}".model_rows'
+
+    class Model:
+        name = "model"
+        transactional = True
+        error_policy = ErrorPolicy.retry(max_attempts=2, base_delay=0.0, then="dead_letter")
+
+        async def apply(self, event: RecordedEvent, tx: Any) -> None:
+            await tx.execute(f"INSERT INTO {table} (position) VALUES (%s)", (event.position,))
+            if event.position == 3:
+                raise RuntimeError("poison at 3")
+
+    async def main() -> None:
+        async with AsyncPostgresEventStore(pg, events=EVENTS) as store:
+            for i in range(5):
+                await _append(store, "a-1", i)
+            checkpoints = AsyncPostgresCheckpointStore(store)
+            letters = AsyncPostgresDeadLetterStore(store)
+            async with store.database.connection("test") as conn:
+                await conn.execute(f"CREATE TABLE {table} (position bigint NOT NULL)")
+            config = ProjectionConfig(
+                checkpoints,  # type: ignore[arg-type]
+                dead_letters=letters,  # type: ignore[arg-type]
+                page_size=10,
+            )
+            report = await run_projection_async(Model(), store, config)
+            assert (report.applied, report.dead_lettered, report.retries) == (4, 1, 1)
+            async with store.database.connection("test") as conn:
+                cursor = await conn.execute(f"SELECT position FROM {table} ORDER BY 1")
+                assert [r[0] for r in await cursor.fetchall()] == [1, 2, 4, 5]
+            found = await letters.list("model")
+            assert [(d.position, d.attempts) for d in found] == [(3, 2)]
+            assert await letters.discard("model", 3) == 1
+            assert await checkpoints.load("model") == 5
 
     asyncio.run(main())
