@@ -9,16 +9,16 @@ single-thread blocking rate, and one async task is within 15% of one thread (rat
 Every cell gets a fresh schema and funds ``accounts`` accounts (1,000 by default: 32
 transfers in flight among 100 accounts conflict on about half their attempts, so the figures
 would measure the retries rather than the drivers; ``--set accounts=100`` shows that); its
-workers (tasks or threads) start together and each runs its own seeded plan of transfers until its share of
-``commands`` is done or ``seconds`` have passed. Every implementation retries conflicts with
-the same policy (EventCore's contention policy; ``eventsourcing``'s ``IntegrityError`` with
-EventCore's backoff, see ``impl_eventsourcing.py``). Pools: the async store's
-``AsyncConnectionPool`` and the blocking store's pool both get ``min(workers, 16)``
-connections; ``eventsourcing`` its pool of 8. Cells run ``rounds`` times, the order rotated
-each round; reported: the median rate over the rounds and, per ratio, the median of the
-per-round ratios with its spread. After each cell: money conserved, every stream's versions
-contiguous, the global positions gapless. ``memory`` runs the same cells on the in-memory
-stores (no eventsourcing): a smoke test of the harness, not a figure to quote.
+workers (tasks or threads) start together and each runs its own seeded plan of transfers
+until its share of ``commands`` is done or ``seconds`` have passed. Every implementation
+retries conflicts with the same policy (EventCore's contention policy; ``eventsourcing``'s
+``IntegrityError`` with EventCore's backoff, see ``impl_eventsourcing.py``). Pools: the
+async store's ``AsyncConnectionPool`` and the blocking store's pool both get ``min(workers,
+16)`` connections; ``eventsourcing`` its pool of 8. Cells run ``rounds`` times, the order
+rotated each round; reported: the median rate over the rounds and, per ratio, the median of
+the per-round ratios with its spread. After each cell: money conserved, every stream's
+versions contiguous, the global positions gapless. ``memory`` runs the same cells on the
+in-memory stores (no eventsourcing): a smoke test of the harness, not a figure to quote.
 """
 
 from __future__ import annotations
