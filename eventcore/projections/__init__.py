@@ -24,10 +24,10 @@ projectors, leadership, dead letters and monitoring. The PostgreSQL backends
 
 from typing import TYPE_CHECKING, Any
 
-from eventcore.projections.aio import (
+from eventcore.projections.aio import run_projection_async
+from eventcore.projections.aio_handle import (
     AsyncProjectionHandle,
     ProjectionStatus,
-    run_projection_async,
     start_projection_async,
 )
 from eventcore.projections.api import (
