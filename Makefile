@@ -145,7 +145,8 @@ book: $(VENV)/.book
 # Benchmarks: EventCore vs the eventsourcing library vs raw sqlite3/psycopg, on memory, SQLite
 # and PostgreSQL (EVENTCORE_POSTGRES_URL; skipped with a note when unreachable), then projection
 # catch-up and live delivery (their own section). Writes benchmarks/results/results.{json,md}
-# and chart.png. BENCH_ARGS=--quick for a one-minute run (python -m benchmarks run --help).
+# and chart.png; then snapshots, then asyncio transfers on PostgreSQL (async.{json,md}).
+# BENCH_ARGS=--quick for a one-minute run (python -m benchmarks run --help).
 .PHONY: bench
 $(VENV)/.bench: pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PY) $(PIP_INSTALL) -e ".[bench]"
@@ -157,6 +158,7 @@ bench: $(VENV)/.bench
 	$(PY) -m benchmarks partitions $(filter --quick,$(BENCH_ARGS))
 	$(PY) -m benchmarks privacy $(filter --quick,$(BENCH_ARGS))
 	$(PY) -m benchmarks http $(filter --quick,$(BENCH_ARGS))
+	$(PY) -m benchmarks async $(filter --quick,$(BENCH_ARGS))
 
 clean:
 	rm -rf $(VENV) $(LAB_VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info book/_build

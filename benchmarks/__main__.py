@@ -4,7 +4,9 @@ contention table, instruction counts, memory and projections sections (``--only`
 any of them); ``python -m benchmarks profile`` (cProfile of EventCore's workloads);
 ``python -m benchmarks snapshots``; ``python -m benchmarks partitions`` (partitioned
 catch-up); ``python -m benchmarks privacy``; ``python -m benchmarks http`` (the example
-service under uvicorn); ``python -m benchmarks report`` (redraw)."""
+service under uvicorn); ``python -m benchmarks async [--quick] [--stores postgres|memory]``
+(asyncio transfers, issue 12: :mod:`benchmarks.async_transfers`); ``python -m benchmarks
+report`` (redraw)."""
 
 from __future__ import annotations
 
@@ -123,6 +125,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["async"]:
+        from benchmarks.async_transfers import main as run_async
+
+        return run_async(argv[1:])
     args = parser().parse_args(argv)
     if args.command == "snapshots":
         from benchmarks.snapshots import LENGTHS, QUICK_LENGTHS, run_snapshots

@@ -318,3 +318,25 @@ def test_partitioned_catch_up_runs_both_layouts_and_reports_the_goal(
     assert saved["ratio"] == pytest.approx(result["rate_2_workers"] / result["rate_1_worker"])
     text = (tmp_path / "partitions.md").read_text(encoding="utf-8")
     assert text == markdown(result) and "not for ratios" in text
+
+
+def test_async_workload_runs_every_cell_and_judges_no_goal_on_a_smoke_run(tmp_path: Path) -> None:
+    """``python -m benchmarks async`` on the in-memory stores, tiny: every EventCore cell
+    does its work (checks hold), eventsourcing is skipped, and no goal is judged."""
+    command = [sys.executable, "-m", "benchmarks", "async", "--quick", "--stores", "memory"]
+    command += ["--out", str(tmp_path), "--set", "commands=16", "--set", "accounts=8"]
+    done = subprocess.run(
+        command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((tmp_path / "async.json").read_text(encoding="utf-8"))
+    assert doc["ratios_valid"] is False and doc["store"] == "memory"
+    cells = {(c["impl"], c["workers"]): c for c in doc["cells"]}
+    for key in [("eventcore async", 1), ("eventcore async", 8), ("eventcore async", 32)]:
+        assert cells[key]["status"] == "ok" and cells[key]["kind"] == "tasks", cells[key]
+        assert all(cells[key]["checks"].values()) and cells[key]["median_rate"] > 0
+    for key in [("eventcore", 1), ("eventcore", 8)]:
+        assert cells[key]["status"] == "ok" and all(cells[key]["checks"].values()), cells[key]
+    assert cells[("eventsourcing", 1)]["status"] == "skipped"
+    assert [g["met"] for g in doc["goals"]] == [None, None]
+    assert "NOT for comparing" in (tmp_path / "async.md").read_text(encoding="utf-8")

@@ -12,6 +12,10 @@
 >>> report.stopped_reason, report.applied
 ('caught_up', 0)
 
+For asyncio, :func:`run_projection_async` and :func:`start_projection_async` (a running
+projection as a task, ``await handle.stop()``) drive the same steps
+(:mod:`eventcore.projections.aio`).
+
 See ``book/projections.md`` for modes, checkpoints, delivery guarantees, transactional
 projectors, leadership, dead letters and monitoring. The PostgreSQL backends
 (``PostgresCheckpointStore``, ``PostgresDeadLetterStore``, ``PostgresLeadership``) live in
@@ -20,6 +24,12 @@ projectors, leadership, dead letters and monitoring. The PostgreSQL backends
 
 from typing import TYPE_CHECKING, Any
 
+from eventcore.projections.aio import run_projection_async
+from eventcore.projections.aio_handle import (
+    AsyncProjectionHandle,
+    ProjectionStatus,
+    start_projection_async,
+)
 from eventcore.projections.api import (
     DEFAULT_ERROR_POLICY,
     ErrorPolicy,
@@ -110,9 +120,16 @@ if TYPE_CHECKING:
         PostgresDeadLetterStore,
         PostgresLeadership,
     )
+    from eventcore.stores.postgres.projections_aio import (
+        AsyncPostgresCheckpointStore,
+        AsyncPostgresDeadLetterStore,
+    )
 
 __all__ = [
     "DEFAULT_ERROR_POLICY",
+    "AsyncPostgresCheckpointStore",
+    "AsyncPostgresDeadLetterStore",
+    "AsyncProjectionHandle",
     "CausationTree",
     "CheckpointStore",
     "CommandIssued",
@@ -148,6 +165,7 @@ __all__ = [
     "ProjectionFailed",
     "ProjectionHandle",
     "ProjectionReport",
+    "ProjectionStatus",
     "Projector",
     "SeenPositions",
     "SqliteCheckpointStore",
@@ -176,8 +194,10 @@ __all__ = [
     "receipt_stream",
     "retry_dead_letters",
     "run_projection",
+    "run_projection_async",
     "running_projection",
     "sliding",
+    "start_projection_async",
     "transactional_projector",
     "tumbling",
     "union_selector",
@@ -185,6 +205,7 @@ __all__ = [
 ]
 
 _POSTGRES = ("PostgresCheckpointStore", "PostgresDeadLetterStore", "PostgresLeadership")
+_POSTGRES_ASYNC = ("AsyncPostgresCheckpointStore", "AsyncPostgresDeadLetterStore")
 
 
 def __getattr__(name: str) -> Any:
@@ -192,4 +213,8 @@ def __getattr__(name: str) -> Any:
         from eventcore.stores.postgres import projections
 
         return getattr(projections, name)
+    if name in _POSTGRES_ASYNC:
+        from eventcore.stores.postgres import projections_aio
+
+        return getattr(projections_aio, name)
     raise AttributeError(f"module 'eventcore.projections' has no attribute {name!r}")

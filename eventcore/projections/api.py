@@ -436,10 +436,8 @@ class StopHandle:
         """Block until a stop is requested or ``timeout`` passes; True if requested."""
         return self._event.wait(timeout)
 
-    @property
-    def check(self) -> Callable[[], bool]:
-        """A function returning whether a stop was requested (the cheapest form, for a
-        loop that asks once per event)."""
+    def checker(self) -> Callable[[], bool]:
+        """A zero-argument test of :attr:`stopped`, cheap enough to call before every event."""
         return self._event.is_set
 
     def __repr__(self) -> str:

@@ -13,6 +13,9 @@ crash re-delivers at most one page). For a transactional projector the page's wr
 the checkpoint commit in one transaction (exactly-once effects); the page is applied
 without savepoints and, only if an ``apply`` raises, rolled back and redone with a
 savepoint per event.
+
+The rules of a run live in :mod:`eventcore.projections.step` (sans-IO), shared with the
+asyncio runner (:mod:`eventcore.projections.aio`); this module performs its effects.
 """
 
 from __future__ import annotations
@@ -21,76 +24,52 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, TypeVar
 
-from eventcore.errors import ConfigurationError, LeadershipUnavailable, StoreFailure
-from eventcore.events import RecordedEvent
+from eventcore.errors import ConfigurationError
 from eventcore.projections.api import (
-    ALL_EVENTS,
-    DEFAULT_ERROR_POLICY,
-    ErrorPolicy,
-    EventSelector,
     ProjectionReport,
     StopHandle,
-    StopReason,
     check_projection_name,
-    is_transactional,
 )
 from eventcore.projections.checkpoints import (
     TransactionalCheckpointStore,
     wait_until,
 )
 from eventcore.projections.config import ProjectionConfig
-from eventcore.projections.dead_letters import DeadLetter, same_database
-from eventcore.projections.errors import ProjectionFailed
 from eventcore.projections.leadership import Leadership
+from eventcore.projections.step import (
+    AcquireLeadership,
+    ApplyEvents,
+    ApplyOne,
+    BeginTransaction,
+    EndTransaction,
+    HoldsLeadership,
+    Interrupted,
+    LeadershipHolder,
+    LoadCheckpoint,
+    Mode,
+    ProjectionSteps,
+    ReadHead,
+    ReadPage,
+    RecordDeadLetter,
+    ReleaseLeadership,
+    SaveCheckpoint,
+    SaveInTransaction,
+    Sleep,
+    WaitForEvents,
+    WaitForStop,
+)
 from eventcore.store import EventStore
 
 __all__ = ["Mode", "ProjectionHandle", "run_projection", "running_projection"]
 
-Mode = Literal["batch", "continuous"]
 T = TypeVar("T")
-
-_STOP_CHECK: Final = 0.25
-"""The longest continuous mode waits for new events before looking at its stop handle."""
-
-
-class _GiveUp(Exception):
-    """The error policy says stop: raised out of the page, turned into ProjectionFailed."""
-
-    def __init__(self, event: RecordedEvent, cause: Exception, attempts: int) -> None:
-        super().__init__(str(cause))
-        self.event = event
-        self.cause = cause
-        self.attempts = attempts
-
-
-class _Redo(Exception):
-    """``apply`` raised on a transactional page's fast path: roll back, redo carefully."""
-
-    def __init__(self, event: RecordedEvent, error: Exception) -> None:
-        super().__init__(str(error))
-        self.event = event
-        self.error = error
-
-
-@dataclass
-class _Counts:
-    applied: int = 0
-    skipped: int = 0
-    dead_lettered: int = 0
-    retries: int = 0
-
-    def add(self, other: _Counts) -> None:
-        self.applied += other.applied
-        self.skipped += other.skipped
-        self.dead_lettered += other.dead_lettered
-        self.retries += other.retries
 
 
 class _Run:
-    """One call of :func:`run_projection`."""
+    """One call of :func:`run_projection`: the blocking shell around
+    :class:`~eventcore.projections.step.ProjectionSteps`."""
 
     def __init__(
         self,
@@ -100,329 +79,156 @@ class _Run:
         mode: Mode,
         stop: StopHandle,
     ) -> None:
-        if not isinstance(config, ProjectionConfig):
-            raise ConfigurationError(f"config must be a ProjectionConfig, got {config!r}")
-        if mode not in ("batch", "continuous"):
-            raise ConfigurationError(f"mode must be 'batch' or 'continuous', got {mode!r}")
         if not isinstance(stop, StopHandle):
             raise ConfigurationError(f"stop must be a StopHandle, got {stop!r}")
+        self.steps = ProjectionSteps(projector, config, mode, stop.checker())
         for method in ("read_all", "head"):
             if not callable(getattr(store, method, None)):
                 raise ConfigurationError(f"store must be an EventStore, got {store!r}")
-        self.name = check_projection_name(getattr(projector, "name", None))
-        if not callable(getattr(projector, "apply", None)):
-            raise ConfigurationError(f"projector {self.name!r} has no apply() method")
-        selector = getattr(projector, "selector", None)
-        if selector is not None and not isinstance(selector, EventSelector):
+        if self.steps.transactional and not isinstance(
+            config.checkpoints, TransactionalCheckpointStore
+        ):
             raise ConfigurationError(
-                f"projector {self.name!r}: selector must be an EventSelector, got {selector!r}"
-            )
-        policy = getattr(projector, "error_policy", None) or DEFAULT_ERROR_POLICY
-        if not isinstance(policy, ErrorPolicy):
-            raise ConfigurationError(
-                f"projector {self.name!r}: error_policy must be an ErrorPolicy, got {policy!r}"
-            )
-        if policy.then == "dead_letter" and config.dead_letters is None:
-            raise ConfigurationError(
-                f"projector {self.name!r} dead-letters failing events: set "
-                "ProjectionConfig(dead_letters=...)"
-            )
-        self.transactional = is_transactional(projector)
-        if self.transactional and not isinstance(config.checkpoints, TransactionalCheckpointStore):
-            raise ConfigurationError(
-                f"projector {self.name!r} is transactional: its checkpoints must live in the "
-                "same database, in a SqliteCheckpointStore or PostgresCheckpointStore, not "
+                f"projector {self.steps.name!r} is transactional: its checkpoints must live in "
+                "the same database, in a SqliteCheckpointStore or PostgresCheckpointStore, not "
                 f"{type(config.checkpoints).__name__}"
             )
+        self.name = self.steps.name
         self.projector = projector
         self.store = store
         self.config = config
-        self.mode = mode
         self.stop = stop
-        self.selector = selector or ALL_EVENTS
-        self.policy = policy
-        self.counts = _Counts()
-        self.position = 0
-        self.saved: int | None = None
+        self._transactions: list[Any] = []
+        self._perform: dict[type, Callable[[Any], Any]] = {
+            LoadCheckpoint: lambda e: config.checkpoints.load(self.name),
+            SaveCheckpoint: lambda e: config.checkpoints.save(self.name, e.position),
+            ReadHead: lambda e: store.head(),
+            ReadPage: lambda e: e.selector.read(store, after=e.after, limit=e.limit),
+            ApplyEvents: self._apply_events,
+            ApplyOne: self._apply_one,
+            BeginTransaction: self._begin,
+            EndTransaction: self._end,
+            SaveInTransaction: lambda e: self._tx_checkpoints.save_in(
+                e.tx, self.name, e.position, expected=e.expected
+            ),
+            RecordDeadLetter: self._record,
+            Sleep: lambda e: config.sleep(e.seconds),
+            WaitForEvents: self._wait,
+            WaitForStop: lambda e: stop.wait(e.timeout),
+            AcquireLeadership: lambda e: self._leadership.acquire(self.name),
+            ReleaseLeadership: lambda e: self._leadership.release(self.name),
+            HoldsLeadership: self._holds,
+            LeadershipHolder: self._holder,
+        }
 
-    # -- the run -------------------------------------------------------------------------
+    @property
+    def _leadership(self) -> Leadership:
+        leadership = self.config.leadership
+        assert leadership is not None  # the steps ask only when there is one
+        return leadership
+
+    @property
+    def _tx_checkpoints(self) -> TransactionalCheckpointStore[Any]:
+        return self.config.checkpoints  # type: ignore[return-value]
 
     def run(self) -> ProjectionReport:
-        leadership = self.config.leadership
-        if leadership is not None and not self._lead(leadership):
-            self.saved = self._io("load checkpoint", self.config.checkpoints.load, self.name)
-            return self.report("stopped")
-        try:
-            self.saved = self._io("load checkpoint", self.config.checkpoints.load, self.name)
-            self.position = self.saved or 0
-            if self.mode == "batch":
-                self._drain(self._io("read head", self.store.head))
-                return self.report("stopped" if self.stop.stopped else "caught_up")
-            while not self.stop.stopped:
-                head = self._io("read head", self.store.head)
-                if head > self.position:
-                    self._drain(head)
-                else:
-                    self._wait()
-            return self.report("stopped")
-        except _GiveUp as exc:
-            cause = exc.cause
-            raise ProjectionFailed(
-                self.name,
-                exc.event.position,
-                cause,
-                f"apply() raised {type(cause).__name__} on event {exc.event.event_type} of "
-                f"stream {str(exc.event.stream_id)!r} after {exc.attempts} attempt"
-                f"{'s' if exc.attempts != 1 else ''} and the error policy says stop; the "
-                f"checkpoint stays at {self.saved or 0}, so a restart tries it again",
-                self.report("failed"),
-            ) from cause
-        finally:
-            if leadership is not None:
-                leadership.release(self.name)
-
-    def report(self, reason: StopReason) -> ProjectionReport:
-        c = self.counts
-        return ProjectionReport(
-            self.name,
-            c.applied,
-            c.skipped,
-            c.dead_lettered,
-            c.retries,
-            self.saved or 0,
-            reason,
-        )
-
-    def _lead(self, leadership: Leadership) -> bool:
-        """Take the leadership (waiting if configured); False if stopped while waiting."""
-        if self._io("acquire leadership", lambda: leadership.acquire(self.name)):
-            return True
-        wait = self.config.wait_for_leadership
-        if wait is False:
-            raise LeadershipUnavailable(self.name, holder=_holder(leadership, self.name))
-        deadline = None if wait is True else time.monotonic() + float(wait)
+        steps = self.steps.run()
+        perform = self._perform
+        value: Any = None
+        error: BaseException | None = None
         while True:
-            step = self.config.poll_interval
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise LeadershipUnavailable(
-                        self.name,
-                        f"waited {float(wait):g}s for it",
-                        holder=_holder(leadership, self.name),
-                    )
-                step = min(step, remaining)
-            if self.stop.wait(step):
-                return False
-            if self._io("acquire leadership", lambda: leadership.acquire(self.name)):
-                return True
+            try:
+                effect = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration as done:
+                report: ProjectionReport = done.value
+                return report
+            error = None
+            try:
+                value = perform[type(effect)](effect)
+            except BaseException as exc:  # thrown into the steps, which decide
+                value, error = None, exc
 
-    def _check_leadership(self) -> None:
-        """Stop if the leadership was lost (a backend with ``holds(name)`` can tell: the
-        PostgreSQL one when the connection holding its lock has died)."""
-        holds = getattr(self.config.leadership, "holds", None)
-        if callable(holds) and not holds(self.name):
-            raise LeadershipUnavailable(
-                self.name,
-                "this instance lost its leadership (the connection or file holding it is "
-                f"gone) and stopped at position {self.position}, where its checkpoint is",
-            )
+    # -- effects ---------------------------------------------------------------------------
 
-    def _wait(self) -> None:
+    def _apply_events(self, effect: ApplyEvents) -> tuple[int, Exception | None]:
+        apply = self.projector.apply
+        stopped = self.steps.stopped
+        events = effect.events
+        tx = effect.tx
+        index = effect.start
+        count = len(events)
+        try:
+            if tx is None:
+                while index < count:
+                    if stopped():
+                        break
+                    apply(events[index])
+                    index += 1
+            else:
+                while index < count:
+                    if stopped():
+                        break
+                    apply(events[index], tx)
+                    index += 1
+        except Exception as exc:  # the error policy decides what happens next
+            return index, exc
+        except BaseException as exc:
+            raise Interrupted(index, exc) from exc
+        return index, None
+
+    def _apply_one(self, effect: ApplyOne) -> Exception | None:
+        apply = self.projector.apply
+        event, tx = effect.event, effect.tx
+        try:
+            if tx is None:
+                apply(event)
+            elif effect.savepoint:
+                with self._tx_checkpoints.savepoint(tx):
+                    apply(event, tx)
+            else:
+                apply(event, tx)
+        except Exception as exc:
+            return exc
+        return None
+
+    def _begin(self, effect: BeginTransaction) -> Any:
+        manager = self._tx_checkpoints.transaction()
+        tx = manager.__enter__()
+        self._transactions.append(manager)
+        return tx
+
+    def _end(self, effect: EndTransaction) -> None:
+        manager = self._transactions.pop()
+        error = effect.error
+        if error is None:
+            manager.__exit__(None, None, None)
+        elif not manager.__exit__(type(error), error, error.__traceback__):
+            raise error
+
+    def _record(self, effect: RecordDeadLetter) -> None:
+        dead_letters = self.config.dead_letters
+        assert dead_letters is not None  # checked when the run was set up
+        if effect.tx is not None:
+            dead_letters.record_in(effect.tx, effect.letter)  # type: ignore[attr-defined]
+        else:
+            dead_letters.record(effect.letter)
+
+    def _wait(self, effect: WaitForEvents) -> None:
         """Wait for events after the current position, or poll_interval, or a stop."""
         waiter = getattr(self.store, "wait_for_events", None)
         if callable(waiter):
-            # In slices, so that a stop request is noticed within _STOP_CHECK seconds.
-            step = min(self.config.poll_interval, _STOP_CHECK)
-            self._io("wait for events", waiter, self.position, step)
+            # In slices, so that a stop request is noticed within STOP_CHECK seconds.
+            waiter(effect.after, effect.timeout)
         else:
             self.stop.wait(self.config.poll_interval)
 
-    def _drain(self, target: int) -> None:
-        """Handle every selected event up to ``target``, one page at a time."""
-        size = self.config.page_size
-        while self.position < target and not self.stop.stopped:
-            self._check_leadership()
-            after = self.position
-            page = self._io(f"read events after position {after}", self._read, after, size)
-            events = page
-            if page and (page[0].position <= after or page[-1].position > target):
-                events = [e for e in page if after < e.position <= target]
-            complete = len(page) < size or page[-1].position > target
-            # A short page holds every selected event up to the head read before it
-            # (positions are commit-ordered), so the checkpoint may move past the rest.
-            end = target if complete else events[-1].position
-            if self.transactional:
-                self._io("commit a page", self._page_in_transaction, events, end)
-            else:
-                self._page(events, end)
+    def _holds(self, effect: HoldsLeadership) -> bool | None:
+        holds = getattr(self.config.leadership, "holds", None)
+        return bool(holds(self.name)) if callable(holds) else None
 
-    # -- pages -----------------------------------------------------------------------------
-
-    def _page(self, events: list[RecordedEvent], end: int) -> None:
-        apply = self.projector.apply
-        stopped = self.stop.check  # the property's work, without a call per event
-        counts = self.counts
-        done = self.position  # the last event handled; kept in locals in the loop
-        applied = 0
-        try:
-            try:
-                for event in events:
-                    if stopped():
-                        break
-                    try:
-                        apply(event)
-                    except Exception as exc:  # the error policy decides what happens next
-                        self._handle(event, apply, counts, None, exc)
-                    else:
-                        applied += 1
-                    done = event.position
-                else:
-                    done = end
-            finally:
-                counts.applied += applied
-                self.position = done
-        except BaseException:
-            with contextlib.suppress(Exception):  # the original error matters more
-                self.config.checkpoints.save(self.name, self.position)
-                self.saved = self.position
-            raise
-        if self.position != self.saved:
-            position = self.position
-            self._io("save checkpoint", lambda: self.config.checkpoints.save(self.name, position))
-            self.saved = position
-
-    def _page_in_transaction(self, events: list[RecordedEvent], end: int) -> None:
-        """Apply a page and save its checkpoint in one transaction, without savepoints. If
-        an ``apply`` raises, roll it all back and redo the page carefully (a savepoint per
-        event, the error policy per event, the failure as that event's first attempt)."""
-        try:
-            self._transaction(events, end, None)
-        except _Redo as redo:
-            self._transaction(events, end, redo)
-
-    def _transaction(self, events: list[RecordedEvent], end: int, redo: _Redo | None) -> None:
-        checkpoints: TransactionalCheckpointStore[Any] = self.config.checkpoints  # type: ignore[assignment]
-        counts = _Counts()
-        position = self.position
-        # Events up to a redone failure were in hand when it happened: finish them.
-        in_hand = 0 if redo is None else redo.event.position
-        stopped: _GiveUp | None = None
-        with checkpoints.transaction() as tx:
-            savepoint = checkpoints.savepoint
-            apply = self.projector.apply
-
-            def apply_in_savepoint(event: RecordedEvent) -> None:
-                with savepoint(tx):
-                    apply(event, tx)
-
-            try:
-                for event in events:
-                    if self.stop.stopped and event.position > in_hand:
-                        break
-                    if redo is None:
-                        try:
-                            apply(event, tx)
-                        except Exception as exc:
-                            raise _Redo(event, exc) from exc  # rolls the transaction back
-                        counts.applied += 1
-                    else:
-                        failed = redo.error if event.position == in_hand else None
-                        self._handle(event, apply_in_savepoint, counts, tx, failed)
-                    position = event.position
-                else:
-                    position = end
-            except _GiveUp as exc:
-                stopped = exc
-            if position != self.saved:
-                checkpoints.save_in(tx, self.name, position, expected=self.saved)
-        self.counts.add(counts)
-        self.position = self.saved = position
-        if stopped is not None:
-            raise stopped
-
-    def _handle(
-        self,
-        event: RecordedEvent,
-        apply: Callable[[RecordedEvent], None],
-        counts: _Counts,
-        tx: Any,
-        failed: Exception | None = None,
-    ) -> None:
-        """Apply one event under the error policy (retrying in place). ``failed``: the
-        error of a first attempt already made."""
-        attempts = 1
-        error = _attempt(apply, event) if failed is None else failed
-        while error is not None:
-            delay = self.policy.delay(attempts)
-            if delay is None:
-                then = self.policy.then
-                if then == "skip":
-                    counts.skipped += 1
-                elif then == "dead_letter":
-                    self._dead_letter(event, error, attempts, tx)
-                    counts.dead_lettered += 1
-                else:
-                    raise _GiveUp(event, error, attempts) from error
-                return
-            counts.retries += 1
-            self.config.sleep(delay)
-            attempts += 1
-            error = _attempt(apply, event)
-        counts.applied += 1
-
-    def _dead_letter(self, event: RecordedEvent, error: Exception, attempts: int, tx: Any) -> None:
-        dead_letters = self.config.dead_letters
-        assert dead_letters is not None  # checked when the run was set up
-        letter = DeadLetter.for_failure(self.name, event, error, attempts, self.config.clock)
-        if tx is not None and same_database(self.config.checkpoints, dead_letters):
-            dead_letters.record_in(tx, letter)  # type: ignore[attr-defined]
-        else:
-            self._io("record a dead letter", lambda: dead_letters.record(letter))
-
-    def _read(self, after: int, size: int) -> list[RecordedEvent]:
-        return self.selector.read(self.store, after=after, limit=size)
-
-    def _io(self, operation: str, call: Callable[..., T], *args: Any) -> T:
-        """Run a store operation, backing off on StoreFailure; give up after
-        ``max_read_failures`` failures in a row."""
-        failures = 0
-        while True:
-            try:
-                return call(*args)
-            except StoreFailure as exc:
-                failures += 1
-                if failures >= self.config.max_read_failures:
-                    raise ProjectionFailed(
-                        self.name,
-                        self.position,
-                        exc,
-                        f"{operation} failed {failures} time{'s' if failures != 1 else ''} in a "
-                        "row (max_read_failures); the checkpoint is saved up to here, so a "
-                        "restart resumes after it",
-                        self.report("failed"),
-                    ) from exc
-                self.config.sleep(self.config.backoff(failures))
-
-
-def _attempt(apply: Callable[[RecordedEvent], None], event: RecordedEvent) -> Exception | None:
-    """Call ``apply(event)``; the exception it raised, or None."""
-    try:
-        apply(event)
-    except Exception as exc:
-        return exc
-    return None
-
-
-def _holder(leadership: Leadership, name: str) -> str | None:
-    describe = getattr(leadership, "holder", None)
-    if not callable(describe):
-        return None
-    try:
-        found = describe(name)
-    except Exception:  # only for the message
-        return None
-    return None if found is None else str(found)
+    def _holder(self, effect: LeadershipHolder) -> object:
+        describe = getattr(self.config.leadership, "holder", None)
+        return describe(self.name) if callable(describe) else None
 
 
 def run_projection(

@@ -44,10 +44,9 @@ from eventcore.projections import (
     ProjectionFailed,
     StopHandle,
     retry_dead_letters,
-    run_projection,
-    running_projection,
     wait_until,
 )
+from eventcore.projections import running_projection as _running_projection
 from eventcore.store import EventStore
 from eventcore.testing.projection_boundaries import WriteBoundaryProjections
 from eventcore.testing.projection_helpers import (
@@ -69,7 +68,15 @@ Factory = Callable[[EventStore], Any]
 
 class ProjectionContract(WriteBoundaryProjections):
     """Behaviour every projection backend must show. Subclass it; provide the fixtures
-    described in the module docstring."""
+    described in the module docstring.
+
+    ``run_projection`` and ``running_projection`` are the runner under test: the blocking
+    one by default;
+    :class:`~eventcore.testing.projection_bridge.AsyncProjectionBridge` puts the asyncio
+    one behind the same signatures (``tests/projections/test_async_projection_contract.py``).
+    """
+
+    running_projection = staticmethod(_running_projection)
 
     @pytest.fixture
     def make_store(self) -> StoreFactory:
@@ -246,7 +253,7 @@ class ProjectionContract(WriteBoundaryProjections):
     def test_batch_drains_every_page(self, store: EventStore, config: ProjectionConfig) -> None:
         fill(store, 25)
         rec = Recorder()
-        report = run_projection(rec, store, config)
+        report = self.run_projection(rec, store, config)
         assert rec.positions == list(range(1, 26))
         assert (report.applied, report.last_position, report.stopped_reason) == (
             25,
@@ -268,10 +275,10 @@ class ProjectionContract(WriteBoundaryProjections):
                 append(store, "late-1", 99)
 
         rec.apply = apply_and_write  # type: ignore[method-assign]
-        run_projection(rec, store, config)
+        self.run_projection(rec, store, config)
         assert rec.positions == [1, 2, 3, 4, 5, 6]
         assert config.checkpoints.load("rec") == 6
-        run_projection(rec, store, config)
+        self.run_projection(rec, store, config)
         assert rec.positions == [1, 2, 3, 4, 5, 6, 7]
 
     def test_a_second_run_resumes_after_the_checkpoint(
@@ -279,16 +286,16 @@ class ProjectionContract(WriteBoundaryProjections):
     ) -> None:
         fill(store, 5)
         rec = Recorder()
-        run_projection(rec, store, config)
+        self.run_projection(rec, store, config)
         fill(store, 3)
-        report = run_projection(rec, store, config)
+        report = self.run_projection(rec, store, config)
         assert rec.positions == list(range(1, 9))
         assert (report.applied, report.last_position) == (3, 8)
 
     def test_an_empty_store_is_caught_up_at_zero(
         self, store: EventStore, config: ProjectionConfig
     ) -> None:
-        report = run_projection(Recorder(), store, config)
+        report = self.run_projection(Recorder(), store, config)
         assert (report.applied, report.last_position, report.stopped_reason) == (0, 0, "caught_up")
 
     @pytest.mark.parametrize(
@@ -316,7 +323,7 @@ class ProjectionContract(WriteBoundaryProjections):
         names = ["order-1", "order-22", "customer-7", "my-order-1", "other"]
         fill(store, 30, names)
         rec = Recorder(selector=selector)
-        run_projection(rec, store, config)
+        self.run_projection(rec, store, config)
         expected = [r.position for r in store.read_all() if r.stream_id in streams]
         assert rec.positions == expected
         assert config.checkpoints.load("rec") == 30
@@ -328,8 +335,8 @@ class ProjectionContract(WriteBoundaryProjections):
             append(store, f"s-{i % 2}", i, Flagged if i % 3 == 0 else Noted)
         by_class = Recorder("by-class", selector=EventSelector(event_types=frozenset({Flagged})))
         by_name = Recorder("by-name", selector=EventSelector(event_types=frozenset({"Flagged"})))
-        run_projection(by_class, store, config)
-        run_projection(by_name, store, config)
+        self.run_projection(by_class, store, config)
+        self.run_projection(by_name, store, config)
         expected = [r.position for r in store.read_all() if r.event_type == "Flagged"]
         assert by_class.positions == by_name.positions == expected == [1, 4, 7, 10]
         assert config.checkpoints.load("by-class") == 12
@@ -342,7 +349,7 @@ class ProjectionContract(WriteBoundaryProjections):
         fill(store, 3)
         rec = Recorder()
         writer = make_store(events=EVENTS)
-        with running_projection(rec, store, config) as handle:
+        with self.running_projection(rec, store, config) as handle:
             assert handle.wait_until(3, timeout=5)
             for i in range(10):
                 last = append(writer, "live-1", i)
@@ -368,7 +375,7 @@ class ProjectionContract(WriteBoundaryProjections):
             inner(event)
 
         rec.apply = apply_then_stop  # type: ignore[method-assign]
-        report = run_projection(rec, store, config, mode="continuous", stop=stop)
+        report = self.run_projection(rec, store, config, mode="continuous", stop=stop)
         assert rec.positions == [1, 2, 3]
         assert (report.stopped_reason, report.last_position) == ("stopped", 3)
         assert config.checkpoints.load("rec") == 3
@@ -380,7 +387,7 @@ class ProjectionContract(WriteBoundaryProjections):
         results: list[Any] = []
         thread = threading.Thread(
             target=lambda: results.append(
-                run_projection(Recorder(), store, config, mode="continuous", stop=stop)
+                self.run_projection(Recorder(), store, config, mode="continuous", stop=stop)
             )
         )
         thread.start()
@@ -419,14 +426,14 @@ class ProjectionContract(WriteBoundaryProjections):
         fill(store, 8)
         rec = Recorder(fail={5: -1})
         with pytest.raises(ProjectionFailed, match="'rec' stopped at position 5") as info:
-            run_projection(rec, store, config)
+            self.run_projection(rec, store, config)
         assert info.value.position == 5
         assert isinstance(info.value.__cause__, RuntimeError)
         assert info.value.report is not None and info.value.report.applied == 4
         assert rec.positions == [1, 2, 3, 4]
         assert config.checkpoints.load("rec") == 4
         rec.fail.clear()
-        run_projection(rec, store, config)
+        self.run_projection(rec, store, config)
         assert rec.positions == list(range(1, 9))
 
     def test_a_poison_event_can_be_skipped(
@@ -434,7 +441,7 @@ class ProjectionContract(WriteBoundaryProjections):
     ) -> None:
         fill(store, 6)
         rec = Recorder(error_policy=ErrorPolicy.skip(), fail={2: -1, 5: -1})
-        report = run_projection(rec, store, config)
+        report = self.run_projection(rec, store, config)
         assert rec.positions == [1, 3, 4, 6]
         assert (report.applied, report.skipped) == (4, 2)
         assert config.checkpoints.load("rec") == 6
@@ -444,7 +451,7 @@ class ProjectionContract(WriteBoundaryProjections):
     ) -> None:
         fill(store, 5)
         rec = Recorder(error_policy=ErrorPolicy.retry(max_attempts=3), fail={3: 2})
-        report = run_projection(rec, store, config)
+        report = self.run_projection(rec, store, config)
         assert rec.positions == [1, 2, 3, 4, 5], "retries never break ordering"
         assert rec.attempts[3] == 3
         assert (report.applied, report.retries) == (5, 2)
@@ -456,7 +463,7 @@ class ProjectionContract(WriteBoundaryProjections):
         fill(store, 3)
         rec = Recorder(error_policy=ErrorPolicy.retry(max_attempts=4, max_delay=0.3), fail={2: -1})
         with pytest.raises(ProjectionFailed, match="after 4 attempts"):
-            run_projection(rec, store, config)
+            self.run_projection(rec, store, config)
         assert sleeps == [0.1, 0.2, 0.3]
         assert config.checkpoints.load("rec") == 1
 
@@ -468,7 +475,7 @@ class ProjectionContract(WriteBoundaryProjections):
         fill(store, 6)
         policy = ErrorPolicy.retry(max_attempts=2, then="dead_letter")
         rec = Recorder(error_policy=policy, fail={2: -1, 4: -1})
-        report = run_projection(rec, store, config)
+        report = self.run_projection(rec, store, config)
         assert rec.positions == [1, 3, 5, 6]
         assert (report.applied, report.dead_lettered, report.last_position) == (4, 2, 6)
         letters = dead_letters.list("rec")
@@ -495,7 +502,7 @@ class ProjectionContract(WriteBoundaryProjections):
     ) -> None:
         fill(store, 9)
         rec = Recorder(error_policy=ErrorPolicy.dead_letter(), fail={2: -1, 5: -1, 8: -1})
-        run_projection(rec, store, config)
+        self.run_projection(rec, store, config)
         assert [d.position for d in dead_letters.list("rec")] == [2, 5, 8]
         rec.fail = {5: -1, 8: -1}
         outcome = retry_dead_letters(rec, store, dead_letters)
@@ -517,12 +524,12 @@ class ProjectionContract(WriteBoundaryProjections):
         self, store: EventStore, config: ProjectionConfig, dead_letters: DeadLetterStore
     ) -> None:
         fill(store, 4)
-        run_projection(
+        self.run_projection(
             Recorder("x", error_policy=ErrorPolicy.dead_letter(), fail={1: -1, 3: -1}),
             store,
             config,
         )
-        run_projection(
+        self.run_projection(
             Recorder("y", error_policy=ErrorPolicy.dead_letter(), fail={2: -1}), store, config
         )
         assert dead_letters.discard("x") == 2
@@ -533,7 +540,7 @@ class ProjectionContract(WriteBoundaryProjections):
     ) -> None:
         rec = Recorder(error_policy=ErrorPolicy.dead_letter())
         with pytest.raises(ConfigurationError, match="dead_letters"):
-            run_projection(rec, store, ProjectionConfig(checkpoints))
+            self.run_projection(rec, store, ProjectionConfig(checkpoints))
 
     # -- read failures ------------------------------------------------------------------------
 
@@ -543,7 +550,7 @@ class ProjectionContract(WriteBoundaryProjections):
         fill(store, 5)
         flaky = FailingReads(store, failures=3)
         rec = Recorder()
-        run_projection(rec, flaky, config)
+        self.run_projection(rec, flaky, config)
         assert rec.positions == [1, 2, 3, 4, 5]
         assert sleeps == [0.1, 0.2, 0.4]
 
@@ -552,11 +559,11 @@ class ProjectionContract(WriteBoundaryProjections):
     ) -> None:
         fill(store, 9)
         rec = Recorder()
-        run_projection(rec, store, config)
+        self.run_projection(rec, store, config)
         fill(store, 2)
         broken = FailingReads(store, failures=1000)
         with pytest.raises(ProjectionFailed) as info:
-            run_projection(rec, broken, config)
+            self.run_projection(rec, broken, config)
         error = info.value
         assert (error.projection, error.position) == ("rec", 9)
         assert "'rec'" in str(error) and "5 times in a row" in str(error)
@@ -573,9 +580,9 @@ class ProjectionContract(WriteBoundaryProjections):
         assert holder.acquire("rec")
         runner = ProjectionConfig(config.checkpoints, leadership=make_leadership(store))
         with pytest.raises(LeadershipUnavailable, match="'rec' is already running"):
-            run_projection(Recorder(), store, runner)
+            self.run_projection(Recorder(), store, runner)
         holder.release("rec")
-        assert run_projection(Recorder(), store, runner).stopped_reason == "caught_up"
+        assert self.run_projection(Recorder(), store, runner).stopped_reason == "caught_up"
         assert holder.acquire("rec"), "the runner released the leadership"
         holder.release("rec")
 
@@ -592,7 +599,7 @@ class ProjectionContract(WriteBoundaryProjections):
             wait_for_leadership=0.1,
         )
         with pytest.raises(LeadershipUnavailable, match=r"waited 0\.1s"):
-            run_projection(Recorder(), store, bounded)
+            self.run_projection(Recorder(), store, bounded)
         threading.Timer(0.1, lambda: holder.release("rec")).start()
         patient = ProjectionConfig(
             config.checkpoints,
@@ -601,4 +608,4 @@ class ProjectionContract(WriteBoundaryProjections):
             wait_for_leadership=True,
         )
         rec = Recorder()
-        assert run_projection(rec, store, patient).applied == 2
+        assert self.run_projection(rec, store, patient).applied == 2

@@ -34,7 +34,13 @@ from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.database import PostgresDatabase
 from eventcore.stores.postgres.store import PostgresEventStore, open_database
 
-__all__ = ["PostgresCheckpointStore", "PostgresDeadLetterStore", "PostgresLeadership"]
+__all__ = [
+    "CheckpointSQL",
+    "DeadLetterSQL",
+    "PostgresCheckpointStore",
+    "PostgresDeadLetterStore",
+    "PostgresLeadership",
+]
 
 Connection = psycopg.Connection[TupleRow]
 
@@ -89,6 +95,65 @@ class _Tables:
             self.db.close()
 
 
+class CheckpointSQL:
+    """The checkpoint statements of one schema, as plans: the one SQL definition that the
+    blocking store (:class:`PostgresCheckpointStore`) and the asyncio one
+    (:class:`~eventcore.stores.postgres.projections_aio.AsyncPostgresCheckpointStore`) run."""
+
+    def __init__(self, schema: sql.Identifier) -> None:
+        def q(text: str) -> sql.Composed:
+            return sql.SQL(text).format(schema=schema)
+
+        self._load = q("SELECT position FROM {schema}.checkpoints WHERE name = %s")
+        self._save = q(
+            "INSERT INTO {schema}.checkpoints AS c (name, position) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now() "
+            "WHERE c.position < EXCLUDED.position"
+        )
+        self._reset = q("DELETE FROM {schema}.checkpoints WHERE name = %s")
+        self._lock_row = q("SELECT position FROM {schema}.checkpoints WHERE name = %s FOR UPDATE")
+        self._save_expected = q(
+            "INSERT INTO {schema}.checkpoints AS c (name, position) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now() "
+            "WHERE c.position IS NOT DISTINCT FROM %s RETURNING position"
+        )
+
+    def load(self, name: str) -> Plan[int | None]:
+        return _position(_one(self._load, (check_name(name),), "one"))
+
+    def save(self, name: str, position: int) -> Plan[None]:
+        return _one(self._save, (check_name(name), check_position(position)), "count")
+
+    def reset(self, name: str) -> Plan[None]:
+        return _one(self._reset, (check_name(name),), "count")
+
+    def save_in(self, name: str, position: int, expected: int | None) -> Plan[None]:
+        """Inside a transaction: save if the checkpoint is still ``expected``, else raise
+        :class:`~eventcore.errors.LeadershipUnavailable`."""
+        return self._save_in(check_name(name), check_position(position), expected)
+
+    def _save_in(self, name: str, position: int, expected: int | None) -> Plan[None]:
+        row = yield Query(self._lock_row, (name,), "one")
+        current = None if row is None else int(row[0])
+        if current == expected:
+            saved = yield Query(self._save_expected, (name, position, expected), "one")
+            if saved is not None:
+                return
+            row = yield Query(self._load, (name,), "one")
+            current = None if row is None else int(row[0])
+        raise LeadershipUnavailable(
+            name,
+            f"its checkpoint moved from {expected} to {current} while this instance was "
+            "applying events (did it lose its leadership?); this instance's transaction was "
+            "rolled back, so nothing was applied twice",
+        )
+
+
+def _position(plan: Plan[Any]) -> Plan[int | None]:
+    row = yield from plan
+    return None if row is None else int(row[0])
+
+
 class PostgresCheckpointStore:
     """Checkpoints in ``<schema>.checkpoints``; transactional (see the module docstring).
 
@@ -99,32 +164,16 @@ class PostgresCheckpointStore:
         self._t = _Tables(store, "PostgresCheckpointStore")
         self.database = self._t.db
         self.database_key = self._t.database_key
-        self._load = self._t.q("SELECT position FROM {schema}.checkpoints WHERE name = %s")
-        self._save = self._t.q(
-            "INSERT INTO {schema}.checkpoints AS c (name, position) VALUES (%s, %s) "
-            "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now() "
-            "WHERE c.position < EXCLUDED.position"
-        )
-        self._lock_row = self._t.q(
-            "SELECT position FROM {schema}.checkpoints WHERE name = %s FOR UPDATE"
-        )
-        self._save_expected = self._t.q(
-            "INSERT INTO {schema}.checkpoints AS c (name, position) VALUES (%s, %s) "
-            "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now() "
-            "WHERE c.position IS NOT DISTINCT FROM %s RETURNING position"
-        )
+        self.sql = CheckpointSQL(self._t.schema)
 
     def __repr__(self) -> str:
         return f"PostgresCheckpointStore(schema={self.database.config.schema!r})"
 
     def load(self, name: str) -> int | None:
-        rows = self._t.fetch("load checkpoint", self._load, (check_name(name),))
-        return int(rows[0][0]) if rows else None
+        return self.database.read("load checkpoint", self.sql.load(name))
 
     def save(self, name: str, position: int) -> None:
-        check_name(name)
-        check_position(position)
-        self._t.execute("save checkpoint", self._save, (name, position))
+        self.database.write("save checkpoint", self.sql.save(name, position))
 
     def names(self) -> dict[str, int]:
         """Every saved checkpoint, name to position, in name order (for ``eventcore``)."""
@@ -135,8 +184,7 @@ class PostgresCheckpointStore:
 
     def reset(self, name: str) -> None:
         """Forget the checkpoint of ``name`` (the next run starts from the beginning)."""
-        query = self._t.q("DELETE FROM {schema}.checkpoints WHERE name = %s")
-        self._t.execute("reset checkpoint", query, (check_name(name),))
+        self.database.write("reset checkpoint", self.sql.reset(name))
 
     def transaction(self) -> contextlib.AbstractContextManager[Connection]:
         """A READ COMMITTED transaction on a pooled connection; commits when the block ends,
@@ -146,49 +194,84 @@ class PostgresCheckpointStore:
     @contextlib.contextmanager
     def savepoint(self, tx: Connection) -> Iterator[None]:
         """A savepoint in ``tx``, rolled back alone if the block raises."""
-        self._t.run_in(tx, "savepoint", _SAVEPOINT, (), "none")
+        self.database.run_in(tx, "savepoint", _one(SAVEPOINT, (), "none"))
         try:
             yield
         except BaseException:
-            self._t.run_in(tx, "savepoint", _ROLLBACK_TO, (), "none")
-            self._t.run_in(tx, "savepoint", _RELEASE, (), "none")
+            self.database.run_in(tx, "savepoint", _one(ROLLBACK_TO_SAVEPOINT, (), "none"))
+            self.database.run_in(tx, "savepoint", _one(RELEASE_SAVEPOINT, (), "none"))
             raise
-        self._t.run_in(tx, "savepoint", _RELEASE, (), "none")
+        self.database.run_in(tx, "savepoint", _one(RELEASE_SAVEPOINT, (), "none"))
 
     def save_in(self, tx: Connection, name: str, position: int, *, expected: int | None) -> None:
         """Save inside ``tx`` if the checkpoint is still ``expected`` (locking its row),
         else raise :class:`~eventcore.errors.LeadershipUnavailable` (the caller rolls back)."""
-        check_name(name)
-        check_position(position)
-        operation = "save checkpoint"
-        row = self._t.run_in(tx, operation, self._lock_row, (name,), "one")
-        current = None if row is None else int(row[0])
-        if current == expected:
-            params = (name, position, expected)
-            if self._t.run_in(tx, operation, self._save_expected, params, "one") is not None:
-                return
-            row = self._t.run_in(tx, operation, self._load, (name,), "one")
-            current = None if row is None else int(row[0])
-        raise LeadershipUnavailable(
-            name,
-            f"its checkpoint moved from {expected} to {current} while this instance was "
-            "applying events (did it lose its leadership?); this instance's transaction was "
-            "rolled back, so nothing was applied twice",
-        )
+        self.database.run_in(tx, "save checkpoint", self.sql.save_in(name, position, expected))
 
     def close(self) -> None:
         """Close the database if this store opened it."""
         self._t.close()
 
 
-_SAVEPOINT: Final = "SAVEPOINT eventcore_event"
-_ROLLBACK_TO: Final = "ROLLBACK TO SAVEPOINT eventcore_event"
-_RELEASE: Final = "RELEASE SAVEPOINT eventcore_event"
+SAVEPOINT: Final = "SAVEPOINT eventcore_event"
+ROLLBACK_TO_SAVEPOINT: Final = "ROLLBACK TO SAVEPOINT eventcore_event"
+RELEASE_SAVEPOINT: Final = "RELEASE SAVEPOINT eventcore_event"
 
 _LETTER_COLUMNS: Final = (
     "projection, position, event_id, stream_id, event_type, error_type, message, traceback, "
     "attempts, recorded_at"
 )
+
+
+class DeadLetterSQL:
+    """The dead-letter statements of one schema, as plans (shared by the blocking and the
+    asyncio dead-letter stores)."""
+
+    def __init__(self, schema: sql.Identifier) -> None:
+        def q(text: str) -> sql.Composed:
+            return sql.SQL(text).format(schema=schema)
+
+        self._insert = q(
+            "INSERT INTO {schema}.dead_letters (" + _LETTER_COLUMNS + ") "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (projection, position) DO UPDATE SET event_id = EXCLUDED.event_id, "
+            "stream_id = EXCLUDED.stream_id, event_type = EXCLUDED.event_type, "
+            "error_type = EXCLUDED.error_type, message = EXCLUDED.message, "
+            "traceback = EXCLUDED.traceback, attempts = EXCLUDED.attempts, "
+            "recorded_at = EXCLUDED.recorded_at"
+        )
+        select = "SELECT " + _LETTER_COLUMNS + " FROM {schema}.dead_letters "
+        self._list = q(select + "WHERE projection = %s ORDER BY position")
+        self._get = q(select + "WHERE projection = %s AND position = %s")
+        self._discard_all = q("DELETE FROM {schema}.dead_letters WHERE projection = %s")
+        self._discard_one = q(
+            "DELETE FROM {schema}.dead_letters WHERE projection = %s AND position = %s"
+        )
+
+    def record(self, letter: DeadLetter) -> Plan[None]:
+        return _one(self._insert, _row(letter), "none")
+
+    def list(self, name: str) -> Plan[builtins.list[DeadLetter]]:
+        return _letters(_one(self._list, (check_name(name),), "all"))
+
+    def get(self, name: str, position: int) -> Plan[DeadLetter | None]:
+        params = (check_name(name), check_position(position))
+        return _first(_letters(_one(self._get, params, "all")))
+
+    def discard(self, name: str, position: int | None = None) -> Plan[int]:
+        if position is None:
+            return _one(self._discard_all, (check_name(name),), "count")
+        return _one(self._discard_one, (check_name(name), check_position(position)), "count")
+
+
+def _letters(plan: Plan[Any]) -> Plan[builtins.list[DeadLetter]]:
+    rows = yield from plan
+    return [_letter(r) for r in rows]
+
+
+def _first(plan: Plan[builtins.list[DeadLetter]]) -> Plan[DeadLetter | None]:
+    letters = yield from plan
+    return letters[0] if letters else None
 
 
 class PostgresDeadLetterStore:
@@ -198,30 +281,20 @@ class PostgresDeadLetterStore:
         self._t = _Tables(store, "PostgresDeadLetterStore")
         self.database = self._t.db
         self.database_key = self._t.database_key
-        self._insert = self._t.q(
-            "INSERT INTO {schema}.dead_letters (" + _LETTER_COLUMNS + ") "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (projection, position) DO UPDATE SET event_id = EXCLUDED.event_id, "
-            "stream_id = EXCLUDED.stream_id, event_type = EXCLUDED.event_type, "
-            "error_type = EXCLUDED.error_type, message = EXCLUDED.message, "
-            "traceback = EXCLUDED.traceback, attempts = EXCLUDED.attempts, "
-            "recorded_at = EXCLUDED.recorded_at"
-        )
-        self._select = "SELECT " + _LETTER_COLUMNS + " FROM {schema}.dead_letters "
+        self.sql = DeadLetterSQL(self._t.schema)
 
     def __repr__(self) -> str:
         return f"PostgresDeadLetterStore(schema={self.database.config.schema!r})"
 
     def record(self, letter: DeadLetter) -> None:
-        self._t.execute("record dead letter", self._insert, _row(letter))
+        self.database.write("record dead letter", self.sql.record(letter))
 
     def record_in(self, tx: Connection, letter: DeadLetter) -> None:
         """Record ``letter`` inside an open transaction on the same database."""
-        self._t.run_in(tx, "record dead letter", self._insert, _row(letter), "none")
+        self.database.run_in(tx, "record dead letter", self.sql.record(letter))
 
     def list(self, name: str) -> builtins.list[DeadLetter]:
-        query = self._t.q(self._select + "WHERE projection = %s ORDER BY position")
-        return [_letter(r) for r in self._t.fetch("list dead letters", query, (check_name(name),))]
+        return self.database.read("list dead letters", self.sql.list(name))
 
     def names(self) -> dict[str, int]:
         """The projections that have dead letters, name to how many, in name order."""
@@ -232,29 +305,15 @@ class PostgresDeadLetterStore:
         return {str(r[0]): int(r[1]) for r in self._t.fetch("list dead letters", query)}
 
     def get(self, name: str, position: int) -> DeadLetter | None:
-        query = self._t.q(self._select + "WHERE projection = %s AND position = %s")
-        rows = self._t.fetch("get dead letter", query, (check_name(name), check_position(position)))
-        return _letter(rows[0]) if rows else None
+        return self.database.read("get dead letter", self.sql.get(name, position))
 
     def discard(self, name: str, position: int | None = None) -> int:
-        query, params = self._discard(name, position)
-        return self._t.execute("discard dead letters", query, params)
+        return int(self.database.write("discard dead letters", self.sql.discard(name, position)))
 
     def discard_in(self, tx: Connection, name: str, position: int | None = None) -> int:
         """Discard inside an open transaction on the same database."""
-        query, params = self._discard(name, position)
-        return int(self._t.run_in(tx, "discard dead letters", query, params, "count"))
-
-    def _discard(self, name: str, position: int | None) -> tuple[sql.Composed, tuple[Any, ...]]:
-        if position is None:
-            return (
-                self._t.q("DELETE FROM {schema}.dead_letters WHERE projection = %s"),
-                (check_name(name),),
-            )
-        return (
-            self._t.q("DELETE FROM {schema}.dead_letters WHERE projection = %s AND position = %s"),
-            (check_name(name), check_position(position)),
-        )
+        plan = self.sql.discard(name, position)
+        return int(self.database.run_in(tx, "discard dead letters", plan))
 
     def close(self) -> None:
         """Close the database if this store opened it."""
