@@ -24,6 +24,7 @@ from eventcore.errors import (
 from eventcore.events import EventInfo, EventTypes, Metadata, RecordedEvent, stream_of
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.selection import Selection
+from eventcore.tombstones import MARKERS, check_write
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
 __all__ = [
@@ -231,8 +232,11 @@ def prepare_append(
     many = getattr(ids, "many", None)
     encode = types.encode
     staged: list[tuple[StreamId, object, EventInfo, str, Any, Any]] = []
+    marked = False  # a tombstone in the write: check that nothing follows it
     for evt in events:
         info, data = encode(evt)
+        if info.type_name in MARKERS:
+            marked = True
         target = getattr(evt, info.stream_field)
         if type(target) is not StreamId:
             target = stream_of(evt)
@@ -250,6 +254,8 @@ def prepare_append(
         )
     if not staged:
         return checked, [], metadata
+    if marked:
+        check_write((item[0], item[2].type_name) for item in staged)
     event_ids = many(len(staged)) if many is not None else [item[4] for item in staged]
     pending = [
         PendingEvent(target, evt, info, data, event_id, at)
