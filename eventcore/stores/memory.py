@@ -435,7 +435,7 @@ class InMemoryEventStore:
         return [
             StreamInfo(
                 sid,
-                len(recs),
+                recs[-1].stream_version,
                 recs[0].position,
                 recs[-1].position,
                 recs[0].recorded_at,

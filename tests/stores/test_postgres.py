@@ -48,8 +48,7 @@ from eventcore.stores.postgres import (  # noqa: E402
 )
 from eventcore.stores.postgres.filters import like_prefix, pattern_regex  # noqa: E402
 from eventcore.stores.postgres.pool import looks_healthy, readable  # noqa: E402
-from eventcore.stores.postgres.schema import _MIGRATIONS as MIGRATIONS  # noqa: E402
-from eventcore.stores.postgres.schema import SCHEMA_VERSION  # noqa: E402
+from eventcore.stores.postgres.schema import MIGRATIONS  # noqa: E402
 from eventcore.testing.contract_base import _raw  # noqa: E402
 
 SECRET = "s3cr3t-Pa55"

@@ -28,13 +28,13 @@ _CHUNK: Final = 500
 
 
 def tombstones_plan(stream_ids: Iterable[str]) -> Plan[list[tuple[Any, ...]]]:
-    """``(stream_id, state, position, recorded_at)`` of those streams that have one."""
+    """``(stream_id, state, position, recorded_at, reason)`` of the streams that have one."""
     ids = sorted(set(stream_ids))
     out: list[tuple[Any, ...]] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         sql = (
-            "SELECT stream_id, state, position, recorded_at FROM eventcore_tombstones "
+            "SELECT stream_id, state, position, recorded_at, reason FROM eventcore_tombstones "
             f"WHERE stream_id IN ({', '.join('?' * len(chunk))}) ORDER BY stream_id"
         )
         out += yield Query(sql, chunk)
@@ -45,8 +45,8 @@ def tombstone_of(rows: Sequence[tuple[Any, ...]], *, reading: bool = False) -> S
     """The error for the first tombstone row, or None when there is none."""
     if not rows:
         return None
-    sid, state, position, at = rows[0]
-    return tombstone_error(sid, state, position, _time(at), reading=reading)
+    sid, state, position, at, reason = rows[0]
+    return tombstone_error(sid, state, position, _time(at), str(reason), reading=reading)
 
 
 def is_tombstoned(exc: StoreFailure) -> bool:

@@ -122,7 +122,8 @@ MIGRATIONS += (
             stream_id   TEXT    PRIMARY KEY,
             state       TEXT    NOT NULL CHECK (state IN ('closed', 'deleted')),
             position    INTEGER NOT NULL,
-            recorded_at TEXT    NOT NULL
+            recorded_at TEXT    NOT NULL,
+            reason      TEXT    NOT NULL
         );
         CREATE TRIGGER eventcore_events_tombstoned BEFORE INSERT ON eventcore_events
         WHEN EXISTS (
@@ -134,11 +135,14 @@ MIGRATIONS += (
         CREATE TRIGGER eventcore_events_tombstone AFTER INSERT ON eventcore_events
         WHEN NEW.event_type IN ('eventcore.StreamClosure', 'eventcore.StreamDeletion')
         BEGIN
-            INSERT OR REPLACE INTO eventcore_tombstones (stream_id, state, position, recorded_at)
+            INSERT OR REPLACE INTO eventcore_tombstones
+                (stream_id, state, position, recorded_at, reason)
             VALUES (NEW.stream_id,
                     CASE NEW.event_type WHEN 'eventcore.StreamDeletion' THEN 'deleted'
                                         ELSE 'closed' END,
-                    NEW.position, NEW.recorded_at);
+                    NEW.position, NEW.recorded_at,
+                    coalesce(CASE WHEN json_valid(NEW.data)
+                                  THEN json_extract(NEW.data, '$.reason') END, ''));
         END;
         CREATE TABLE eventcore_retention_guard (
             armed INTEGER PRIMARY KEY CHECK (armed = 1)
