@@ -56,6 +56,7 @@ from eventcore.types import StreamId
 
 if TYPE_CHECKING:
     from eventcore.retention import Archive, RetentionPolicy, RetentionReport
+    from eventcore.tenants.store import TenantStore
 
 __all__ = ["AsyncInMemoryEventStore", "AsyncSession", "InMemoryEventStore"]
 
@@ -525,6 +526,13 @@ class InMemoryEventStore:
                 shared.record_tombstones(decoded)
                 shared.wake()
         return len(decoded)
+
+    def for_tenant(self, tenant: str) -> TenantStore:
+        """This store as tenant ``tenant`` sees it: only the tenant's streams, for every
+        read and write (see :mod:`eventcore.tenants`)."""
+        from eventcore.tenants.store import TenantStore
+
+        return TenantStore(self, tenant)
 
     # -- tombstones and retention ------------------------------------------------------------
 

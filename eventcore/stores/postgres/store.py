@@ -52,6 +52,7 @@ from eventcore.types import StreamId
 
 if TYPE_CHECKING:
     from eventcore.retention import Archive, RetentionPolicy, RetentionReport
+    from eventcore.tenants.store import TenantStore
 
 __all__ = ["PostgresEventStore", "PostgresTransaction"]
 
@@ -255,6 +256,13 @@ class PostgresEventStore:
         """
         plan = self.operations.append(expected, events, metadata, idempotency_key)
         return self.database.write("append", plan)
+
+    def for_tenant(self, tenant: str) -> TenantStore:
+        """This store as tenant ``tenant`` sees it: only the tenant's streams, for every
+        read and write (see :mod:`eventcore.tenants`)."""
+        from eventcore.tenants.store import TenantStore
+
+        return TenantStore(self, tenant)
 
     # -- tombstones and retention ----------------------------------------------------------
 

@@ -85,6 +85,7 @@ from eventcore.types import StreamId
 
 if TYPE_CHECKING:
     from eventcore.retention import Archive, RetentionPolicy, RetentionReport
+    from eventcore.tenants.store import TenantStore
 
 __all__ = ["SqliteEventStore"]
 
@@ -327,6 +328,13 @@ class SqliteEventStore:
         """The tombstone a write was refused for (``StreamClosed``), or a copy of ``exc``."""
         found = self.database.read("append", tombstones_plan(stream_ids))
         return tombstone_of(found) or StoreFailure(exc.operation, str(exc))
+
+    def for_tenant(self, tenant: str) -> TenantStore:
+        """This store as tenant ``tenant`` sees it: only the tenant's streams, for every
+        read and write (see :mod:`eventcore.tenants`)."""
+        from eventcore.tenants.store import TenantStore
+
+        return TenantStore(self, tenant)
 
     # -- tombstones and retention ----------------------------------------------------------
 
