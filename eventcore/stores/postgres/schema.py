@@ -436,6 +436,31 @@ BEGIN
 END
 $fn$;
 
+-- Tenants: the tenant of a stream '@acme/...' is 'acme' (NULL for other streams), kept in a
+-- generated column. Row-level security over it is off until
+-- eventcore.tenants.postgres.enable_isolation() turns it on: then a role listed in
+-- tenant_roles reads only its tenant's rows (the owner, which the library connects as,
+-- is not subject to it).
+ALTER TABLE {schema}.events ADD COLUMN tenant text GENERATED ALWAYS AS (
+    CASE WHEN stream_id LIKE '@%/%' THEN split_part(substr(stream_id, 2), '/', 1) END
+) STORED;
+CREATE INDEX events_tenant_position ON {schema}.events (tenant, position)
+    WHERE tenant IS NOT NULL;
+CREATE TABLE {schema}.tenant_roles (
+    tenant  text PRIMARY KEY,
+    role    name NOT NULL UNIQUE
+);
+CREATE POLICY events_of_the_tenant ON {schema}.events FOR SELECT USING (
+    tenant IS NOT NULL AND EXISTS (
+        SELECT 1 FROM {schema}.tenant_roles r
+         WHERE r.tenant = events.tenant AND r.role = current_user));
+CREATE POLICY tombstones_of_the_tenant ON {schema}.tombstones FOR SELECT USING (
+    EXISTS (SELECT 1 FROM {schema}.tenant_roles r
+             WHERE tombstones.stream_id LIKE '@' || r.tenant || '/%'
+               AND r.role = current_user));
+CREATE POLICY tenant_roles_own_row ON {schema}.tenant_roles FOR SELECT
+    USING (role = current_user);
+
 CREATE TABLE {schema}.retention_runs (
     run             bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     first_position  bigint      NOT NULL,
@@ -453,7 +478,7 @@ _MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (5, "exact payloads, write boundaries, idempotency keys, new eventcore_append()", _V5_EXACT),
     (6, "eventcore_lock_streams() for pessimistic sessions", _V6_LOCKS),
     # 7 belongs to another change (serializers and encryption); applied by number.
-    (8, "tombstones, the retention guard and the record of retention runs", _V8_RETENTION),
+    (8, "tombstones, retention guard and runs, tenant column and policies", _V8_RETENTION),
 )
 MIGRATIONS: Final = _MIGRATIONS
 """Every migration: (version, description, script)."""
