@@ -67,9 +67,6 @@ def enable_isolation(target: Any) -> None:
                     schema, sql.Identifier(table)
                 )
             )
-        conn.execute(
-            sql.SQL("ALTER TABLE {}.tenant_roles ENABLE ROW LEVEL SECURITY").format(schema)
-        )
 
 
 def create_tenant_role(target: Any, tenant: str, role: str, *, password: str | None = None) -> None:
@@ -88,7 +85,7 @@ def create_tenant_role(target: Any, tenant: str, role: str, *, password: str | N
     with connection as conn, conn.transaction():
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident) + secret)
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, ident))
-        for table in (*_TABLES, "tenant_roles"):
+        for table in _TABLES:
             conn.execute(
                 sql.SQL("GRANT SELECT ON {}.{} TO {}").format(schema, sql.Identifier(table), ident)
             )
@@ -107,7 +104,7 @@ def drop_tenant_role(target: Any, role: str) -> None:
     connection = database.direct_connection("drop_tenant_role", autocommit=True)
     with connection as conn, conn.transaction():
         conn.execute(sql.SQL("DELETE FROM {}.tenant_roles WHERE role = %s").format(schema), (role,))
-        for table in (*_TABLES, "tenant_roles"):
+        for table in _TABLES:
             conn.execute(
                 sql.SQL("REVOKE ALL ON {}.{} FROM {}").format(schema, sql.Identifier(table), ident)
             )

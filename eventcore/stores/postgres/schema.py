@@ -450,16 +450,16 @@ CREATE TABLE {schema}.tenant_roles (
     tenant  text PRIMARY KEY,
     role    name NOT NULL UNIQUE
 );
-CREATE POLICY events_of_the_tenant ON {schema}.events FOR SELECT USING (
-    tenant IS NOT NULL AND EXISTS (
-        SELECT 1 FROM {schema}.tenant_roles r
-         WHERE r.tenant = events.tenant AND r.role = current_user));
-CREATE POLICY tombstones_of_the_tenant ON {schema}.tombstones FOR SELECT USING (
-    EXISTS (SELECT 1 FROM {schema}.tenant_roles r
-             WHERE tombstones.stream_id LIKE '@' || r.tenant || '/%'
-               AND r.role = current_user));
-CREATE POLICY tenant_roles_own_row ON {schema}.tenant_roles FOR SELECT
-    USING (role = current_user);
+-- The tenant a role reads for; SECURITY DEFINER so that tenant roles need no grant on
+-- tenant_roles (the policy passes the caller's current_user).
+CREATE FUNCTION {schema}.eventcore_tenant_of(p_role name) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+    SELECT tenant FROM {schema}.tenant_roles WHERE role = p_role
+$fn$;
+CREATE POLICY events_of_the_tenant ON {schema}.events FOR SELECT
+    USING (tenant = {schema}.eventcore_tenant_of(current_user));
+CREATE POLICY tombstones_of_the_tenant ON {schema}.tombstones FOR SELECT
+    USING (starts_with(stream_id, '@' || {schema}.eventcore_tenant_of(current_user) || '/'));
 
 CREATE TABLE {schema}.retention_runs (
     run             bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
