@@ -30,6 +30,7 @@ PAGES = [
     "tutorial/cheatsheet.md",
     "tutorial/migrating-from-aggregates.md",
     "book/concepts/stores.md",
+    "book/retention.md",
 ]
 
 BLOCK = re.compile(

@@ -70,14 +70,14 @@ def plan_removal(
     rows: Iterable[RawEvent], policies: Sequence[RetentionPolicy], now: datetime
 ) -> list[RawEvent]:
     """The rows ``policies`` remove, in position order: for each stream the first policy
-    that matches it; never a stream's last row."""
+    that matches it (PurgeDeleted: a deleted stream); never a stream's last row."""
     checked = check_policies(policies)
     streams: dict[str, list[RawEvent]] = {}
     for row in rows:
         streams.setdefault(row.stream_id, []).append(row)
     out: list[RawEvent] = []
     for sid, found in streams.items():
-        policy = next((p for p in checked if p.streams.matches(sid)), None)
+        policy = next((p for p in checked if p.streams.matches(sid) and p.applies(found)), None)
         if policy is None:
             continue
         last = found[-1].position

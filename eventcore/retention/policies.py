@@ -2,8 +2,8 @@
 
 A policy names its streams with a :class:`~eventcore.types.StreamPrefix` or
 :class:`~eventcore.types.StreamPattern` and says what to keep. For each stream the *first*
-policy (in the order given) whose selector matches it applies; a stream no policy matches is
-left alone. Whatever a policy says, every stream keeps its last event, so its version (and
+policy (in the order given) that matches it applies — :class:`PurgeDeleted` matches deleted
+streams only; a stream no policy matches is left alone. Whatever a policy says, every stream keeps its last event, so its version (and
 its tombstone, if it has one) survive.
 
 >>> KeepLast(StreamPrefix("sensor-"), 100)
@@ -63,6 +63,9 @@ class KeepLast:
         _check_selector("KeepLast", self.streams)
         _check_int("KeepLast", "count", self.count)
 
+    def applies(self, rows: Sequence[RawEvent]) -> bool:
+        return True
+
     def removable(self, rows: Sequence[RawEvent], now: datetime) -> list[RawEvent]:
         return list(rows[: max(0, len(rows) - self.count)])
 
@@ -81,6 +84,9 @@ class KeepYounger:
                 f"KeepYounger age must be a positive timedelta, got {self.age!r}"
             )
 
+    def applies(self, rows: Sequence[RawEvent]) -> bool:
+        return True
+
     def removable(self, rows: Sequence[RawEvent], now: datetime) -> list[RawEvent]:
         cutoff = now - self.age
         return [r for r in rows if r.recorded_at < cutoff]
@@ -98,21 +104,28 @@ class TruncateBefore:
         _check_selector("TruncateBefore", self.streams)
         _check_int("TruncateBefore", "version", self.version)
 
+    def applies(self, rows: Sequence[RawEvent]) -> bool:
+        return True
+
     def removable(self, rows: Sequence[RawEvent], now: datetime) -> list[RawEvent]:
         return [r for r in rows if r.stream_version < self.version]
 
 
 @dataclass(frozen=True)
 class PurgeDeleted:
-    """Remove every event of a deleted matching stream but its deletion."""
+    """Remove every event of a deleted matching stream but its deletion. It applies to
+    deleted streams only: a stream that is not deleted goes on to the next policy."""
 
     streams: StreamPrefix | StreamPattern
 
     def __post_init__(self) -> None:
         _check_selector("PurgeDeleted", self.streams)
 
+    def applies(self, rows: Sequence[RawEvent]) -> bool:
+        return bool(rows) and rows[-1].event_type == DELETION
+
     def removable(self, rows: Sequence[RawEvent], now: datetime) -> list[RawEvent]:
-        return list(rows[:-1]) if rows and rows[-1].event_type == DELETION else []
+        return list(rows[:-1]) if self.applies(rows) else []
 
 
 RetentionPolicy = KeepLast | KeepYounger | TruncateBefore | PurgeDeleted
