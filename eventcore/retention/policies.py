@@ -3,8 +3,8 @@
 A policy names its streams with a :class:`~eventcore.types.StreamPrefix` or
 :class:`~eventcore.types.StreamPattern` and says what to keep. For each stream the *first*
 policy (in the order given) that matches it applies — :class:`PurgeDeleted` matches deleted
-streams only; a stream no policy matches is left alone. Whatever a policy says, every stream keeps its last event, so its version (and
-its tombstone, if it has one) survive.
+streams only; a stream no policy matches is left alone. Whatever a policy says, every
+stream keeps its last event, so its version (and its tombstone, if it has one) survive.
 
 >>> KeepLast(StreamPrefix("sensor-"), 100)
 KeepLast(streams=StreamPrefix('sensor-'), count=100)
