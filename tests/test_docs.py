@@ -31,6 +31,7 @@ PAGES = [
     "tutorial/migrating-from-aggregates.md",
     "book/concepts/stores.md",
     "book/retention.md",
+    "book/tenants.md",
 ]
 
 BLOCK = re.compile(
