@@ -24,6 +24,7 @@ from eventcore.types import StreamId
 
 if TYPE_CHECKING:
     from eventcore.retention import Archive, RetentionPolicy, RetentionReport
+    from eventcore.tenants.aio import AsyncTenantStore
 
 __all__ = ["AsyncInMemoryEventStore", "AsyncSession"]
 
@@ -173,6 +174,12 @@ class AsyncInMemoryEventStore:
         return self.sync.read_all(
             after=after, limit=limit, streams=streams, event_types=event_types
         )
+
+    def for_tenant(self, tenant: str) -> AsyncTenantStore:
+        """This store as tenant ``tenant`` sees it (see :mod:`eventcore.tenants`)."""
+        from eventcore.tenants.aio import AsyncTenantStore
+
+        return AsyncTenantStore(self, tenant)
 
     async def read_retained(self, **kwargs: Any) -> list[RecordedEvent]:
         """``read_all`` without the retention check (see ``InMemoryEventStore``)."""

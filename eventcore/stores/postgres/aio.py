@@ -55,6 +55,7 @@ from eventcore.types import StreamId
 
 if TYPE_CHECKING:
     from eventcore.retention import Archive, RetentionPolicy, RetentionReport
+    from eventcore.tenants.aio import AsyncTenantStore
 
 __all__ = [
     "AsyncConnection",
@@ -496,6 +497,12 @@ class AsyncPostgresEventStore:
             after=after, limit=limit, streams=streams, event_types=event_types
         )
         return await self.database.read("read_all", plan)
+
+    def for_tenant(self, tenant: str) -> AsyncTenantStore:
+        """This store as tenant ``tenant`` sees it (see :mod:`eventcore.tenants`)."""
+        from eventcore.tenants.aio import AsyncTenantStore
+
+        return AsyncTenantStore(self, tenant)
 
     async def read_retained(self, **kwargs: Any) -> list[RecordedEvent]:
         """``read_all`` without the retention check."""

@@ -46,6 +46,7 @@ from eventcore.types import StreamId
 
 if TYPE_CHECKING:
     from eventcore.retention import Archive, RetentionPolicy, RetentionReport
+    from eventcore.tenants.aio import AsyncTenantStore
 
 __all__ = ["AsyncSqliteEventStore"]
 
@@ -269,6 +270,12 @@ class AsyncSqliteEventStore:
                 raise
             else:
                 await finish(loop.run_in_executor(self._writer, cm.__exit__, None, None, None))
+
+    def for_tenant(self, tenant: str) -> AsyncTenantStore:
+        """This store as tenant ``tenant`` sees it (see :mod:`eventcore.tenants`)."""
+        from eventcore.tenants.aio import AsyncTenantStore
+
+        return AsyncTenantStore(self, tenant)
 
     async def read_retained(self, **kwargs: Any) -> list[RecordedEvent]:
         """``read_all`` without the retention check (see ``SqliteEventStore``)."""
