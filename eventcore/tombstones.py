@@ -8,7 +8,8 @@ carries them to another store. After either, the store refuses every further eve
 stream with :class:`~eventcore.errors.StreamClosed` (the SQL stores enforce it with a
 trigger, so raw SQL and ``import_rows`` are refused too); only a deletion may follow a
 closure. Reading a deleted stream raises :class:`~eventcore.errors.StreamDeleted`, saying
-when it was deleted; its events stay in the global log until retention removes them.
+when it was deleted (every read that reaches the deletion; a read from after it is empty);
+its events stay in the global log until retention removes them.
 
 >>> from eventcore.stores.memory import InMemoryEventStore
 >>> store = InMemoryEventStore()

@@ -115,7 +115,7 @@ class InMemoryEventStore:
         sid = StreamId(stream_id)
         check_after_version(after_version)
         with self._lock:
-            self._shared.check_deleted(sid)
+            self._shared.check_deleted(sid, after_version)
             events = self._live(self._streams.get(sid, ())[after_version:])
         return iter(self._view(events))
 

@@ -68,9 +68,15 @@ class Log:
             if rec.event_type in MARKERS:
                 self.tombstones[rec.stream_id] = rec
 
-    def check_deleted(self, sid: StreamId) -> None:
+    def check_deleted(self, sid: StreamId, after_version: int = 0) -> None:
+        """Raise StreamDeleted if a read of ``sid`` after ``after_version`` would reach its
+        deletion (as on the SQL stores: a read past the deletion is empty)."""
         found = self.tombstones.get(sid)
-        if found is not None and found.event_type == DELETION:
+        if (
+            found is not None
+            and found.event_type == DELETION
+            and found.stream_version > after_version
+        ):
             raise error_for(found, reading=True)
 
     def wake(self) -> None:

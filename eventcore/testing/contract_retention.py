@@ -119,6 +119,7 @@ class TombstoneContract(StoreContractBase):
         with pytest.raises(StreamDeleted):
             store.append({A: 3}, [Deposited(A, 1)])
         assert store.stream_version(A) == 3
+        assert list(store.read_stream(A, after_version=3)) == []  # read past the deletion
 
     def test_global_positions_are_never_reused_and_readers_see_the_deletion(
         self, store: Any
