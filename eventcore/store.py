@@ -102,6 +102,11 @@ class EventStore(Protocol):
       position ``after`` exists (True) or ``timeout`` seconds pass (False). Memory and
       SQLite wake waiters in the same process at once and poll for other processes;
       PostgreSQL uses LISTEN/NOTIFY with polling as the fallback.
+
+    And tombstones, retention and tenants (:mod:`eventcore.tombstones`,
+    :mod:`eventcore.retention`, :mod:`eventcore.tenants`): ``close_stream``,
+    ``delete_stream``, ``apply_retention``, ``read_retained``, ``retention_runs`` and
+    ``for_tenant``.
     """
 
     types: EventTypes

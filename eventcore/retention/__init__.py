@@ -14,14 +14,18 @@ checkpoint lies before them) raises :class:`~eventcore.errors.EventsRemoved` rat
 skip them silently; :func:`skipping_removed` reads what is left on purpose, and
 :func:`restore` rebuilds the whole log in a new store from the archive and the live store.
 
->>> from datetime import timedelta
->>> from eventcore.types import StreamPrefix
+>>> from dataclasses import dataclass
 >>> from eventcore.stores.memory import InMemoryEventStore
->>> from eventcore.tombstones import StreamClosure
+>>> from eventcore.types import StreamPrefix
+>>> @dataclass(frozen=True)
+... class Beat:
+...     node: StreamId
 >>> store = InMemoryEventStore()
->>> _ = [store.close_stream(StreamId(f"job-{n}")) for n in range(3)]
->>> store.apply_retention([KeepLast(StreamPrefix("job-"), 1)], archive=None).removed
-0
+>>> node = StreamId("node-1")
+>>> _ = [store.append({node: n}, [Beat(node)]) for n in range(5)]
+>>> report = store.apply_retention([KeepLast(StreamPrefix("node-"), 2)], archive=None)
+>>> report.removed, [e.stream_version for e in store.read_stream(node)]
+(3, [4, 5])
 """
 
 from eventcore.retention.archive import Archive, ArchiveFile, DirectoryArchive

@@ -69,7 +69,9 @@ class Archive(Protocol):
 class DirectoryArchive:
     """An archive in a directory (created if missing): gzip JSON Lines plus a manifest."""
 
-    def __init__(self, path: str | os.PathLike[str], *, rows_per_file: int = _ROWS_PER_FILE):
+    def __init__(
+        self, path: str | os.PathLike[str], *, rows_per_file: int = _ROWS_PER_FILE
+    ) -> None:
         if (
             isinstance(rows_per_file, bool)
             or not isinstance(rows_per_file, int)

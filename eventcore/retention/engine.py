@@ -22,7 +22,6 @@ from eventcore.retention.policies import RetentionPolicy, check_policies
 from eventcore.selection import Selection, iter_log
 from eventcore.store import check_count
 from eventcore.tombstones import StreamClosure, StreamDeletion
-from eventcore.types import StreamId
 
 __all__ = [
     "RetentionReport",
@@ -286,7 +285,3 @@ def skipping_removed(store: Any) -> SkippingRemoved:
             f"{type(store).__name__} has no read_retained(); it does not support retention"
         )
     return SkippingRemoved(store)
-
-
-def stream_id_of(row: RawEvent) -> StreamId:
-    return StreamId(row.stream_id)
