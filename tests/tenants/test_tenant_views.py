@@ -240,3 +240,36 @@ def test_a_router_places_tenants_on_stores(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.glob("*.db")) == ["acme.db", "beta.db"]
     with pytest.raises(ConfigurationError, match="no store is named"):
         TenantRouter({}, placement={"acme": "eu"}).for_tenant("acme")
+
+
+def test_a_router_places_tenants_on_postgres_schemas(postgres_dsn: str) -> None:
+    import uuid
+
+    import psycopg
+
+    from eventcore.stores.postgres import PostgresConfig, PostgresEventStore
+
+    schemas = {name: f"ec_test_{uuid.uuid4().hex[:12]}" for name in ("eu", "us")}
+    router = TenantRouter(
+        {
+            name: (lambda s=schema: PostgresEventStore(PostgresConfig(postgres_dsn, schema=s)))
+            for name, schema in schemas.items()
+        },
+        placement={"acme": "eu", "globex": "us"},
+        default="eu",
+    )
+    try:
+        with router:
+            execute(router.for_tenant("acme"), Deposit(account=ACCOUNT, amount=5))
+            execute(router.for_tenant("globex"), Deposit(account=ACCOUNT, amount=6))
+            execute(router.for_tenant("initech"), Deposit(account=ACCOUNT, amount=7))
+            eu, us = router.store_of("eu"), router.store_of("us")
+            assert sorted(e.stream_id for e in eu.read_all()) == [
+                "@acme/account-1",
+                "@initech/account-1",
+            ]
+            assert [e.stream_id for e in us.read_all()] == ["@globex/account-1"]
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            for schema in schemas.values():
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
