@@ -15,9 +15,11 @@ Needs ``pip install eventcore[postgres]`` and a connection allowed to create rol
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
-from eventcore.errors import ConfigurationError
+from eventcore.errors import ConfigurationError, StoreFailure
 from eventcore.tenants.scope import check_tenant
 
 __all__ = ["create_tenant_role", "drop_tenant_role", "enable_isolation", "tenant_of_role"]
@@ -44,6 +46,19 @@ def _sql() -> Any:
     return sql
 
 
+@contextlib.contextmanager
+def _failures(operation: str, what: str) -> Iterator[None]:
+    """Driver errors as ``StoreFailure`` naming the operation (never the statement, which may
+    hold a password)."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        detail = exc.diag.message_primary or type(exc).__name__
+        raise StoreFailure(operation, f"{what}: {detail}; nothing was changed") from None
+
+
 def _check_role(role: object) -> str:
     if not isinstance(role, str) or not role or len(role) > 63 or "\x00" in role:
         raise ConfigurationError(f"role must be a PostgreSQL role name (1-63 chars), got {role!r}")
@@ -58,6 +73,7 @@ def enable_isolation(target: Any) -> None:
     database = _database(target)
     schema = sql.Identifier(database.config.schema)
     with (
+        _failures("enable_isolation", "cannot turn row-level security on"),
         database.direct_connection("enable_isolation", autocommit=True) as conn,
         conn.transaction(),
     ):
@@ -82,7 +98,11 @@ def create_tenant_role(target: Any, tenant: str, role: str, *, password: str | N
         sql.SQL("") if password is None else sql.SQL(" PASSWORD {}").format(sql.Literal(password))
     )
     connection = database.direct_connection("create_tenant_role", autocommit=True)
-    with connection as conn, conn.transaction():
+    with (
+        _failures("create_tenant_role", f"cannot create role {role!r} for tenant {tenant!r}"),
+        connection as conn,
+        conn.transaction(),
+    ):
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident) + secret)
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, ident))
         for table in _TABLES:
@@ -102,7 +122,11 @@ def drop_tenant_role(target: Any, role: str) -> None:
     ident = sql.Identifier(_check_role(role))
     schema = sql.Identifier(database.config.schema)
     connection = database.direct_connection("drop_tenant_role", autocommit=True)
-    with connection as conn, conn.transaction():
+    with (
+        _failures("drop_tenant_role", f"cannot drop role {role!r}"),
+        connection as conn,
+        conn.transaction(),
+    ):
         conn.execute(sql.SQL("DELETE FROM {}.tenant_roles WHERE role = %s").format(schema), (role,))
         for table in _TABLES:
             conn.execute(

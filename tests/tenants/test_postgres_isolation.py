@@ -121,3 +121,19 @@ def test_a_role_of_no_tenant_reads_nothing(setup: tuple[Any, str, str, str]) -> 
         finally:
             admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(other)))
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(other)))
+
+
+def test_role_mistakes_are_typed_errors_without_secrets(setup: tuple[Any, str, str, str]) -> None:
+    from eventcore.errors import ConfigurationError, StoreFailure
+    from eventcore.tenants.postgres import create_tenant_role, drop_tenant_role
+
+    store, _, _, role = setup
+    with pytest.raises(StoreFailure, match="cannot create role") as info:
+        create_tenant_role(store, "beta", role, password="s3cret-pw")
+    assert "s3cret-pw" not in str(info.value)
+    with pytest.raises(StoreFailure, match="cannot drop role"):
+        drop_tenant_role(store, f"ec_tenant_missing_{uuid.uuid4().hex[:8]}")
+    with pytest.raises(ConfigurationError):
+        create_tenant_role(store, "Bad Tenant", role)
+    with pytest.raises(ConfigurationError):
+        create_tenant_role(store, "beta", "")
