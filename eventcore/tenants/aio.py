@@ -104,6 +104,20 @@ class AsyncTenantStore:
         )
         return self._out(found)
 
+    async def read_retained(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+    ) -> list[RecordedEvent]:
+        """``read_all`` without the retention check (see :mod:`eventcore.retention`)."""
+        found = await self.store.read_retained(
+            after=after, limit=limit, streams=self._selection(streams), event_types=event_types
+        )
+        return self._out(found)
+
     async def iter_all(
         self,
         *,

@@ -68,6 +68,7 @@ def test_async_tenant_views_keep_tenants_apart(opener: Opener) -> None:
             await execute_async(beta, Deposit(account=ACCOUNT, amount=1))
             assert await beta.stream_version(ACCOUNT) == 2
             assert [i.stream_id for i in await acme.list_streams()] == [ACCOUNT]
+            assert [e.stream_id for e in await acme.read_retained()] == [ACCOUNT] * 3
         finally:
             await store.close()
 
