@@ -19,6 +19,9 @@ Every message says what happened and what to do about it::
         ├── SerializationError     an event cannot be encoded (nothing is written)
         ├── DeserializationError   a stored row cannot be decoded
         ├── IdempotencyConflict    an idempotency key reused for a different request
+        ├── StreamClosed           an append to a closed stream (nothing is written)
+        │   └── StreamDeleted      the stream was deleted: reads and appends say so
+        ├── EventsRemoved          a read starts before events retention removed
         └── StoreFailure           the database failed; the driver error is ``__cause__``
             └── StoreTimeout       a lock or statement timeout expired
 """
@@ -38,6 +41,7 @@ __all__ = [
     "DefinitionError",
     "DeserializationError",
     "EventCoreError",
+    "EventsRemoved",
     "IdempotencyConflict",
     "InvalidStreamId",
     "InvalidStreamSelector",
@@ -46,6 +50,8 @@ __all__ = [
     "StoreError",
     "StoreFailure",
     "StoreTimeout",
+    "StreamClosed",
+    "StreamDeleted",
     "UndeclaredStream",
     "ValidationError",
     "VersionConflict",
@@ -243,3 +249,66 @@ class LeadershipUnavailable(EventCoreError):
             "time: stop the other one, or pass wait_for_leadership=True (or a timeout in "
             "seconds) to wait for it"
         )
+
+
+class StreamClosed(StoreError):
+    """An event targeted a stream that was closed (or deleted); nothing was written.
+
+    ``stream_id`` names the stream, ``position`` and ``closed_at`` say where and when its
+    tombstone was written, ``reason`` is the text given when it was closed.
+    """
+
+    state = "closed"
+
+    def __init__(
+        self,
+        stream_id: str,
+        position: int,
+        closed_at: object,
+        reason: str = "",
+        *,
+        reading: bool = False,
+    ) -> None:
+        self.stream_id = stream_id
+        self.position = position
+        self.closed_at = closed_at
+        self.reason = reason
+        why = f" ({reason})" if reason else ""
+        where = f"at position {position} ({_when(closed_at)})" if position else "by this write"
+        then = (
+            "its events stay in the global log (read_all) until retention removes them"
+            if reading
+            else f"nothing was written. A {self.state} stream takes no more events: write to "
+            "a new stream instead"
+        )
+        super().__init__(f"stream {str(stream_id)!r} was {self.state} {where}{why}; {then}")
+
+
+class StreamDeleted(StreamClosed):
+    """The stream was deleted: reading it or appending to it says so, and when."""
+
+    state = "deleted"
+
+
+class EventsRemoved(StoreError):
+    """A read starts before events that retention removed (``store.apply_retention``).
+
+    ``after`` is the position the read started from; ``horizon`` the last position removed.
+    Reading on would silently skip the removed events, so the read is refused instead.
+    """
+
+    def __init__(self, after: int, horizon: int, removed_at: object) -> None:
+        self.after = after
+        self.horizon = horizon
+        self.removed_at = removed_at
+        super().__init__(
+            f"events after position {after} up to position {horizon} were removed by "
+            f"retention ({_when(removed_at)}); reading from {after} would silently skip them. "
+            "Restore them from the archive (eventcore.retention.restore), or read what is "
+            "left on purpose through eventcore.retention.skipping_removed(store)"
+        )
+
+
+def _when(value: object) -> str:
+    isoformat = getattr(value, "isoformat", None)
+    return str(isoformat()) if callable(isoformat) else str(value)

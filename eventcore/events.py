@@ -543,6 +543,10 @@ class EventTypes:
 
     def _info_for_name(self, type_name: str, where: str) -> EventInfo:
         info = self._by_name.get(type_name)
+        if info is None and type_name.startswith("eventcore."):
+            from eventcore.tombstones import system_info  # tombstones: every registry reads them
+
+            info = system_info(type_name)
         if info is None:
             known = ", ".join(sorted(self._by_name)) or "none"
             raise DeserializationError(

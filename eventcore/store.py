@@ -31,6 +31,7 @@ from eventcore.events import (
 )
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.selection import Selection
+from eventcore.tombstones import MARKERS, check_write
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
 __all__ = [
@@ -108,6 +109,11 @@ class EventStore(Protocol):
       position ``after`` exists (True) or ``timeout`` seconds pass (False). Memory and
       SQLite wake waiters in the same process at once and poll for other processes;
       PostgreSQL uses LISTEN/NOTIFY with polling as the fallback.
+
+    And tombstones, retention and tenants (:mod:`eventcore.tombstones`,
+    :mod:`eventcore.retention`, :mod:`eventcore.tenants`): ``close_stream``,
+    ``delete_stream``, ``apply_retention``, ``read_retained``, ``retention_runs`` and
+    ``for_tenant``.
     """
 
     types: EventTypes
@@ -238,8 +244,11 @@ def prepare_append(
     many = getattr(ids, "many", None)
     encode = types.encode
     staged: list[tuple[StreamId, object, EventInfo, str, Any, Any]] = []
+    marked = False  # a tombstone in the write: check that nothing follows it
     for evt in events:
         info, data = encode(evt)
+        if info.type_name in MARKERS:
+            marked = True
         target = getattr(evt, info.stream_field)
         if type(target) is not StreamId:
             target = stream_of(evt)
@@ -257,6 +266,8 @@ def prepare_append(
         )
     if not staged:
         return checked, [], metadata
+    if marked:
+        check_write((item[0], item[2].type_name) for item in staged)
     event_ids = many(len(staged)) if many is not None else [item[4] for item in staged]
     pending = [
         PendingEvent(target, evt, info, data, event_id, at)

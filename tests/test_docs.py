@@ -32,6 +32,8 @@ PAGES = [
     "book/concepts/stores.md",
     "book/concepts/personal-data.md",
     "book/service.md",
+    "book/retention.md",
+    "book/tenants.md",
 ]
 
 BLOCK = re.compile(

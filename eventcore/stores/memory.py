@@ -18,12 +18,12 @@ so no reader can change what another sees.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
@@ -43,50 +43,16 @@ from eventcore.store import (
     unique_stream_ids,
 )
 from eventcore.stores._verify import LogChecker
+from eventcore.stores.memory_log import Log as SharedLog
+from eventcore.stores.memory_log import Stored as _Stored
+from eventcore.tombstones import StreamClosure, StreamDeletion, check_write
 from eventcore.types import StreamId
 
+if TYPE_CHECKING:
+    from eventcore.retention import Archive, RetentionPolicy, RetentionReport
+    from eventcore.tenants.store import TenantStore
+
 __all__ = ["AsyncInMemoryEventStore", "AsyncSession", "InMemoryEventStore"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    """How an event was written: its JSON and the registry that wrote it, so a handle with
-    another registry decodes it as an SQL store would (and fails the same way)."""
-
-    data: str
-    schema_version: int
-    writer: EventTypes
-
-
-class SharedLog:
-    """The events themselves, shared by every handle opened with :meth:`reopen` and by the
-    asyncio face (:class:`~eventcore.stores.memory_aio.AsyncInMemoryEventStore`). Not part
-    of the public API."""
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.events: list[RecordedEvent] = []
-        self.stored: list[_Stored] = []
-        self.write_end: list[int] = []  # per position: the last position of its write
-        self.keys: dict[str, tuple[str, int, int]] = {}  # key -> (fingerprint, first, last)
-        self.streams: dict[StreamId, list[RecordedEvent]] = {}
-        self.by_correlation: dict[UUID, list[RecordedEvent]] = {}
-        self.by_id: dict[UUID, RecordedEvent] = {}
-        self.writers: set[EventTypes] = set()  # the registries of the handles that appended
-        # What readers must get their own copy of: events of these types (they hold lists,
-        # dicts or Any values) and, once any was written, metadata with custom data.
-        self.mutable_types: set[str] = set()
-        self.custom_metadata = False
-        self.changed = threading.Condition(self.lock)  # notified on every append
-        self.async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
-        self.async_writes = asyncio.Lock()  # async sessions and appends take turns on it
-
-    def wake(self) -> None:
-        """Wake every waiter, blocking and asyncio (call with the lock held)."""
-        self.changed.notify_all()
-        for loop, event in list(self.async_waiters):
-            with contextlib.suppress(RuntimeError):  # a loop already closed
-                loop.call_soon_threadsafe(event.set)
 
 
 class InMemoryEventStore:
@@ -156,15 +122,23 @@ class InMemoryEventStore:
         sid = StreamId(stream_id)
         check_after_version(after_version)
         with self._lock:
-            events = self._streams.get(sid, ())[after_version:]
+            self._shared.check_deleted(sid, after_version)
+            events = self._live(self._streams.get(sid, ())[after_version:])
         return iter(self._view(events))
+
+    def _live(self, records: Sequence[RecordedEvent]) -> Sequence[RecordedEvent]:
+        """``records`` without those retention removed (call with the lock held)."""
+        removed = self._shared.removed
+        return [r for r in records if r.position not in removed] if removed else records
 
     def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
         """Several whole streams at once (duplicates once), as ``read_stream`` reads each;
         an empty list for a stream that does not exist."""
         ids = unique_stream_ids(stream_ids)
         with self._lock:
-            found = [self._streams.get(sid, ())[:] for sid in ids]  # copied under the lock
+            for sid in ids:
+                self._shared.check_deleted(sid)
+            found = [list(self._live(self._streams.get(sid, ()))) for sid in ids]  # copied
         return {sid: self._view(events) for sid, events in zip(ids, found, strict=True)}
 
     def stream_version(self, stream_id: StreamId) -> int:
@@ -212,6 +186,7 @@ class InMemoryEventStore:
                 if known != key.fingerprint:
                     raise IdempotencyConflict(key.key, known, key.fingerprint)
                 return self._log[first - 1 : last], None
+            shared.refuse_tombstoned((p.stream_id, p.info.type_name) for p in pending)
             conflicts = [
                 Conflict(sid, version, len(self._streams.get(sid, ())))
                 for sid, version in checked.items()
@@ -256,6 +231,7 @@ class InMemoryEventStore:
                     if meta.correlation_id is not None:
                         shared.by_correlation.setdefault(meta.correlation_id, []).append(rec)
                 self._log.extend(recorded)
+                shared.record_tombstones(recorded)
                 shared.wake()
 
             return recorded, commit
@@ -297,13 +273,31 @@ class InMemoryEventStore:
     ) -> list[RecordedEvent]:
         """Events after position ``after`` in position order, filtered before the limit; a
         page never ends inside an atomic write (it goes on to the write's last selected
-        event). Paging costs the page, not the log before it."""
+        event). Paging costs the page, not the log before it. Raises ``EventsRemoved`` when
+        retention removed events after ``after`` (see :meth:`read_retained`)."""
+        check_read_args(self.types, after, limit, None, None)
+        with self._lock:
+            runs = list(self._shared.runs)
+        check_horizon(after, runs)
+        return self.read_retained(
+            after=after, limit=limit, streams=streams, event_types=event_types
+        )
+
+    def read_retained(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+    ) -> list[RecordedEvent]:
+        """``read_all`` without the retention check: what is left, removed events skipped."""
         chosen = selectors(streams)
         names = check_read_args(self.types, after, limit, None, event_types)
         out: list[RecordedEvent] = []
         if limit == 0:
             return out
-        log, ends = self._log, self._shared.write_end
+        log, ends, removed = self._log, self._shared.write_end, self._shared.removed
         with self._lock:
             index, size, stop = after, len(log), None  # position n lives at index n - 1
             while index < size:
@@ -311,6 +305,8 @@ class InMemoryEventStore:
                 index += 1
                 if stop is not None and index > stop:
                     break
+                if removed and rec.position in removed:
+                    continue
                 if chosen is not None and not any(s.matches(rec.stream_id) for s in chosen):
                     continue
                 if names is not None and rec.event_type not in names:
@@ -373,11 +369,11 @@ class InMemoryEventStore:
                 for sid in self._streams
                 if sid > after and (chosen is None or any(s.matches(sid) for s in chosen))
             )[:limit]
-            found = [self._streams[sid] for sid in ids]
+            found = [self._live(self._streams[sid]) for sid in ids]
         return [
             StreamInfo(
                 sid,
-                len(recs),
+                recs[-1].stream_version,
                 recs[0].position,
                 recs[-1].position,
                 recs[0].recorded_at,
@@ -389,7 +385,8 @@ class InMemoryEventStore:
     def stats(self) -> StoreStats:
         """Kind, schema version (0: memory has none), head, events and streams."""
         with self._lock:
-            return StoreStats("memory", 0, len(self._log), len(self._log), len(self._streams))
+            events = len(self._log) - len(self._shared.removed)
+            return StoreStats("memory", 0, len(self._log), events, len(self._streams))
 
     def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
         """Stored events after ``after``, undecoded (whole writes; see :mod:`eventcore.raw`)."""
@@ -402,6 +399,7 @@ class InMemoryEventStore:
             records = self._log[after:end]
             stored = shared.stored[after:end]
             ends = shared.write_end[after:end]
+            removed = set(shared.removed)
         return [
             RawEvent(
                 r.position,
@@ -416,6 +414,7 @@ class InMemoryEventStore:
                 last,
             )
             for r, raw, last in zip(records, stored, ends, strict=True)
+            if r.position not in removed
         ]
 
     def stream_rows(
@@ -472,6 +471,9 @@ class InMemoryEventStore:
         with self._lock:
             versions: dict[str, int] = {sid: len(recs) for sid, recs in self._streams.items()}
             checked = check_continues(batch, len(self._log), versions)
+            items = [(StreamId(r.stream_id), r.event_type) for r in checked]
+            check_write(items)
+            shared.refuse_tombstoned(items)
             decoded = []
             for r in checked:
                 where = f" at position {r.position} (stream {r.stream_id!r})"
@@ -503,8 +505,60 @@ class InMemoryEventStore:
             if decoded:
                 shared.writers.add(self.types)
                 self._log.extend(decoded)
+                shared.record_tombstones(decoded)
                 shared.wake()
         return len(decoded)
+
+    def for_tenant(self, tenant: str) -> TenantStore:
+        """This store as tenant ``tenant`` sees it: only the tenant's streams, for every
+        read and write (see :mod:`eventcore.tenants`)."""
+        from eventcore.tenants.store import TenantStore
+
+        return TenantStore(self, tenant)
+
+    # -- tombstones and retention ------------------------------------------------------------
+
+    def close_stream(
+        self, stream_id: StreamId, *, reason: str = "", expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Close a stream: append a :class:`~eventcore.tombstones.StreamClosure`; every later
+        event for it raises ``StreamClosed``. Returns the closing event."""
+        return write_tombstone(self, StreamClosure(StreamId(stream_id), reason), expected_version)
+
+    def delete_stream(
+        self, stream_id: StreamId, *, reason: str = "", expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Delete a stream: append a :class:`~eventcore.tombstones.StreamDeletion`; reads of
+        it then raise ``StreamDeleted`` (saying when), appends ``StreamDeleted`` too."""
+        return write_tombstone(self, StreamDeletion(StreamId(stream_id), reason), expected_version)
+
+    def apply_retention(
+        self, policies: Sequence[RetentionPolicy], *, archive: Archive | None = None
+    ) -> RetentionReport:
+        """Remove the events ``policies`` select (each stream keeps its last event), after
+        writing them to ``archive``; see :mod:`eventcore.retention`."""
+        return run_retention(self, policies, archive, self._clock, self._remove)
+
+    def _remove(self, rows: Sequence[RawEvent], at: datetime) -> int:
+        shared = self._shared
+        with self._lock:
+            gone = [p for p in (r.position for r in rows) if p not in shared.removed]
+            for position in gone:
+                rec = self._log[position - 1]
+                shared.removed.add(position)
+                shared.by_id.pop(rec.event_id, None)
+                cid = rec.metadata.correlation_id
+                if cid is not None and cid in shared.by_correlation:
+                    kept = [r for r in shared.by_correlation[cid] if r.position != position]
+                    shared.by_correlation[cid] = kept
+            if gone:
+                shared.runs.append((min(gone), max(gone), at))
+        return len(gone)
+
+    def retention_runs(self) -> list[tuple[int, int, datetime]]:
+        """Each retention run: its first and last removed positions and when it ran."""
+        with self._lock:
+            return list(self._shared.runs)
 
     def wait_for_events(self, after: int, timeout: float) -> bool:
         """Block until an event after position ``after`` exists (True) or ``timeout``
@@ -568,4 +622,5 @@ class _Session:
 
 
 # The asyncio face lives in its own module; importable from here as before.
+from eventcore.retention.engine import check_horizon, run_retention, write_tombstone  # noqa: E402
 from eventcore.stores.memory_aio import AsyncInMemoryEventStore, AsyncSession  # noqa: E402

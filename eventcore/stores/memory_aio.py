@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
@@ -20,6 +21,10 @@ from eventcore.selection import Selection, aiter_log
 from eventcore.store import check_wait_args
 from eventcore.stores.memory import InMemoryEventStore
 from eventcore.types import StreamId
+
+if TYPE_CHECKING:
+    from eventcore.retention import Archive, RetentionPolicy, RetentionReport
+    from eventcore.tenants.aio import AsyncTenantStore
 
 __all__ = ["AsyncInMemoryEventStore", "AsyncSession"]
 
@@ -181,6 +186,44 @@ class AsyncInMemoryEventStore:
         return self.sync.read_all(
             after=after, limit=limit, streams=streams, event_types=event_types
         )
+
+    def for_tenant(self, tenant: str) -> AsyncTenantStore:
+        """This store as tenant ``tenant`` sees it (see :mod:`eventcore.tenants`)."""
+        from eventcore.tenants.aio import AsyncTenantStore
+
+        return AsyncTenantStore(self, tenant)
+
+    async def read_retained(self, **kwargs: Any) -> list[RecordedEvent]:
+        """``read_all`` without the retention check (see ``InMemoryEventStore``)."""
+        return self.sync.read_retained(**kwargs)
+
+    async def close_stream(
+        self, stream_id: StreamId, *, reason: str = "", expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Close a stream (see :meth:`InMemoryEventStore.close_stream`)."""
+        async with self.sync.shared_log.async_writes:
+            return self.sync.close_stream(
+                stream_id, reason=reason, expected_version=expected_version
+            )
+
+    async def delete_stream(
+        self, stream_id: StreamId, *, reason: str = "", expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Delete a stream (see :meth:`InMemoryEventStore.delete_stream`)."""
+        async with self.sync.shared_log.async_writes:
+            return self.sync.delete_stream(
+                stream_id, reason=reason, expected_version=expected_version
+            )
+
+    async def apply_retention(
+        self, policies: Sequence[RetentionPolicy], *, archive: Archive | None
+    ) -> RetentionReport:
+        """Archive and remove what ``policies`` select (see :mod:`eventcore.retention`)."""
+        async with self.sync.shared_log.async_writes:
+            return self.sync.apply_retention(policies, archive=archive)
+
+    async def retention_runs(self) -> list[tuple[int, int, datetime]]:
+        return self.sync.retention_runs()
 
     async def head(self) -> int:
         return self.sync.head()

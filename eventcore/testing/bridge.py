@@ -174,6 +174,21 @@ class SyncBridge:
     def wait_for_events(self, after: int, timeout: float) -> bool:
         return self._run(self.store.wait_for_events(after, timeout))  # type: ignore[no-any-return]
 
+    def close_stream(self, stream_id: StreamId, **kwargs: Any) -> RecordedEvent:
+        return self._run(self.store.close_stream(stream_id, **kwargs))  # type: ignore[no-any-return]
+
+    def delete_stream(self, stream_id: StreamId, **kwargs: Any) -> RecordedEvent:
+        return self._run(self.store.delete_stream(stream_id, **kwargs))  # type: ignore[no-any-return]
+
+    def apply_retention(self, policies: Any, **kwargs: Any) -> Any:
+        return self._run(self.store.apply_retention(policies, **kwargs))
+
+    def read_retained(self, **kwargs: Any) -> list[RecordedEvent]:
+        return self._run(self.store.read_retained(**kwargs))
+
+    def retention_runs(self) -> Any:
+        return self._run(self.store.retention_runs())
+
     @contextlib.contextmanager
     def session(self, lock: Iterable[StreamId] = ()) -> Iterator[_BridgedSession]:
         """The async store's session, served by one task on the loop (so that it is entered,

@@ -114,9 +114,8 @@ def test_tail_follows_events_written_while_it_runs(target: Any, run_process: Any
     fill(store)
     import os
 
-    from conftest import HERE
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
+    here = Path(__file__).parent  # not `from conftest import`: other conftests share the name
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), *sys.path])}
     follower = subprocess.Popen(
         [
             sys.executable,

@@ -18,7 +18,7 @@ import contextlib
 import contextvars
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -33,6 +33,7 @@ from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
+from eventcore.retention.engine import run_retention_async, write_tombstone_async
 from eventcore.selection import Selection, aiter_log
 from eventcore.store import check_positive, check_wait_args
 from eventcore.stores._plan import Plan, Query, drive_async
@@ -50,7 +51,12 @@ from eventcore.stores.postgres.database import (
 from eventcore.stores.postgres.operations import Operations
 from eventcore.stores.postgres.pool import readable
 from eventcore.stores.postgres.schema import TRIGGERS, global_lock_text
+from eventcore.tombstones import StreamClosure, StreamDeletion
 from eventcore.types import StreamId
+
+if TYPE_CHECKING:
+    from eventcore.retention import Archive, RetentionPolicy, RetentionReport
+    from eventcore.tenants.aio import AsyncTenantStore
 
 __all__ = [
     "AsyncConnection",
@@ -492,6 +498,45 @@ class AsyncPostgresEventStore:
             after=after, limit=limit, streams=streams, event_types=event_types
         )
         return await self.database.read("read_all", plan)
+
+    def for_tenant(self, tenant: str) -> AsyncTenantStore:
+        """This store as tenant ``tenant`` sees it (see :mod:`eventcore.tenants`)."""
+        from eventcore.tenants.aio import AsyncTenantStore
+
+        return AsyncTenantStore(self, tenant)
+
+    async def read_retained(self, **kwargs: Any) -> list[RecordedEvent]:
+        """``read_all`` without the retention check."""
+        return await self.database.read("read_all", self.operations.read_retained(**kwargs))
+
+    async def close_stream(
+        self, stream_id: StreamId, *, reason: str = "", expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Close a stream (see :meth:`PostgresEventStore.close_stream`)."""
+        marker = StreamClosure(StreamId(stream_id), reason)
+        return await write_tombstone_async(self, marker, expected_version)
+
+    async def delete_stream(
+        self, stream_id: StreamId, *, reason: str = "", expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Delete a stream (see :meth:`PostgresEventStore.delete_stream`)."""
+        marker = StreamDeletion(StreamId(stream_id), reason)
+        return await write_tombstone_async(self, marker, expected_version)
+
+    async def apply_retention(
+        self, policies: Sequence[RetentionPolicy], *, archive: Archive | None
+    ) -> RetentionReport:
+        """Archive and remove what ``policies`` select (see :mod:`eventcore.retention`)."""
+        clock = self.operations.clock
+        return await run_retention_async(self, policies, archive, clock, self._remove)
+
+    async def _remove(self, rows: Sequence[RawEvent], at: datetime) -> int:
+        plan = self.operations.retention.remove_plan(rows, at)
+        async with self.database.transaction("apply_retention") as conn:
+            return await self.database.run_in(conn, "apply_retention", plan)
+
+    async def retention_runs(self) -> list[tuple[int, int, datetime]]:
+        return await self.database.read("retention_runs", self.operations.retention.runs_plan())
 
     async def head(self) -> int:
         return await self.database.read("head", self.operations.head())

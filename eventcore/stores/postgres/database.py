@@ -51,6 +51,7 @@ from eventcore.stores.postgres.schema import (
     IDEMPOTENCY_SQLSTATE,
     ISOLATION_SQLSTATE,
     SCHEMA_VERSION,
+    TOMBSTONE_SQLSTATE,
     migrate,
     schema_version,
 )
@@ -368,6 +369,10 @@ def translate_error(
     detail = config.mask(message(exc))
     if exc.sqlstate == CONFLICT_SQLSTATE:
         return VersionConflict(_conflicts(exc.diag.message_detail))
+    if exc.sqlstate == TOMBSTONE_SQLSTATE:
+        from eventcore.stores.postgres.retention import tombstone_from_detail
+
+        return tombstone_from_detail(exc.diag.message_detail)
     if exc.sqlstate == IDEMPOTENCY_SQLSTATE:
         found = json.loads(exc.diag.message_detail or "{}")
         return IdempotencyConflict(

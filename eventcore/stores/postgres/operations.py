@@ -20,7 +20,7 @@ from uuid import UUID
 from psycopg import sql
 
 from eventcore.clock import Clock, IdFactory
-from eventcore.errors import ConfigurationError, DeserializationError
+from eventcore.errors import ConfigurationError, DeserializationError, StreamClosed, StreamDeleted
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
 from eventcore.raw import RawEvent, StoreStats, StreamInfo
@@ -51,6 +51,8 @@ from eventcore.stores.postgres.queries import (
     streams_plan,
     value_plan,
 )
+from eventcore.stores.postgres.retention import RetentionStatements
+from eventcore.tombstones import check_not_deleted
 from eventcore.types import StreamId
 
 __all__ = ["Operations"]
@@ -68,6 +70,7 @@ class Operations:
     ) -> None:
         self.q = Statements(schema)
         self.schema = schema
+        self.retention = RetentionStatements(schema)
         self.types = types
         self.clock = clock
         self.ids = ids
@@ -100,8 +103,15 @@ class Operations:
             rows = yield from rows_plan(self.q.stream, (sid, after_version, self.page_size))
             out += rows
             if len(rows) < self.page_size:
-                return self.decode(out)
+                found = self.decode(out)
+                check_not_deleted(sid, found)
+                return found
             after_version = rows[-1][2]
+
+    def deletion(self, stream_id: StreamId) -> Plan[StreamClosed | None]:
+        """``StreamDeleted`` if the stream was deleted, else None (for long lazy reads)."""
+        found = yield from self.retention.tombstone_plan([stream_id])
+        return found if isinstance(found, StreamDeleted) else None
 
     def read_streams(
         self, stream_ids: Iterable[StreamId]
@@ -114,6 +124,8 @@ class Operations:
         found: dict[StreamId, list[RecordedEvent]] = {sid: [] for sid in ids}
         for rec in self.decode(rows):
             found[rec.stream_id].append(rec)
+        for sid, records in found.items():
+            check_not_deleted(sid, records)
         return found
 
     def stream_version(self, stream_id: StreamId) -> Plan[int]:
@@ -127,6 +139,20 @@ class Operations:
         streams: Selection = None,
         event_types: Iterable[str | type] | None = None,
     ) -> Plan[list[RecordedEvent]]:
+        chosen = selectors(streams)
+        names = check_read_args(self.types, after, limit, None, event_types)
+        plan = read_all_plan(self.q, after, limit, chosen, names)
+        return self._decoded(self.retention.horizon_plan(after, plan))
+
+    def read_retained(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+    ) -> Plan[list[RecordedEvent]]:
+        """``read_all`` without the retention check."""
         chosen = selectors(streams)
         names = check_read_args(self.types, after, limit, None, event_types)
         return self._decoded(read_all_plan(self.q, after, limit, chosen, names))

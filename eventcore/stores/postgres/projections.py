@@ -111,6 +111,7 @@ class CheckpointSQL:
             "WHERE c.position < EXCLUDED.position"
         )
         self._reset = q("DELETE FROM {schema}.checkpoints WHERE name = %s")
+        self._names = q('SELECT name, position FROM {schema}.checkpoints ORDER BY name COLLATE "C"')
         self._lock_row = q("SELECT position FROM {schema}.checkpoints WHERE name = %s FOR UPDATE")
         self._save_expected = q(
             "INSERT INTO {schema}.checkpoints AS c (name, position) VALUES (%s, %s) "
@@ -126,6 +127,10 @@ class CheckpointSQL:
 
     def reset(self, name: str) -> Plan[None]:
         return _one(self._reset, (check_name(name),), "count")
+
+    def names(self) -> Plan[dict[str, int]]:
+        """Every saved checkpoint, name to position, in name order."""
+        return _names(_one(self._names, (), "all"))
 
     def save_in(self, name: str, position: int, expected: int | None) -> Plan[None]:
         """Inside a transaction: save if the checkpoint is still ``expected``, else raise
@@ -147,6 +152,11 @@ class CheckpointSQL:
             "applying events (did it lose its leadership?); this instance's transaction was "
             "rolled back, so nothing was applied twice",
         )
+
+
+def _names(plan: Plan[Any]) -> Plan[dict[str, int]]:
+    rows = yield from plan
+    return {str(r[0]): int(r[1]) for r in rows}
 
 
 def _position(plan: Plan[Any]) -> Plan[int | None]:
@@ -177,10 +187,7 @@ class PostgresCheckpointStore:
 
     def names(self) -> dict[str, int]:
         """Every saved checkpoint, name to position, in name order (for ``eventcore``)."""
-        query = self._t.q(
-            'SELECT name, position FROM {schema}.checkpoints ORDER BY name COLLATE "C"'
-        )
-        return {str(r[0]): int(r[1]) for r in self._t.fetch("list checkpoints", query)}
+        return self.database.read("list checkpoints", self.sql.names())
 
     def reset(self, name: str) -> None:
         """Forget the checkpoint of ``name`` (the next run starts from the beginning)."""
@@ -244,6 +251,10 @@ class DeadLetterSQL:
         self._list = q(select + "WHERE projection = %s ORDER BY position")
         self._get = q(select + "WHERE projection = %s AND position = %s")
         self._discard_all = q("DELETE FROM {schema}.dead_letters WHERE projection = %s")
+        self._names = q(
+            "SELECT projection, count(*) FROM {schema}.dead_letters GROUP BY projection "
+            'ORDER BY projection COLLATE "C"'
+        )
         self._discard_one = q(
             "DELETE FROM {schema}.dead_letters WHERE projection = %s AND position = %s"
         )
@@ -253,6 +264,10 @@ class DeadLetterSQL:
 
     def list(self, name: str) -> Plan[builtins.list[DeadLetter]]:
         return _letters(_one(self._list, (check_name(name),), "all"))
+
+    def names(self) -> Plan[dict[str, int]]:
+        """The projections that have dead letters, name to how many, in name order."""
+        return _names(_one(self._names, (), "all"))
 
     def get(self, name: str, position: int) -> Plan[DeadLetter | None]:
         params = (check_name(name), check_position(position))
@@ -298,11 +313,7 @@ class PostgresDeadLetterStore:
 
     def names(self) -> dict[str, int]:
         """The projections that have dead letters, name to how many, in name order."""
-        query = self._t.q(
-            "SELECT projection, count(*) FROM {schema}.dead_letters GROUP BY projection "
-            'ORDER BY projection COLLATE "C"'
-        )
-        return {str(r[0]): int(r[1]) for r in self._t.fetch("list dead letters", query)}
+        return self.database.read("list dead letters", self.sql.names())
 
     def get(self, name: str, position: int) -> DeadLetter | None:
         return self.database.read("get dead letter", self.sql.get(name, position))

@@ -103,6 +103,10 @@ class AsyncPostgresCheckpointStore(_Layer):
         plan = self.sql.save(name, position)
         await (await self._ready()).write("save checkpoint", plan)
 
+    async def names(self) -> dict[str, int]:
+        """Every saved checkpoint, name to position, in name order (for ``eventcore``)."""
+        return await (await self._ready()).read("list checkpoints", self.sql.names())
+
     async def reset(self, name: str) -> None:
         """Forget the checkpoint of ``name`` (the next run starts from the beginning)."""
         plan = self.sql.reset(name)
@@ -158,6 +162,10 @@ class AsyncPostgresDeadLetterStore(_Layer):
     async def list(self, name: str) -> builtins.list[DeadLetter]:
         plan = self.sql.list(name)
         return await (await self._ready()).read("list dead letters", plan)
+
+    async def names(self) -> dict[str, int]:
+        """The projections that have dead letters, name to how many, in name order."""
+        return await (await self._ready()).read("list dead letters", self.sql.names())
 
     async def get(self, name: str, position: int) -> DeadLetter | None:
         plan = self.sql.get(name, position)

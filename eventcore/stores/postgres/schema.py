@@ -20,7 +20,9 @@ __all__ = [
     "IDEMPOTENCY_SQLSTATE",
     "IMMUTABLE_SQLSTATE",
     "ISOLATION_SQLSTATE",
+    "MIGRATIONS",
     "SCHEMA_VERSION",
+    "TOMBSTONE_SQLSTATE",
     "TRIGGERS",
     "migrate",
     "schema_version",
@@ -32,6 +34,9 @@ IMMUTABLE_SQLSTATE: Final = "EC002"
 """Raised by the triggers that reject UPDATE, DELETE and TRUNCATE on events."""
 ISOLATION_SQLSTATE: Final = "EC003"
 """Raised by ``eventcore_append`` outside READ COMMITTED (its checks need fresh snapshots)."""
+TOMBSTONE_SQLSTATE: Final = "EC008"
+"""Raised by the tombstone trigger when an event targets a closed or deleted stream; the
+detail is a JSON object (stream, state, position, at, reason)."""
 IDEMPOTENCY_SQLSTATE: Final = "EC005"
 """Raised by ``eventcore_append`` when an idempotency key comes with another fingerprint; the
 detail is a JSON object (key, stored, given)."""
@@ -378,6 +383,116 @@ CREATE TABLE {schema}.key_master (
 );
 """
 
+_V8_RETENTION: Final = """
+-- Tombstones: the statement trigger after an insert refuses any event for a stream already
+-- closed (only a deletion may follow a closure) or closed earlier in the same statement
+-- (imports), then records the closing events of the statement. Raw SQL and imports are
+-- held to it as much as appends.
+CREATE TABLE {schema}.tombstones (
+    stream_id   text        PRIMARY KEY,
+    state       text        NOT NULL CHECK (state IN ('closed', 'deleted')),
+    position    bigint      NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    reason      text        NOT NULL
+);
+
+CREATE FUNCTION {schema}.eventcore_tombstones() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_hit record;
+BEGIN
+    SELECT t.stream_id, t.state, t.position, t.recorded_at, t.reason INTO v_hit
+      FROM new_rows n JOIN {schema}.tombstones t ON t.stream_id = n.stream_id
+     WHERE NOT (t.state = 'closed' AND n.event_type = 'eventcore.StreamDeletion')
+     ORDER BY n.position LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT m.stream_id,
+               CASE m.event_type WHEN 'eventcore.StreamDeletion' THEN 'deleted'
+                                 ELSE 'closed' END AS state,
+               m.position, m.recorded_at, coalesce(m.data->>'reason', '') AS reason
+          INTO v_hit
+          FROM new_rows n JOIN new_rows m
+            ON m.stream_id = n.stream_id AND m.position < n.position
+         WHERE m.event_type IN ('eventcore.StreamClosure', 'eventcore.StreamDeletion')
+           AND NOT (m.event_type = 'eventcore.StreamClosure'
+                    AND n.event_type = 'eventcore.StreamDeletion')
+         ORDER BY n.position LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        RAISE EXCEPTION 'eventcore stream % is %', v_hit.stream_id, v_hit.state
+            USING ERRCODE = 'EC008',
+                  DETAIL = jsonb_build_object('stream', v_hit.stream_id, 'state', v_hit.state,
+                                              'position', v_hit.position,
+                                              'at', v_hit.recorded_at,
+                                              'reason', v_hit.reason)::text,
+                  HINT = 'a closed stream takes no more events: write to a new stream';
+    END IF;
+    INSERT INTO {schema}.tombstones (stream_id, state, position, recorded_at, reason)
+    SELECT DISTINCT ON (stream_id) stream_id,
+           CASE event_type WHEN 'eventcore.StreamDeletion' THEN 'deleted' ELSE 'closed' END,
+           position, recorded_at, coalesce(data->>'reason', '')
+      FROM new_rows
+     WHERE event_type IN ('eventcore.StreamClosure', 'eventcore.StreamDeletion')
+     ORDER BY stream_id, position DESC
+    ON CONFLICT (stream_id) DO UPDATE
+       SET state = EXCLUDED.state, position = EXCLUDED.position,
+           recorded_at = EXCLUDED.recorded_at, reason = EXCLUDED.reason;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER events_tombstones AFTER INSERT ON {schema}.events
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.eventcore_tombstones();
+
+-- Retention: DELETE stays refused unless the transaction set eventcore.retention to this
+-- schema's guard text (apply_retention() does, with set_config(..., true): for its own
+-- transaction only). UPDATE and TRUNCATE stay refused always.
+CREATE OR REPLACE FUNCTION {schema}.reject_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('eventcore.retention', true) = {retention_guard}
+    THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'eventcore events are immutable: % is not allowed', TG_OP
+        USING ERRCODE = 'EC002',
+              HINT = 'append a compensating event instead of changing history';
+END
+$fn$;
+
+-- Tenants: the tenant of a stream '@acme/...' is 'acme' (NULL for other streams), kept in a
+-- generated column. Row-level security over it is off until
+-- eventcore.tenants.postgres.enable_isolation() turns it on: then a role listed in
+-- tenant_roles reads only its tenant's rows (the owner, which the library connects as,
+-- is not subject to it).
+ALTER TABLE {schema}.events ADD COLUMN tenant text GENERATED ALWAYS AS (
+    CASE WHEN stream_id LIKE '@%/%' THEN split_part(substr(stream_id, 2), '/', 1) END
+) STORED;
+CREATE INDEX events_tenant_position ON {schema}.events (tenant, position)
+    WHERE tenant IS NOT NULL;
+CREATE TABLE {schema}.tenant_roles (
+    tenant  text PRIMARY KEY,
+    role    name NOT NULL UNIQUE
+);
+-- The tenant a role reads for; SECURITY DEFINER so that tenant roles need no grant on
+-- tenant_roles (the policy passes the caller's current_user).
+CREATE FUNCTION {schema}.eventcore_tenant_of(p_role name) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+    SELECT tenant FROM {schema}.tenant_roles WHERE role = p_role
+$fn$;
+CREATE POLICY events_of_the_tenant ON {schema}.events FOR SELECT
+    USING (tenant = {schema}.eventcore_tenant_of(current_user));
+CREATE POLICY tombstones_of_the_tenant ON {schema}.tombstones FOR SELECT
+    USING (starts_with(stream_id, '@' || {schema}.eventcore_tenant_of(current_user) || '/'));
+
+CREATE TABLE {schema}.retention_runs (
+    run             bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    first_position  bigint      NOT NULL,
+    last_position   bigint      NOT NULL,
+    events          bigint      NOT NULL,
+    applied_at      timestamptz NOT NULL
+);
+"""
+
 _MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "events table, immutability triggers, eventcore_append()", _V1),
     (2, "index on metadata->>'correlation_id'", _V2_CORRELATION),
@@ -386,7 +501,10 @@ _MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (5, "exact payloads, write boundaries, idempotency keys, new eventcore_append()", _V5_EXACT),
     (6, "eventcore_lock_streams() for pessimistic sessions", _V6_LOCKS),
     (7, "data keys of data subjects (eventcore.crypto)", _V7_KEYS),
+    (8, "tombstones, retention guard and runs, tenant column and policies", _V8_RETENTION),
 )
+MIGRATIONS: Final = _MIGRATIONS
+"""Every migration: (version, description, script)."""
 
 SCHEMA_VERSION: Final = max(version for version, _, _ in _MIGRATIONS)
 
@@ -403,6 +521,12 @@ def stream_lock_prefix(schema: str) -> str:
 def key_lock_prefix(schema: str) -> str:
     """The text put before an idempotency key when hashing it into an advisory-lock key."""
     return f"eventcore/{schema}/key/"
+
+
+def retention_guard_text(schema: str) -> str:
+    """The value of ``eventcore.retention`` that lets ``apply_retention`` delete in
+    ``schema`` (set for its own transaction only)."""
+    return f"eventcore/{schema}/apply_retention"
 
 
 def global_lock_text(schema: str) -> str:
@@ -445,6 +569,7 @@ def migrate(conn: psycopg.Connection[Any], schema: str, channel: str) -> int:
             "key_prefix": sql.Literal(key_lock_prefix(schema)),
             "global_key": sql.Literal(global_lock_text(schema)),
             "channel": sql.Literal(channel),
+            "retention_guard": sql.Literal(retention_guard_text(schema)),
         }
         for version, description, script in sorted(_MIGRATIONS):
             if version in done:
@@ -466,8 +591,10 @@ def schema_version(conn: psycopg.Connection[Any], schema: str) -> int:
     if done and max(done) > SCHEMA_VERSION:
         return max(done)
     version = 0
-    while version + 1 in done:
-        version += 1
+    for known, _, _ in sorted(_MIGRATIONS):  # numbers may skip: only known ones count
+        if known not in done:
+            break
+        version = known
     return version
 
 

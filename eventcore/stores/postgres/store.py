@@ -32,6 +32,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
@@ -39,6 +40,7 @@ from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
+from eventcore.retention.engine import run_retention, write_tombstone
 from eventcore.selection import Selection, iter_log
 from eventcore.store import check_positive, check_wait_args
 from eventcore.stores._verify import LogChecker
@@ -46,7 +48,12 @@ from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.database import Connection, PostgresDatabase
 from eventcore.stores.postgres.operations import Operations
 from eventcore.stores.postgres.schema import TRIGGERS, global_lock_text
+from eventcore.tombstones import StreamClosure, StreamDeletion, check_not_deleted
 from eventcore.types import StreamId
+
+if TYPE_CHECKING:
+    from eventcore.retention import Archive, RetentionPolicy, RetentionReport
+    from eventcore.tenants.store import TenantStore
 
 __all__ = ["PostgresEventStore", "PostgresTransaction"]
 
@@ -88,10 +95,18 @@ class PostgresEventStore:
         return self._stream_pages(StreamId(stream_id), after_version)
 
     def _stream_pages(self, sid: StreamId, after_version: int) -> Iterator[RecordedEvent]:
+        first = True
         while True:
             page = self.database.read(
                 "read_stream", self.operations.stream_page(sid, after_version)
             )
+            if first and len(page) < self.config.page_size:
+                check_not_deleted(sid, page)  # the whole stream: a deletion is its last event
+            elif first:  # a long stream: ask its tombstone before yielding anything
+                deleted = self.database.read("read_stream", self.operations.deletion(sid))
+                if deleted is not None:
+                    raise deleted
+            first = False
             yield from page
             if len(page) < self.config.page_size:
                 return
@@ -118,6 +133,20 @@ class PostgresEventStore:
         limit by stream prefixes or patterns and by event types. A page never ends inside
         an atomic write (it is extended to the write's last selected event)."""
         plan = self.operations.read_all(
+            after=after, limit=limit, streams=streams, event_types=event_types
+        )
+        return self.database.read("read_all", plan)
+
+    def read_retained(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+    ) -> list[RecordedEvent]:
+        """``read_all`` without the retention check: what is left, removed events skipped."""
+        plan = self.operations.read_retained(
             after=after, limit=limit, streams=streams, event_types=event_types
         )
         return self.database.read("read_all", plan)
@@ -258,6 +287,48 @@ class PostgresEventStore:
         """
         plan = self.operations.append(expected, events, metadata, idempotency_key)
         return self.database.write("append", plan)
+
+    def for_tenant(self, tenant: str) -> TenantStore:
+        """This store as tenant ``tenant`` sees it: only the tenant's streams, for every
+        read and write (see :mod:`eventcore.tenants`)."""
+        from eventcore.tenants.store import TenantStore
+
+        return TenantStore(self, tenant)
+
+    # -- tombstones and retention ----------------------------------------------------------
+
+    def close_stream(
+        self, stream_id: StreamId, *, reason: str = "", expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Close a stream: append a :class:`~eventcore.tombstones.StreamClosure`; every later
+        event for it raises ``StreamClosed`` (a trigger refuses it). Returns the event."""
+        marker = StreamClosure(StreamId(stream_id), reason)
+        return write_tombstone(self, marker, expected_version)
+
+    def delete_stream(
+        self, stream_id: StreamId, *, reason: str = "", expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Delete a stream: append a :class:`~eventcore.tombstones.StreamDeletion`; reads of
+        it then raise ``StreamDeleted`` (saying when), appends ``StreamDeleted`` too."""
+        marker = StreamDeletion(StreamId(stream_id), reason)
+        return write_tombstone(self, marker, expected_version)
+
+    def apply_retention(
+        self, policies: Sequence[RetentionPolicy], *, archive: Archive | None
+    ) -> RetentionReport:
+        """Remove the events ``policies`` select (each stream keeps its last event), after
+        writing them to ``archive`` (None: discard them), in one transaction past the
+        immutability trigger; see :mod:`eventcore.retention`."""
+        return run_retention(self, policies, archive, self.operations.clock, self._remove)
+
+    def _remove(self, rows: Sequence[RawEvent], at: datetime) -> int:
+        plan = self.operations.retention.remove_plan(rows, at)
+        with self.database.transaction("apply_retention") as conn:
+            return self.database.run_in(conn, "apply_retention", plan)
+
+    def retention_runs(self) -> list[tuple[int, int, datetime]]:
+        """Each retention run: its first and last removed positions and when it ran."""
+        return self.database.read("retention_runs", self.operations.retention.runs_plan())
 
     def forget_idempotency_keys(self, *, before: datetime) -> int:
         """Delete the idempotency keys recorded before ``before``; return how many."""

@@ -28,7 +28,8 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from uuid import UUID
 
 from eventcore._finish import Cancelled, complete, complete_quietly, finish
@@ -42,6 +43,10 @@ from eventcore.stores._notify import wait_for_head_async
 from eventcore.stores.sqlite.database import SqliteDatabase, Synchronous
 from eventcore.stores.sqlite.store import SqliteEventStore
 from eventcore.types import StreamId
+
+if TYPE_CHECKING:
+    from eventcore.retention import Archive, RetentionPolicy, RetentionReport
+    from eventcore.tenants.aio import AsyncTenantStore
 
 __all__ = ["AsyncSqliteEventStore"]
 
@@ -279,6 +284,47 @@ class AsyncSqliteEventStore:
                 raise
             else:
                 await finish(loop.run_in_executor(self._writer, cm.__exit__, None, None, None))
+
+    def for_tenant(self, tenant: str) -> AsyncTenantStore:
+        """This store as tenant ``tenant`` sees it (see :mod:`eventcore.tenants`)."""
+        from eventcore.tenants.aio import AsyncTenantStore
+
+        return AsyncTenantStore(self, tenant)
+
+    async def read_retained(self, **kwargs: Any) -> list[RecordedEvent]:
+        """``read_all`` without the retention check (see ``SqliteEventStore``)."""
+        return await self._read(functools.partial(self.sync.read_retained, **kwargs))
+
+    async def _write(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        async with self._writes:
+            work = functools.partial(call, *args, **kwargs)
+            return await finish(loop.run_in_executor(self._writer, work))
+
+    async def close_stream(
+        self, stream_id: StreamId, *, reason: str = "", expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Close a stream on the writer's thread (see :meth:`SqliteEventStore.close_stream`)."""
+        return await self._write(
+            self.sync.close_stream, stream_id, reason=reason, expected_version=expected_version
+        )
+
+    async def delete_stream(
+        self, stream_id: StreamId, *, reason: str = "", expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Delete a stream on the writer's thread (see :meth:`SqliteEventStore.delete_stream`)."""
+        return await self._write(
+            self.sync.delete_stream, stream_id, reason=reason, expected_version=expected_version
+        )
+
+    async def apply_retention(
+        self, policies: Sequence[RetentionPolicy], *, archive: Archive | None
+    ) -> RetentionReport:
+        """Archive and remove what ``policies`` select, on the writer's thread."""
+        return await self._write(self.sync.apply_retention, policies, archive=archive)
+
+    async def retention_runs(self) -> list[tuple[int, int, datetime]]:
+        return await self._read(self.sync.retention_runs)
 
     async def wait_for_events(self, after: int, timeout: float) -> bool:
         """Wait until an event after ``after`` exists (True) or ``timeout`` seconds pass;

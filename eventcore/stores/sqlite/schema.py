@@ -20,7 +20,7 @@ CORRELATION: Final = (
 """The indexed expression of ``read_correlation``. The guard keeps a corrupt metadata row
 readable (and reported as such) instead of making the table unwritable."""
 
-MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
         1,
         "events table, immutability triggers",
@@ -132,6 +132,61 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
 
 TRIGGERS: Final = ("eventcore_events_no_update", "eventcore_events_no_delete")
 """The immutability triggers of migration 1 (``verify`` checks they are present)."""
+# Migration 6 belongs to another change (serializers and encryption); migrations are applied
+# by number, so a missing number in between is fine.
+MIGRATIONS += (
+    (
+        7,
+        "tombstones, the retention guard and the record of retention runs",
+        # Tombstones: the trigger after an insert records each closing event, the trigger
+        # before refuses any event for a closed stream (only a deletion may follow a closure),
+        # so raw SQL and imports are held to it too. Retention: DELETE stays refused unless
+        # the guard row exists, which apply_retention() inserts and removes inside its one
+        # transaction; UPDATE stays refused always.
+        """
+        CREATE TABLE eventcore_tombstones (
+            stream_id   TEXT    PRIMARY KEY,
+            state       TEXT    NOT NULL CHECK (state IN ('closed', 'deleted')),
+            position    INTEGER NOT NULL,
+            recorded_at TEXT    NOT NULL,
+            reason      TEXT    NOT NULL
+        );
+        CREATE TRIGGER eventcore_events_tombstoned BEFORE INSERT ON eventcore_events
+        WHEN EXISTS (
+            SELECT 1 FROM eventcore_tombstones t
+             WHERE t.stream_id = NEW.stream_id
+               AND NOT (t.state = 'closed' AND NEW.event_type = 'eventcore.StreamDeletion')
+        )
+        BEGIN SELECT RAISE(ABORT, 'eventcore stream is closed: no event can follow it'); END;
+        CREATE TRIGGER eventcore_events_tombstone AFTER INSERT ON eventcore_events
+        WHEN NEW.event_type IN ('eventcore.StreamClosure', 'eventcore.StreamDeletion')
+        BEGIN
+            INSERT OR REPLACE INTO eventcore_tombstones
+                (stream_id, state, position, recorded_at, reason)
+            VALUES (NEW.stream_id,
+                    CASE NEW.event_type WHEN 'eventcore.StreamDeletion' THEN 'deleted'
+                                        ELSE 'closed' END,
+                    NEW.position, NEW.recorded_at,
+                    coalesce(CASE WHEN json_valid(NEW.data)
+                                  THEN json_extract(NEW.data, '$.reason') END, ''));
+        END;
+        CREATE TABLE eventcore_retention_guard (
+            armed INTEGER PRIMARY KEY CHECK (armed = 1)
+        );
+        CREATE TABLE eventcore_retention_runs (
+            run             INTEGER PRIMARY KEY,
+            first_position  INTEGER NOT NULL,
+            last_position   INTEGER NOT NULL,
+            events          INTEGER NOT NULL,
+            applied_at      TEXT    NOT NULL
+        );
+        DROP TRIGGER eventcore_events_no_delete;
+        CREATE TRIGGER eventcore_events_no_delete BEFORE DELETE ON eventcore_events
+        WHEN NOT EXISTS (SELECT 1 FROM eventcore_retention_guard)
+        BEGIN SELECT RAISE(ABORT, 'eventcore events are immutable: DELETE is not allowed'); END;
+        """,
+    ),
+)
 
 SCHEMA_VERSION: Final = max(version for version, _, _ in MIGRATIONS)
 

@@ -30,14 +30,15 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
-from eventcore.errors import ConfigurationError, DeserializationError, StoreFailure
+from eventcore.errors import ConfigurationError, DeserializationError, StoreFailure, StreamClosed
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
 from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
+from eventcore.retention.engine import run_retention, write_tombstone
 from eventcore.selection import Selection, iter_log, selectors
 from eventcore.store import (
     check_after_version,
@@ -73,8 +74,21 @@ from eventcore.stores.sqlite.plans import (
     version_plan,
     whole_stream_plan,
 )
+from eventcore.stores.sqlite.retention import (
+    all_runs_plan,
+    horizon_plan,
+    is_tombstoned,
+    remove_plan,
+    tombstone_of,
+    tombstones_plan,
+)
 from eventcore.stores.sqlite.schema import CORRELATION, TRIGGERS
+from eventcore.tombstones import StreamClosure, StreamDeletion, check_not_deleted
 from eventcore.types import StreamId
+
+if TYPE_CHECKING:
+    from eventcore.retention import Archive, RetentionPolicy, RetentionReport
+    from eventcore.tenants.store import TenantStore
 
 __all__ = ["SqliteEventStore"]
 
@@ -129,9 +143,19 @@ class SqliteEventStore:
 
     def _stream_pages(self, sid: StreamId, after_version: int) -> Iterator[RecordedEvent]:
         size = self.page_size
+        first = True
         while True:
             rows = self.database.read("read_stream", stream_page(sid, after_version, size))
-            yield from self._decode(rows)
+            page = self._decode(rows)
+            if first and len(rows) < size:
+                check_not_deleted(sid, page)  # the whole stream: a deletion is its last event
+            elif first:  # a long stream: ask its tombstone before yielding anything
+                found = self.database.read("read_stream", tombstones_plan([sid]))
+                error = tombstone_of(found, reading=True)
+                if error is not None and error.state == "deleted":
+                    raise error
+            first = False
+            yield from page
             if len(rows) < size:
                 return
             after_version = rows[-1][2]
@@ -144,6 +168,8 @@ class SqliteEventStore:
         found: dict[StreamId, list[RecordedEvent]] = {sid: [] for sid in ids}
         for rec in self._decode(rows):
             found[rec.stream_id].append(rec)
+        for sid, records in found.items():
+            check_not_deleted(sid, records)
         return found
 
     def stream_version(self, stream_id: StreamId) -> int:
@@ -160,7 +186,23 @@ class SqliteEventStore:
     ) -> list[RecordedEvent]:
         """Events after position ``after`` in position order, filtered in SQL before the
         limit by stream prefixes or patterns and by event types. A page never ends inside
-        an atomic write (it is extended to the write's last selected event)."""
+        an atomic write (it is extended to the write's last selected event). Raises
+        ``EventsRemoved`` if retention removed events after ``after`` (see
+        :meth:`read_retained`)."""
+        chosen = selectors(streams)
+        names = check_read_args(self.types, after, limit, None, event_types)
+        plan = horizon_plan(after, read_all_plan(after, limit, chosen, names))
+        return self._decode(self.database.read("read_all", plan))
+
+    def read_retained(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        streams: Selection = None,
+        event_types: Iterable[str | type] | None = None,
+    ) -> list[RecordedEvent]:
+        """``read_all`` without the retention check: what is left, removed events skipped."""
         chosen = selectors(streams)
         names = check_read_args(self.types, after, limit, None, event_types)
         plan = read_all_plan(after, limit, chosen, names)
@@ -254,7 +296,12 @@ class SqliteEventStore:
         versions, times, metadata, writes), in one transaction; return how many. Rows that do
         not continue the log raise ``ValidationError`` and nothing is written."""
         batch = list(rows)
-        count = self.database.write("import", import_plan(batch))
+        try:
+            count = self.database.write("import", import_plan(batch))
+        except StoreFailure as exc:
+            if not is_tombstoned(exc):
+                raise
+            raise self._refusal(exc, [r.stream_id for r in batch]) from exc
         if count:
             self.database.notifier.notify()
         return count
@@ -301,12 +348,60 @@ class SqliteEventStore:
             self.types, expected, events, metadata, self._clock, self._ids
         )
         key = None if idempotency_key is None else append_key(idempotency_key, pending)
-        outcome = self.database.write("append", append_plan(checked, pending, meta, key))
+        try:
+            outcome = self.database.write("append", append_plan(checked, pending, meta, key))
+        except StoreFailure as exc:
+            if not is_tombstoned(exc):
+                raise
+            raise self._refusal(exc, [p.stream_id for p in pending]) from exc
         if isinstance(outcome, list):
             if outcome:
                 self.database.notifier.notify()
             return outcome
         return self._decode(outcome.rows)  # the key was used before: the original write
+
+    def _refusal(self, exc: StoreFailure, stream_ids: list[str]) -> StoreFailure | StreamClosed:
+        """The tombstone a write was refused for (``StreamClosed``), or a copy of ``exc``."""
+        found = self.database.read("append", tombstones_plan(stream_ids))
+        return tombstone_of(found) or StoreFailure(exc.operation, str(exc))
+
+    def for_tenant(self, tenant: str) -> TenantStore:
+        """This store as tenant ``tenant`` sees it: only the tenant's streams, for every
+        read and write (see :mod:`eventcore.tenants`)."""
+        from eventcore.tenants.store import TenantStore
+
+        return TenantStore(self, tenant)
+
+    # -- tombstones and retention ----------------------------------------------------------
+
+    def close_stream(
+        self, stream_id: StreamId, *, reason: str = "", expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Close a stream: append a :class:`~eventcore.tombstones.StreamClosure`; every later
+        event for it raises ``StreamClosed`` (a trigger refuses it). Returns the event."""
+        return write_tombstone(self, StreamClosure(StreamId(stream_id), reason), expected_version)
+
+    def delete_stream(
+        self, stream_id: StreamId, *, reason: str = "", expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Delete a stream: append a :class:`~eventcore.tombstones.StreamDeletion`; reads of
+        it then raise ``StreamDeleted`` (saying when), appends ``StreamDeleted`` too."""
+        return write_tombstone(self, StreamDeletion(StreamId(stream_id), reason), expected_version)
+
+    def apply_retention(
+        self, policies: Sequence[RetentionPolicy], *, archive: Archive | None
+    ) -> RetentionReport:
+        """Remove the events ``policies`` select (each stream keeps its last event), after
+        writing them to ``archive`` (None: discard them), in one transaction past the
+        immutability trigger; see :mod:`eventcore.retention`."""
+        return run_retention(self, policies, archive, self._clock, self._remove)
+
+    def _remove(self, rows: Sequence[RawEvent], at: datetime) -> int:
+        return self.database.write("apply_retention", remove_plan(rows, at))
+
+    def retention_runs(self) -> list[tuple[int, int, datetime]]:
+        """Each retention run: its first and last removed positions and when it ran."""
+        return self.database.read("retention_runs", all_runs_plan())
 
     def forget_idempotency_keys(self, *, before: datetime) -> int:
         """Delete the idempotency keys recorded before ``before``; return how many."""
@@ -371,7 +466,9 @@ class SqliteSession:
         sid = StreamId(stream_id)
         check_after_version(after_version)
         rows = self._run("read_stream", whole_stream_plan(sid, after_version, self.store.page_size))
-        return iter(self.store._decode(rows))
+        found = self.store._decode(rows)
+        check_not_deleted(sid, found)
+        return iter(found)
 
     def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
         ids = unique_stream_ids(stream_ids)
@@ -379,6 +476,8 @@ class SqliteSession:
         found: dict[StreamId, list[RecordedEvent]] = {sid: [] for sid in ids}
         for rec in self.store._decode(rows):
             found[rec.stream_id].append(rec)
+        for sid, records in found.items():
+            check_not_deleted(sid, records)
         return found
 
     def stream_version(self, stream_id: StreamId) -> int:
@@ -401,7 +500,13 @@ class SqliteSession:
             store.types, expected, events, metadata, store._clock, store._ids
         )
         key = None if idempotency_key is None else append_key(idempotency_key, pending)
-        outcome = self._run("append", append_plan(checked, pending, meta, key))
+        try:
+            outcome = self._run("append", append_plan(checked, pending, meta, key))
+        except StoreFailure as exc:
+            if not is_tombstoned(exc):
+                raise
+            found = self._run("append", tombstones_plan([p.stream_id for p in pending]))
+            raise (tombstone_of(found) or StoreFailure("append", str(exc))) from exc
         self.appended = True
         if isinstance(outcome, list):
             return outcome
