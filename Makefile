@@ -62,7 +62,7 @@ $(LAB_VENV)/.course: pyproject.toml $(CONSTRAINTS) jupyter/overrides.json jupyte
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml $(CONSTRAINTS) | $(PY)
-	$(PY) $(PIP_INSTALL) -e ".[dev,postgres]"
+	$(PY) $(PIP_INSTALL) -e ".[dev,postgres,otel]"
 	@touch $@
 
 $(VENV)/.lab-kernel: $(LAB_VENV)/.course $(VENV)/.dev

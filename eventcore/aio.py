@@ -45,6 +45,7 @@ from eventcore.execution import (
     start_pipeline,
 )
 from eventcore.idempotency import IdempotencyKey
+from eventcore.observability import points
 from eventcore.pipeline import (
     AppendEvents,
     ExecutionResult,
@@ -93,6 +94,29 @@ async def execute_async(
     and ``CancelledError`` is raised. With an ``idempotency_key``, retrying a cancelled
     command is harmless either way.
     """
+    if points.ACTIVE is not None:  # the OpenTelemetry span and metrics (instrument())
+        return await points.ACTIVE.execute_async(  # type: ignore[no-any-return]
+            command,
+            metadata,
+            lambda meta: _execute_async(
+                store, command, retry, meta, sleep, snapshots, idempotency_key, concurrency
+            ),
+        )
+    return await _execute_async(
+        store, command, retry, metadata, sleep, snapshots, idempotency_key, concurrency
+    )
+
+
+async def _execute_async(
+    store: Any,
+    command: Command[Any],
+    retry: RetryPolicy,
+    metadata: Metadata | Mapping[str, Any] | None,
+    sleep: Callable[[float], Awaitable[None]],
+    snapshots: Any,
+    idempotency_key: str | IdempotencyKey | None,
+    concurrency: Concurrency | None,
+) -> ExecutionResult:
     pipeline = start_pipeline(
         "execute_async", command, retry, metadata, snapshots, idempotency_key=idempotency_key
     )

@@ -32,6 +32,7 @@ from eventcore.commands import Command
 from eventcore.errors import ConfigurationError, StoreError
 from eventcore.events import Metadata
 from eventcore.idempotency import IdempotencyKey, command_key
+from eventcore.observability import points
 from eventcore.pipeline import (
     AppendEvents,
     Effect,
@@ -91,6 +92,27 @@ def execute(
     ``IdempotencyConflict``. ``concurrency``: ``"optimistic"`` (the default) or
     ``"pessimistic"`` (see :data:`Concurrency`); a command may set it as a class attribute.
     """
+    if points.ACTIVE is not None:  # the OpenTelemetry span and metrics (instrument())
+        return points.ACTIVE.execute(
+            command,
+            metadata,
+            lambda meta: _execute(
+                store, command, retry, meta, sleep, snapshots, idempotency_key, concurrency
+            ),
+        )
+    return _execute(store, command, retry, metadata, sleep, snapshots, idempotency_key, concurrency)
+
+
+def _execute(
+    store: EventStore,
+    command: Command[Any],
+    retry: RetryPolicy,
+    metadata: Metadata | Mapping[str, Any] | None,
+    sleep: Callable[[float], None],
+    snapshots: SnapshotStore | None,
+    idempotency_key: str | IdempotencyKey | None,
+    concurrency: Concurrency | None,
+) -> ExecutionResult:
     pipeline = start_pipeline(
         "execute", command, retry, metadata, snapshots, idempotency_key=idempotency_key
     )

@@ -26,6 +26,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from eventcore.errors import ConfigurationError, LeadershipUnavailable, StoreFailure
 from eventcore.events import RecordedEvent
+from eventcore.observability import points
 from eventcore.projections.api import (
     ALL_EVENTS,
     DEFAULT_ERROR_POLICY,
@@ -148,6 +149,18 @@ class _Run:
     # -- the run -------------------------------------------------------------------------
 
     def run(self) -> ProjectionReport:
+        report: ProjectionReport | None = None
+        try:
+            report = self._run()
+            return report
+        except ProjectionFailed as exc:
+            report = exc.report
+            raise
+        finally:
+            if report is not None:
+                points.projection_stopped(self.name, report)
+
+    def _run(self) -> ProjectionReport:
         leadership = self.config.leadership
         if leadership is not None and not self._lead(leadership):
             self.saved = self._io("load checkpoint", self.config.checkpoints.load, self.name)
@@ -155,6 +168,7 @@ class _Run:
         try:
             self.saved = self._io("load checkpoint", self.config.checkpoints.load, self.name)
             self.position = self.saved or 0
+            points.projection_started(self.name, self.position, self.mode)
             if self.mode == "batch":
                 self._drain(self._io("read head", self.store.head))
                 return self.report("stopped" if self.stop.stopped else "caught_up")
@@ -180,6 +194,7 @@ class _Run:
         finally:
             if leadership is not None:
                 leadership.release(self.name)
+                points.leadership(self.name, "released")
 
     def report(self, reason: StopReason) -> ProjectionReport:
         c = self.counts
@@ -196,8 +211,11 @@ class _Run:
     def _lead(self, leadership: Leadership) -> bool:
         """Take the leadership (waiting if configured); False if stopped while waiting."""
         if self._io("acquire leadership", lambda: leadership.acquire(self.name)):
+            points.leadership(self.name, "acquired")
             return True
         wait = self.config.wait_for_leadership
+        if wait is not False:
+            points.leadership(self.name, "waiting", f"held by {_holder(leadership, self.name)}")
         if wait is False:
             raise LeadershipUnavailable(self.name, holder=_holder(leadership, self.name))
         deadline = None if wait is True else time.monotonic() + float(wait)
@@ -215,6 +233,7 @@ class _Run:
             if self.stop.wait(step):
                 return False
             if self._io("acquire leadership", lambda: leadership.acquire(self.name)):
+                points.leadership(self.name, "acquired")
                 return True
 
     def _check_leadership(self) -> None:
@@ -222,6 +241,7 @@ class _Run:
         PostgreSQL one when the connection holding its lock has died)."""
         holds = getattr(self.config.leadership, "holds", None)
         if callable(holds) and not holds(self.name):
+            points.leadership(self.name, "lost", f"stopped at position {self.position}")
             raise LeadershipUnavailable(
                 self.name,
                 "this instance lost its leadership (the connection or file holding it is "
@@ -252,10 +272,11 @@ class _Run:
             # A short page holds every selected event up to the head read before it
             # (positions are commit-ordered), so the checkpoint may move past the rest.
             end = target if complete else events[-1].position
-            if self.transactional:
-                self._io("commit a page", self._page_in_transaction, events, end)
-            else:
-                self._page(events, end)
+            with points.page(self.name, events, target, self.config.clock):
+                if self.transactional:
+                    self._io("commit a page", self._page_in_transaction, events, end)
+                else:
+                    self._page(events, end)
 
     # -- pages -----------------------------------------------------------------------------
 
@@ -354,6 +375,7 @@ class _Run:
         attempts = 1
         error = _attempt(apply, event) if failed is None else failed
         while error is not None:
+            points.projection_error(self.name, event, error, attempts)
             delay = self.policy.delay(attempts)
             if delay is None:
                 then = self.policy.then
@@ -375,6 +397,7 @@ class _Run:
         dead_letters = self.config.dead_letters
         assert dead_letters is not None  # checked when the run was set up
         letter = DeadLetter.for_failure(self.name, event, error, attempts, self.config.clock)
+        points.dead_lettered(self.name, event, error, attempts)
         if tx is not None and same_database(self.config.checkpoints, dead_letters):
             dead_letters.record_in(tx, letter)  # type: ignore[attr-defined]
         else:
@@ -402,6 +425,7 @@ class _Run:
                         "restart resumes after it",
                         self.report("failed"),
                     ) from exc
+                points.projection_io_failed(self.name, operation, failures, self.position)
                 self.config.sleep(self.config.backoff(failures))
 
 
