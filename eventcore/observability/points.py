@@ -79,7 +79,7 @@ class Instrumentation(Protocol):
     def database(self, system: str, namespace: str, operation: str, call: Callable[[], T]) -> T: ...
 
     def page(
-        self, projection: str, events: Sequence[RecordedEvent], head: int, now: Any
+        self, projection: str, events: Sequence[RecordedEvent], end: int, head: int, now: Any
     ) -> AbstractContextManager[None]: ...
 
     def dead_lettered(self, projection: str) -> None: ...
@@ -247,9 +247,10 @@ def projection_io_failed(name: str, operation: str, failures: int, position: int
 
 
 def page(
-    name: str, events: Sequence[RecordedEvent], head: int, now: Callable[[], Any]
+    name: str, events: Sequence[RecordedEvent], end: int, head: int, now: Callable[[], Any]
 ) -> AbstractContextManager[None]:
-    """Around one page of a projection: a span and the lag metrics when instrumented."""
+    """Around one page of a projection (its events, up to position ``end``; the ``head``
+    the run read): a span and the lag metrics when instrumented."""
     if PROJECTIONS.isEnabledFor(logging.DEBUG):
         PROJECTIONS.debug(
             "projection %s: page of %d events, head %d",
@@ -261,7 +262,7 @@ def page(
     active = ACTIVE
     if active is None:
         return _NO_PAGE
-    return active.page(name, events, head, now)
+    return active.page(name, events, end, head, now)
 
 
 def dead_lettered(name: str, event: RecordedEvent, error: BaseException, attempts: int) -> None:

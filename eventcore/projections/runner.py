@@ -272,7 +272,7 @@ class _Run:
             # A short page holds every selected event up to the head read before it
             # (positions are commit-ordered), so the checkpoint may move past the rest.
             end = target if complete else events[-1].position
-            with points.page(self.name, events, target, self.config.clock):
+            with points.page(self.name, events, end, target, self.config.clock):
                 if self.transactional:
                     self._io("commit a page", self._page_in_transaction, events, end)
                 else:
