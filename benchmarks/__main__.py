@@ -2,7 +2,8 @@
 [--modes optimistic,pessimistic] [--out DIR]`` runs the side-by-side workloads, then the
 contention table, instruction counts, memory and projections sections (``--only`` picks
 any of them); ``python -m benchmarks profile`` (cProfile of EventCore's workloads);
-``python -m benchmarks snapshots``; ``python -m benchmarks report`` (redraw)."""
+``python -m benchmarks snapshots``; ``python -m benchmarks observability`` (what the
+instrumentation hooks cost); ``python -m benchmarks report`` (redraw)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,18 @@ def parser() -> argparse.ArgumentParser:
         default=["sqlite", "postgres"],
         metavar="sqlite,postgres",
     )
+    obs = sub.add_parser(
+        "observability", help="transfers with the instrumentation hooks bypassed, off and on"
+    )
+    obs.add_argument("--quick", action="store_true", help="one small round: NOT for ratios")
+    obs.add_argument("--out", default=DEFAULT_OUT)
+    obs.add_argument("--rounds", type=int, default=None, help="rounds (default 5)")
+    obs.add_argument(
+        "--stores",
+        type=lambda t: _names(t, STORES, "store"),
+        default=list(STORES),
+        metavar="memory,sqlite,postgres",
+    )
     return p
 
 
@@ -101,6 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         lengths = QUICK_LENGTHS if args.quick else LENGTHS
         run_snapshots(stores=args.stores, lengths=lengths, out_dir=args.out)
         return 0  # the goal is reported in snapshots.md; timings never fail the run
+    if args.command == "observability":
+        from benchmarks.observability import render, run_observability
+
+        rows = run_observability(
+            stores=args.stores, quick=args.quick, out_dir=args.out, rounds=args.rounds
+        )
+        print(render(rows, args.quick), end="")
+        return 0  # timings never fail the run; the goal is reported
     if args.command == "report":
         from benchmarks.report import rerender
 

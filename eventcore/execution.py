@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from eventcore import checks as dev_checks
 from eventcore.commands import Command
 from eventcore.errors import ConfigurationError, StoreError
 from eventcore.events import Metadata
@@ -72,6 +73,7 @@ def execute(
     snapshots: SnapshotStore | None = None,
     idempotency_key: str | IdempotencyKey | None = None,
     concurrency: Concurrency | None = None,
+    checks: bool | None = None,
 ) -> ExecutionResult:
     """Read the command's streams, fold, handle, and append atomically.
 
@@ -91,7 +93,13 @@ def execute(
     nothing (``result.replayed`` is True); the same key for another command raises
     ``IdempotencyConflict``. ``concurrency``: ``"optimistic"`` (the default) or
     ``"pessimistic"`` (see :data:`Concurrency`); a command may set it as a class attribute.
+
+    ``checks=True`` (or ``EVENTCORE_CHECKS=1``) first runs the development-mode checks of
+    :mod:`eventcore.checks` (a dry run that reads and warns, writes nothing); ``False``
+    turns them off for this call even when the variable is set.
     """
+    if checks or (checks is None and dev_checks.ENABLED):
+        dev_checks.check_command(store, command)
     if points.ACTIVE is not None:  # the OpenTelemetry span and metrics (instrument())
         return points.ACTIVE.execute(
             command,
