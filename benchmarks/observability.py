@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from benchmarks.config import postgres_url
@@ -143,19 +143,21 @@ def _variant(name: str) -> Iterator[tuple[Callable[..., Any], str]]:
         uninstrument()
 
 
-def _transfers(kind: str, variant: str, count: int, folder: str, label: str) -> tuple[float, str]:
-    """Seconds per transfer over ``count`` timed transfers (after a warm-up)."""
+def _transfers(
+    kind: str, variant: str, count: int, folder: str, label: str, warmup: int = WARMUP
+) -> tuple[float, str]:
+    """Seconds per transfer over ``count`` timed transfers (after ``warmup`` more)."""
     store = _open(kind, folder, label)
     try:
         accounts = [StreamId(a) for a in account_ids(ACCOUNTS)]
         store.append({a: 0 for a in accounts}, [Deposited(a, OPENING) for a in accounts])
-        plan = transfer_plan(random.Random(15), [str(a) for a in accounts], WARMUP + count)
+        plan = transfer_plan(random.Random(15), [str(a) for a in accounts], warmup + count)
         commands = [Transfer(source=StreamId(s), target=StreamId(t), amount=n) for s, t, n in plan]
         with _variant(variant) as (run, what):
-            for command in commands[:WARMUP]:
+            for command in commands[:warmup]:
                 run(store, command)
             start = time.perf_counter()
-            for command in commands[WARMUP:]:
+            for command in commands[warmup:]:
                 run(store, command)
             elapsed = time.perf_counter() - start
         return elapsed / count, what
@@ -163,13 +165,17 @@ def _transfers(kind: str, variant: str, count: int, folder: str, label: str) -> 
         store.close()
 
 
-def measure(kind: str, count: int, rounds: int, folder: str) -> dict[str, Any]:
+def measure(
+    kind: str, count: int, rounds: int, folder: str, warmup: int = WARMUP
+) -> dict[str, Any]:
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
     what: dict[str, str] = {}
     for r in range(rounds):
         order = VARIANTS[r % 3 :] + VARIANTS[: r % 3]
         for variant in order:
-            seconds, what[variant] = _transfers(kind, variant, count, folder, f"{variant}-{r}")
+            seconds, what[variant] = _transfers(
+                kind, variant, count, folder, f"{variant}-{r}", warmup
+            )
             times[variant].append(seconds)
         _stderr(
             f"observability {kind} round {r + 1}/{rounds}: "
@@ -219,14 +225,22 @@ def render(rows: Sequence[dict[str, Any]], quick: bool) -> str:
 
 
 def run_observability(
-    *, stores: Sequence[str], quick: bool, out_dir: str, rounds: int | None = None
+    *,
+    stores: Sequence[str],
+    quick: bool,
+    out_dir: str,
+    rounds: int | None = None,
+    sizes: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    sizes = QUICK_SIZES if quick else SIZES
+    """Measure ``stores`` and write observability.json/.md into ``out_dir``; ``sizes``:
+    timed transfers per store (the default, or the quick one)."""
+    sizes = sizes or (QUICK_SIZES if quick else SIZES)
+    warmup = 5 if quick else WARMUP
     rounds = rounds or (1 if quick else 5)
     rows = []
     with tempfile.TemporaryDirectory(prefix="eventcore-bench-observability-") as folder:
         for kind in stores:
-            rows.append(measure(kind, sizes[kind], rounds, folder))
+            rows.append(measure(kind, sizes[kind], rounds, folder, warmup))
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "observability.json"), "w", encoding="utf-8") as f:
         json.dump({"quick": quick, "goal": GOAL, "rows": rows}, f, indent=2)
