@@ -231,3 +231,34 @@ def test_postgres_failures_and_migrations_never_log_the_password(
     assert failure.db_system == "postgresql" and failure.operation == "open"  # type: ignore[attr-defined]
     assert "127.0.0.1:1" in failure.getMessage()
     assert PASSWORD not in everything_logged(caplog)
+
+
+def test_postgres_dead_pooled_connections_are_replaced_and_logged(
+    postgres_dsn: str, postgres_schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import time
+
+    import psycopg
+
+    from eventcore.stores.postgres import PostgresConfig, PostgresEventStore
+
+    name = f"ec-logs-{postgres_schema[-8:]}"
+    config = PostgresConfig(
+        postgres_dsn, schema=postgres_schema, application_name=name, pool_min=1, pool_max=2
+    )
+    with PostgresEventStore(config, events=[MoneyDeposited]) as store:
+        execute(store, Deposit(account=StreamId("acc-a"), amount=1))
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (name,),
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        time.sleep(0.2)  # the termination message reaches the idle sockets
+        caplog.set_level(logging.INFO, logger="eventcore.store")
+        assert store.stream_version(StreamId("acc-a")) == 1  # answered on a fresh connection
+    (record,) = [r for r in records(caplog, "eventcore.store") if r.levelno == logging.INFO][:1]
+    assert record.db_system == "postgresql"  # type: ignore[attr-defined]
+    assert record.operation == "stream_version"  # type: ignore[attr-defined]
+    assert "dead" in record.getMessage()

@@ -163,9 +163,27 @@ def test_conflicts_retries_and_outcomes(otel: Otel) -> None:
     assert otel.total("eventcore.command.duration") == 3
 
 
-def test_a_projection_page_links_to_the_writing_trace_and_reports_its_lag(otel: Otel) -> None:
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgresql"])
+def test_a_projection_page_links_to_the_writing_trace_and_reports_its_lag(
+    otel: Otel, kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     clock = TickingClock()
-    store = InMemoryEventStore(clock=clock, ids=SeededIds(seed=1))
+    if kind == "memory":
+        store: Any = InMemoryEventStore(clock=clock, ids=SeededIds(seed=1))
+    elif kind == "sqlite":
+        store = SqliteEventStore(
+            tmp_path / "e.db", events=EVENTS, clock=clock, ids=SeededIds(seed=1)
+        )
+        request.addfinalizer(store.close)
+    else:
+        from eventcore.stores.postgres import PostgresConfig, PostgresEventStore
+
+        config = PostgresConfig(
+            request.getfixturevalue("postgres_dsn"),
+            schema=request.getfixturevalue("postgres_schema"),
+        )
+        store = PostgresEventStore(config, events=EVENTS, clock=clock, ids=SeededIds(seed=1))
+        request.addfinalizer(store.close)
     tracer = otel.tracer_provider.get_tracer("app")
     with tracer.start_as_current_span("POST /deposits") as request:
         for n in range(3):
