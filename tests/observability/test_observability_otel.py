@@ -294,3 +294,21 @@ def test_instrument_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ConfigurationError, match=r"eventcore\[otel\]"):
         instrument()
     assert not instrumented()
+
+
+def test_the_core_never_imports_opentelemetry_until_instrument_is_called() -> None:
+    import subprocess
+
+    program = (
+        "import sys\n"
+        "import eventcore, eventcore.observability, eventcore.projections, eventcore.aio\n"
+        "from eventcore import InMemoryEventStore, StreamId, execute\n"
+        "from tests.bank import Deposit\n"
+        "execute(InMemoryEventStore(), Deposit(account=StreamId('a'), amount=1))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", program], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stderr
