@@ -214,10 +214,9 @@ class _Run:
             points.leadership(self.name, "acquired")
             return True
         wait = self.config.wait_for_leadership
-        if wait is not False:
-            points.leadership(self.name, "waiting", f"held by {_holder(leadership, self.name)}")
         if wait is False:
             raise LeadershipUnavailable(self.name, holder=_holder(leadership, self.name))
+        points.leadership(self.name, "waiting", f"held by {_holder(leadership, self.name)}")
         deadline = None if wait is True else time.monotonic() + float(wait)
         while True:
             step = self.config.poll_interval
