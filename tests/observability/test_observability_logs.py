@@ -262,3 +262,26 @@ def test_postgres_dead_pooled_connections_are_replaced_and_logged(
     assert record.db_system == "postgresql"  # type: ignore[attr-defined]
     assert record.operation == "stream_version"  # type: ignore[attr-defined]
     assert "dead" in record.getMessage()
+
+
+def test_a_lost_leadership_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from eventcore import LeadershipUnavailable
+
+    class Vanishing(InProcessLeadership):
+        def holds(self, name: str) -> bool:
+            return False  # the connection holding the lock died
+
+    caplog.set_level(logging.INFO, logger="eventcore.leadership")
+    store = InMemoryEventStore()
+    execute(store, Deposit(account=StreamId("acc-a"), amount=1))
+    config = ProjectionConfig(
+        InMemoryCheckpointStore(), dead_letters=InMemoryDeadLetterStore(), leadership=Vanishing()
+    )
+    with pytest.raises(LeadershipUnavailable):
+        run_projection(Ledger(), store, config)
+    changes = [(r.leadership, r.levelno) for r in records(caplog, "eventcore.leadership")]  # type: ignore[attr-defined]
+    assert changes == [
+        ("acquired", logging.INFO),
+        ("lost", logging.WARNING),
+        ("released", logging.INFO),
+    ]
