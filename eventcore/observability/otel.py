@@ -154,7 +154,7 @@ class OpenTelemetry:
 
     @contextlib.contextmanager
     def _command(self, command: Any, metadata: Any) -> Iterator[tuple[Any, Any]]:
-        command_type = type(command).__name__
+        command_type = points.command_type(command)
         streams = [str(s) for s in _declared(command)]
         start = time.perf_counter()
         with self.tracer.start_as_current_span(

@@ -32,6 +32,7 @@ __all__ = [
     "LOGGERS",
     "Instrumentation",
     "activate",
+    "command_type",
     "conflict",
     "dead_lettered",
     "leadership",
@@ -104,6 +105,17 @@ def activate(instrumentation: Instrumentation | None) -> Instrumentation | None:
 # -- execute ----------------------------------------------------------------------------------
 
 
+def command_type(command: object) -> str:
+    """The name logs and spans give a command: its class's, or for a library wrapper (a
+    private class holding the user's command in ``inner``, such as a process manager's
+    exactly-once step) the wrapped command's."""
+    cls = type(command)
+    inner = getattr(command, "inner", None)
+    if inner is not None and cls.__name__.startswith("_"):
+        cls = type(inner)
+    return cls.__name__
+
+
 def conflict(
     command: object,
     attempt: int,
@@ -118,9 +130,9 @@ def conflict(
     if not EXECUTE.isEnabledFor(level):
         return
     names = sorted({str(getattr(c, "stream_id", c)) for c in conflicting})
-    command_type = type(command).__name__
+    name = command_type(command)
     extra = {
-        "command_type": command_type,
+        "command_type": name,
         "streams": sorted(str(s) for s in streams),
         "attempt": attempt,
         "conflicting_streams": names,
@@ -129,7 +141,7 @@ def conflict(
         EXECUTE.warning(
             "%s gave up after %d attempts: version conflicts on %s (raise the RetryPolicy's "
             "max_retries, or split the hot stream)",
-            command_type,
+            name,
             attempt,
             ", ".join(names),
             extra=extra,
@@ -137,7 +149,7 @@ def conflict(
     else:
         EXECUTE.info(
             "%s attempt %d met a version conflict on %s; retrying in %.3fs",
-            command_type,
+            name,
             attempt,
             ", ".join(names),
             delay,

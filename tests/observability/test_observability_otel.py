@@ -312,3 +312,28 @@ def test_the_core_never_imports_opentelemetry_until_instrument_is_called() -> No
         [sys.executable, "-c", program], cwd=root, capture_output=True, text=True, timeout=60
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_process_managers_commands_continue_the_projections_trace(otel: Otel) -> None:
+    from eventcore.projections import ProcessManager
+
+    class Bonus(ProcessManager):
+        name = "bonus"
+
+        def react(self, event: Any) -> Iterator[Any]:
+            if str(event.stream_id) == "acc-a" and isinstance(event.event, MoneyDeposited):
+                yield Deposit(account=StreamId("acc-bonus"), amount=1)
+
+    store = InMemoryEventStore(events=EVENTS)
+    with otel.tracer_provider.get_tracer("app").start_as_current_span("POST /deposits"):
+        execute(store, Deposit(account=StreamId("acc-a"), amount=5))
+    run_projection(Bonus(store), store, ProjectionConfig(InMemoryCheckpointStore()))
+
+    (page,) = otel.finished("project bonus")
+    first, issued = otel.finished("execute Deposit")  # the request's, then the manager's
+    assert [link.context.span_id for link in page.links] == [first.context.span_id]
+    assert issued.parent is not None and issued.parent.span_id == page.context.span_id
+    bonus = store.read_stream(StreamId("acc-bonus"))
+    assert next(iter(bonus)).metadata.custom[TRACEPARENT].split("-")[2] == (
+        f"{issued.context.span_id:016x}"
+    )
