@@ -52,6 +52,7 @@ from collections import deque
 from collections.abc import Generator, Sequence
 from typing import Any, Final
 
+from eventcore.commands import Command
 from eventcore.errors import EventCoreError
 from eventcore.events import RecordedEvent, event_info, stream_of
 from eventcore.types import StreamId
@@ -177,8 +178,13 @@ def inspect_command(command: Any) -> Generator[StreamId, Sequence[RecordedEvent]
     ``apply`` raises, or whose ``handle`` raises on both calls, is left to ``execute``."""
     name = type(command).__name__
     found: list[CommandCheckWarning] = []
-    state = command.initial_state()
-    declared = tuple(command.streams())
+    if not isinstance(command, Command):
+        return found  # execute() refuses it with its ConfigurationError
+    try:
+        state = command.initial_state()
+        declared = tuple(command.streams())
+    except Exception:  # a broken command: execute() raises the same error
+        return found
     queue: deque[StreamId] = deque(declared)
     scheduled = set(declared)
     contributed: set[StreamId] = set()
@@ -219,7 +225,11 @@ def inspect_command(command: Any) -> Generator[StreamId, Sequence[RecordedEvent]
             if changed:
                 contributed.add(stream_id)
             state = after
-        for other in command.discover_streams(state):
+        try:
+            discovered = tuple(command.discover_streams(state))
+        except Exception:
+            return found
+        for other in discovered:
             sid = StreamId(other)
             if sid not in scheduled:
                 scheduled.add(sid)

@@ -292,3 +292,11 @@ def _drive(checker: Any, store: Any) -> list[CommandCheckWarning]:
         except StopIteration as done:
             return list(done.value)
         to_send = list(store.read_stream(sid))
+
+
+def test_a_broken_call_is_left_to_execute_to_refuse(store: InMemoryEventStore) -> None:
+    from eventcore import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="Command instance"):
+        execute(store, "not a command", checks=True)  # type: ignore[arg-type]
+    assert store.head() == 1
