@@ -25,13 +25,16 @@ Without it (the default) the instrumented paths test one module-level name and g
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from eventcore.errors import ConfigurationError
 from eventcore.observability import points
-from eventcore.observability.points import LOGGERS
 
 __all__ = ["LOGGERS", "TRACEPARENT", "instrument", "instrumented", "uninstrument"]
+
+LOGGERS: Mapping[str, str] = points.LOGGERS
+"""Every logger EventCore writes to (name -> what it says)."""
 
 TRACEPARENT = "traceparent"
 """The key of ``Metadata.custom`` under which an instrumented ``execute`` records the W3C
