@@ -21,7 +21,7 @@ Metrics
     ``eventcore.projection.dead_letters`` (counters), ``eventcore.projection.lag.events``
     and ``eventcore.projection.lag.seconds`` (gauges, per ``eventcore.projection.name``),
     ``db.client.connection.count`` (``db.client.connection.state`` ``used``/``idle``) and
-    ``db.client.connection.max`` for PostgreSQL pools.
+    ``db.client.connection.max`` for the blocking PostgreSQL store's pools.
 
 The trace context of the ``execute`` span is stamped on the events it writes
 (``traceparent`` in ``Metadata.custom``, see :data:`eventcore.observability.TRACEPARENT`).
@@ -208,6 +208,25 @@ class OpenTelemetry:
     # -- databases -------------------------------------------------------------------------
 
     def database(self, system: str, namespace: str, operation: str, call: Callable[[], T]) -> T:
+        with self._db_call(system, namespace, operation) as done:
+            result = call()
+            done(result)
+        return result
+
+    async def database_async(
+        self, system: str, namespace: str, operation: str, call: Callable[[], Any]
+    ) -> Any:
+        with self._db_call(system, namespace, operation) as done:
+            result = await call()
+            done(result)
+        return result
+
+    @contextlib.contextmanager
+    def _db_call(
+        self, system: str, namespace: str, operation: str
+    ) -> Iterator[Callable[[Any], None]]:
+        """A client span and the duration metric around one database call; the caller
+        passes the call's result to the function it is given."""
         attributes = {"db.system.name": system, "db.operation.name": operation}
         start = time.perf_counter()
         with self.tracer.start_as_current_span(
@@ -217,8 +236,15 @@ class OpenTelemetry:
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
+
+            def done(result: Any) -> None:
+                self.db_duration.record(time.perf_counter() - start, attributes)
+                if operation == "append" and isinstance(result, list):
+                    span.set_attribute("eventcore.events.count", len(result))
+                    self.appended.add(len(result), {"db.system.name": system})
+
             try:
-                result = call()
+                yield done
             except BaseException as exc:
                 error_type = type(exc).__name__
                 span.set_attribute("error.type", error_type)
@@ -227,11 +253,6 @@ class OpenTelemetry:
                     time.perf_counter() - start, {**attributes, "error.type": error_type}
                 )
                 raise
-            self.db_duration.record(time.perf_counter() - start, attributes)
-            if operation == "append" and isinstance(result, list):
-                span.set_attribute("eventcore.events.count", len(result))
-                self.appended.add(len(result), {"db.system.name": system})
-            return result
 
     def _pool_usage(self, options: CallbackOptions) -> Iterable[Observation]:
         for db, stats in _pools():

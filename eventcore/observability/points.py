@@ -79,6 +79,11 @@ class Instrumentation(Protocol):
 
     def database(self, system: str, namespace: str, operation: str, call: Callable[[], T]) -> T: ...
 
+    async def database_async(
+        self, system: str, namespace: str, operation: str, call: Callable[[], Any]
+    ) -> Any:
+        """Like :meth:`database`, for an asyncio database (``call`` returns an awaitable)."""
+
     def page(
         self, projection: str, events: Sequence[RecordedEvent], end: int, head: int, now: Any
     ) -> AbstractContextManager[None]: ...

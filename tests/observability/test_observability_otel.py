@@ -337,3 +337,37 @@ def test_a_process_managers_commands_continue_the_projections_trace(otel: Otel) 
     assert next(iter(bonus)).metadata.custom[TRACEPARENT].split("-")[2] == (
         f"{issued.context.span_id:016x}"
     )
+
+
+def test_the_asyncio_postgres_store_has_database_spans_too(
+    otel: Otel, postgres_dsn: str, postgres_schema: str
+) -> None:
+    from eventcore.stores.postgres import AsyncPostgresEventStore, PostgresConfig
+
+    async def scenario() -> Any:
+        config = PostgresConfig(postgres_dsn, schema=postgres_schema, pool_max=2)
+        store = await AsyncPostgresEventStore(config, events=EVENTS).open()
+        try:
+            await execute_async(store, Deposit(account=StreamId("acc-a"), amount=10))
+            return await execute_async(
+                store, Transfer(source=StreamId("acc-a"), target=StreamId("acc-b"), amount=4)
+            )
+        finally:
+            await store.close()
+
+    result = asyncio.run(scenario())
+    (span,) = otel.finished("execute Transfer")
+    db = [
+        s
+        for s in otel.spans.get_finished_spans()
+        if s.kind == SpanKind.CLIENT
+        and s.parent is not None
+        and s.parent.span_id == span.context.span_id
+    ]
+    assert [s.attributes["db.operation.name"] for s in db] == ["read_streams", "append"]  # type: ignore[index]
+    assert {s.attributes["db.system.name"] for s in db} == {"postgresql"}  # type: ignore[index]
+    assert (
+        result.events[0].metadata.custom[TRACEPARENT].split("-")[2]
+        == f"{span.context.span_id:016x}"
+    )
+    assert otel.total("eventcore.events.appended", **{"db.system.name": "postgresql"}) == 3

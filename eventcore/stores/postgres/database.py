@@ -109,7 +109,7 @@ class PostgresDatabase:
             name=f"eventcore-{config.schema}",
             open=True,
         )
-        self.namespace = f"{config.params.get('dbname', '')}|{config.schema}"
+        self.namespace = namespace_of(config)
         """The OpenTelemetry ``db.namespace``: ``database|schema``."""
         points.DATABASES.add(self)
 
@@ -455,6 +455,11 @@ def _typed_error(
             f"lost the connection to PostgreSQL at {config.address}: {detail}.{outcome}",
         )
     return StoreFailure(operation, detail)
+
+
+def namespace_of(config: PostgresConfig) -> str:
+    """The OpenTelemetry ``db.namespace`` of a schema: ``database|schema``."""
+    return f"{config.params.get('dbname', '')}|{config.schema}"
 
 
 def cannot_connect_error(
