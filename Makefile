@@ -64,7 +64,7 @@ $(LAB_VENV)/.course: pyproject.toml $(CONSTRAINTS) jupyter/overrides.json jupyte
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml $(CONSTRAINTS) | $(PY)
-	$(PY) $(PIP_INSTALL) -e ".[dev,postgres,cli,crypto,pydantic,msgspec,web]"
+	$(PY) $(PIP_INSTALL) -e ".[dev,postgres,cli,crypto,pydantic,msgspec,web,otel]"
 	@touch $@
 
 $(VENV)/.lab-kernel: $(LAB_VENV)/.course $(VENV)/.dev
@@ -159,6 +159,7 @@ bench: $(VENV)/.bench
 	$(PY) -m benchmarks privacy $(filter --quick,$(BENCH_ARGS))
 	$(PY) -m benchmarks http $(filter --quick,$(BENCH_ARGS))
 	$(PY) -m benchmarks async $(filter --quick,$(BENCH_ARGS))
+	$(PY) -m benchmarks observability $(filter --quick,$(BENCH_ARGS))
 
 clean:
 	rm -rf $(VENV) $(LAB_VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info book/_build

@@ -6,7 +6,8 @@ any of them); ``python -m benchmarks profile`` (cProfile of EventCore's workload
 catch-up); ``python -m benchmarks privacy``; ``python -m benchmarks http`` (the example
 service under uvicorn); ``python -m benchmarks async [--quick] [--stores postgres|memory]``
 (asyncio transfers, issue 12: :mod:`benchmarks.async_transfers`); ``python -m benchmarks
-report`` (redraw)."""
+observability`` (what the instrumentation hooks cost); ``python -m benchmarks report``
+(redraw)."""
 
 from __future__ import annotations
 
@@ -121,6 +122,18 @@ def parser() -> argparse.ArgumentParser:
         default=["sqlite", "postgres"],
         metavar="sqlite,postgres",
     )
+    obs = sub.add_parser(
+        "observability", help="transfers with the instrumentation hooks bypassed, off and on"
+    )
+    obs.add_argument("--quick", action="store_true", help="one small round: NOT for ratios")
+    obs.add_argument("--out", default=DEFAULT_OUT)
+    obs.add_argument("--rounds", type=int, default=None, help="rounds (default 5)")
+    obs.add_argument(
+        "--stores",
+        type=lambda t: _names(t, STORES, "store"),
+        default=list(STORES),
+        metavar="memory,sqlite,postgres",
+    )
     return p
 
 
@@ -158,6 +171,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.seconds is not None:
             sizes_http = HttpSizes(sizes_http.clients, sizes_http.warmup, args.seconds)
         return 1 if failed(run_http(args.stores, sizes_http, args.out)) else 0
+    if args.command == "observability":
+        from benchmarks.observability import render, run_observability
+
+        rows = run_observability(
+            stores=args.stores, quick=args.quick, out_dir=args.out, rounds=args.rounds
+        )
+        print(render(rows, args.quick), end="")
+        return 0  # timings never fail the run; the goal is reported
     if args.command == "report":
         from benchmarks.report import rerender
 

@@ -7,6 +7,7 @@ with optimistic concurrency checked on every stream read.
 
 from typing import TYPE_CHECKING, Any
 
+from eventcore.checks import CommandCheckWarning
 from eventcore.clock import SeededIds, TickingClock, system_clock, uuid7
 from eventcore.commands import Command, require, stream
 from eventcore.errors import (
@@ -50,6 +51,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BusinessRuleViolation",
     "Command",
+    "CommandCheckWarning",
     "ConcurrencyError",
     "ConfigurationError",
     "Conflict",

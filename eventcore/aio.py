@@ -33,6 +33,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from eventcore import checks as dev_checks
 from eventcore._finish import finish
 from eventcore.commands import Command
 from eventcore.errors import StoreError
@@ -45,6 +46,7 @@ from eventcore.execution import (
     start_pipeline,
 )
 from eventcore.idempotency import IdempotencyKey
+from eventcore.observability import points
 from eventcore.pipeline import (
     AppendEvents,
     ExecutionResult,
@@ -79,6 +81,7 @@ async def execute_async(
     snapshots: Any = None,
     idempotency_key: str | IdempotencyKey | None = None,
     concurrency: Concurrency | None = None,
+    checks: bool | None = None,
 ) -> ExecutionResult:
     """The asyncio counterpart of :func:`eventcore.execute`, with the same semantics.
 
@@ -91,8 +94,33 @@ async def execute_async(
     the command returns its result (the cancellation came too late to undo it); if it
     failed, the cancellation is raised. Cancelled before the append, nothing was written
     and ``CancelledError`` is raised. With an ``idempotency_key``, retrying a cancelled
-    command is harmless either way.
+    command is harmless either way. ``checks``: as for ``execute`` (:mod:`eventcore.checks`).
     """
+    if checks or (checks is None and dev_checks.ENABLED):
+        await dev_checks.check_command_async(store, command)
+    if points.ACTIVE is not None:  # the OpenTelemetry span and metrics (instrument())
+        return await points.ACTIVE.execute_async(  # type: ignore[no-any-return]
+            command,
+            metadata,
+            lambda meta: _execute_async(
+                store, command, retry, meta, sleep, snapshots, idempotency_key, concurrency
+            ),
+        )
+    return await _execute_async(
+        store, command, retry, metadata, sleep, snapshots, idempotency_key, concurrency
+    )
+
+
+async def _execute_async(
+    store: Any,
+    command: Command[Any],
+    retry: RetryPolicy,
+    metadata: Metadata | Mapping[str, Any] | None,
+    sleep: Callable[[float], Awaitable[None]],
+    snapshots: Any,
+    idempotency_key: str | IdempotencyKey | None,
+    concurrency: Concurrency | None,
+) -> ExecutionResult:
     pipeline = start_pipeline(
         "execute_async", command, retry, metadata, snapshots, idempotency_key=idempotency_key
     )

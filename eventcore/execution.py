@@ -28,10 +28,12 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from eventcore import checks as dev_checks
 from eventcore.commands import Command
 from eventcore.errors import ConfigurationError, StoreError
 from eventcore.events import Metadata
 from eventcore.idempotency import IdempotencyKey, command_key
+from eventcore.observability import points
 from eventcore.pipeline import (
     AppendEvents,
     Effect,
@@ -71,6 +73,7 @@ def execute(
     snapshots: SnapshotStore | None = None,
     idempotency_key: str | IdempotencyKey | None = None,
     concurrency: Concurrency | None = None,
+    checks: bool | None = None,
 ) -> ExecutionResult:
     """Read the command's streams, fold, handle, and append atomically.
 
@@ -90,7 +93,34 @@ def execute(
     nothing (``result.replayed`` is True); the same key for another command raises
     ``IdempotencyConflict``. ``concurrency``: ``"optimistic"`` (the default) or
     ``"pessimistic"`` (see :data:`Concurrency`); a command may set it as a class attribute.
+
+    ``checks=True`` (or ``EVENTCORE_CHECKS=1``) first runs the development-mode checks of
+    :mod:`eventcore.checks` (a dry run that reads and warns, writes nothing); ``False``
+    turns them off for this call even when the variable is set.
     """
+    if checks or (checks is None and dev_checks.ENABLED):
+        dev_checks.check_command(store, command)
+    if points.ACTIVE is not None:  # the OpenTelemetry span and metrics (instrument())
+        return points.ACTIVE.execute(
+            command,
+            metadata,
+            lambda meta: _execute(
+                store, command, retry, meta, sleep, snapshots, idempotency_key, concurrency
+            ),
+        )
+    return _execute(store, command, retry, metadata, sleep, snapshots, idempotency_key, concurrency)
+
+
+def _execute(
+    store: EventStore,
+    command: Command[Any],
+    retry: RetryPolicy,
+    metadata: Metadata | Mapping[str, Any] | None,
+    sleep: Callable[[float], None],
+    snapshots: SnapshotStore | None,
+    idempotency_key: str | IdempotencyKey | None,
+    concurrency: Concurrency | None,
+) -> ExecutionResult:
     pipeline = start_pipeline(
         "execute", command, retry, metadata, snapshots, idempotency_key=idempotency_key
     )

@@ -40,6 +40,7 @@ from eventcore.errors import (
 )
 from eventcore.events import Metadata, RecordedEvent, event_info, stream_of
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
+from eventcore.observability import points
 from eventcore.retry import RetryAttempt, RetryPolicy
 from eventcore.types import StreamId
 
@@ -408,6 +409,7 @@ def command_pipeline(
         except VersionConflict as conflict:
             replay.conflicted(replayed, conflict)
             delay = retry.delay(attempt)
+            points.conflict(command, attempt, expected, conflict.conflicts, delay)
             if delay is None:
                 raise ConcurrencyError(conflict.conflicts, attempt) from conflict
             yield Sleep(delay, RetryAttempt(attempt, delay, tuple(expected), conflict.conflicts))

@@ -340,3 +340,28 @@ def test_async_workload_runs_every_cell_and_judges_no_goal_on_a_smoke_run(tmp_pa
     assert cells[("eventsourcing", 1)]["status"] == "skipped"
     assert [g["met"] for g in doc["goals"]] == [None, None]
     assert "NOT for comparing" in (tmp_path / "async.md").read_text(encoding="utf-8")
+def test_the_instrumentation_benchmark_runs_each_variant_and_restores_the_hooks(
+    tmp_path: Path,
+) -> None:
+    from benchmarks import observability
+    from eventcore import SqliteDatabase
+    from eventcore.observability import instrumented
+
+    read, write = SqliteDatabase.read, SqliteDatabase.write
+    rows = observability.run_observability(
+        stores=["memory", "sqlite"],
+        quick=True,
+        out_dir=str(tmp_path),
+        rounds=1,
+        sizes={"memory": 10, "sqlite": 5},
+    )
+    assert [r["store"] for r in rows] == ["memory", "sqlite"]
+    for row in rows:
+        assert set(row["us_per_transfer"]) == {"bare", "off", "on"}
+        assert all(v > 0 for v in row["us_per_transfer"].values())
+        assert row["off_vs_bare"]["ratio_rounds"] == 1
+    assert (SqliteDatabase.read, SqliteDatabase.write) == (read, write)
+    assert not instrumented()
+    text = (tmp_path / "observability.md").read_text(encoding="utf-8")
+    assert "not for ratios" in text and "| memory |" in text
+    assert json.loads((tmp_path / "observability.json").read_text())["quick"] is True

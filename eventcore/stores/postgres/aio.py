@@ -32,6 +32,7 @@ from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
 from eventcore.events import EventTypes, Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
+from eventcore.observability import points
 from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
 from eventcore.retention.engine import run_retention_async, write_tombstone_async
 from eventcore.selection import Selection, aiter_log
@@ -45,6 +46,7 @@ from eventcore.stores.postgres.database import (
     cannot_connect_error,
     check_schema,
     migrate_schema,
+    namespace_of,
     resumed,
     translate_error,
 )
@@ -85,6 +87,7 @@ class AsyncPostgresDatabase:
             raise ConfigurationError(f"migrate must be True or False, got {migrate!r}")
         self.config = config
         self.key: tuple[str, ...] = ("postgres", config.masked_dsn, config.schema)
+        self.namespace = namespace_of(config)
         self.schema_version = 0
         self._migrate = migrate
         self._pool: AsyncConnectionPool[AsyncConnection] | None = None
@@ -206,6 +209,13 @@ class AsyncPostgresDatabase:
     async def read(self, operation: str, plan: Plan[T]) -> T:
         """Run a read-only plan on a pooled connection; a connection that breaks under the
         first statement is replaced and that statement run again once."""
+        if points.ACTIVE is not None:
+            return await points.ACTIVE.database_async(  # type: ignore[no-any-return]
+                "postgresql", self.namespace, operation, lambda: self._read(operation, plan)
+            )
+        return await self._read(operation, plan)
+
+    async def _read(self, operation: str, plan: Plan[T]) -> T:
         try:
             query = next(plan)
         except StopIteration as done:
@@ -226,6 +236,13 @@ class AsyncPostgresDatabase:
     async def write(self, operation: str, plan: Plan[T]) -> T:
         """Run a writing plan in autocommit (refused inside this task's transaction)."""
         self.refuse_inside_transaction(operation)
+        if points.ACTIVE is not None:
+            return await points.ACTIVE.database_async(  # type: ignore[no-any-return]
+                "postgresql", self.namespace, operation, lambda: self._write(operation, plan)
+            )
+        return await self._write(operation, plan)
+
+    async def _write(self, operation: str, plan: Plan[T]) -> T:
         async with self.connection(operation) as conn:
             return await self._drive(operation, plan, conn, writing=True)
 

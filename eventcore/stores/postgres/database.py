@@ -42,6 +42,7 @@ from eventcore.errors import (
     StoreTimeout,
     VersionConflict,
 )
+from eventcore.observability import points
 from eventcore.stores._plan import Plan, Query, drive
 from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.notify import Listener
@@ -109,6 +110,9 @@ class PostgresDatabase:
             name=f"eventcore-{config.schema}",
             open=True,
         )
+        self.namespace = namespace_of(config)
+        """The OpenTelemetry ``db.namespace``: ``database|schema``."""
+        points.DATABASES.add(self)
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({self.config.masked_dsn!r}, schema={self.config.schema!r})"
@@ -177,6 +181,9 @@ class PostgresDatabase:
                 return conn
             self._pool.putconn(conn)
             if not swept:
+                points.reconnecting(
+                    "postgresql", operation, "a pooled connection was dead; checking the pool"
+                )
                 swept = True
                 with contextlib.suppress(psycopg.Error, PoolClosed):
                     self._pool.check()
@@ -193,11 +200,29 @@ class PostgresDatabase:
     def cannot_connect(self, operation: str, exc: psycopg.Error) -> StoreFailure:
         return cannot_connect_error(self.config, operation, exc)
 
+    def pool_stats(self) -> dict[str, int]:
+        """The pool's connections: ``{"used": n, "idle": n, "max": n, "waiting": n}``."""
+        stats = self._pool.get_stats()
+        size, idle = stats.get("pool_size", 0), stats.get("pool_available", 0)
+        return {
+            "used": max(0, size - idle),
+            "idle": idle,
+            "max": self.config.pool_max,
+            "waiting": stats.get("requests_waiting", 0),
+        }
+
     # -- running plans ---------------------------------------------------------------------
 
     def read(self, operation: str, plan: Plan[T]) -> T:
         """Run a read-only plan on a pooled connection. When the connection breaks under
         the plan's first statement, that statement runs again once on a fresh connection."""
+        if points.ACTIVE is not None:
+            return points.ACTIVE.database(
+                "postgresql", self.namespace, operation, lambda: self._read(operation, plan)
+            )
+        return self._read(operation, plan)
+
+    def _read(self, operation: str, plan: Plan[T]) -> T:
         try:
             query = next(plan)
         except StopIteration as done:
@@ -209,6 +234,9 @@ class PostgresDatabase:
                     result = self._execute(operation, conn, query, writing=False)
                 except BrokenConnection as broken:
                     if attempt == 1:
+                        points.reconnecting(
+                            "postgresql", operation, "the connection broke; reading again"
+                        )
                         continue
                     plan.close()
                     raise broken.error from broken.error.__cause__
@@ -221,6 +249,13 @@ class PostgresDatabase:
         has a :meth:`transaction` open on this database: it would wait for that transaction's
         locks."""
         self.refuse_inside_transaction(operation)
+        if points.ACTIVE is not None:
+            return points.ACTIVE.database(
+                "postgresql", self.namespace, operation, lambda: self._write(operation, plan)
+            )
+        return self._write(operation, plan)
+
+    def _write(self, operation: str, plan: Plan[T]) -> T:
         with self.connection(operation) as conn:
             return self._drive(operation, plan, conn, writing=True)
 
@@ -365,7 +400,15 @@ def translate_error(
     config: PostgresConfig, operation: str, exc: psycopg.Error, *, writing: bool = False
 ) -> EventCoreError:
     """Map a driver error to EventCore's typed errors (the caller chains the cause); shared
-    by the blocking and the asyncio database."""
+    by the blocking and the asyncio database. A store failure is logged (masked)."""
+    error = _typed_error(config, operation, exc, writing=writing)
+    points.store_failure("postgresql", operation, error)
+    return error
+
+
+def _typed_error(
+    config: PostgresConfig, operation: str, exc: psycopg.Error, *, writing: bool
+) -> EventCoreError:
     detail = config.mask(message(exc))
     if exc.sqlstate == CONFLICT_SQLSTATE:
         return VersionConflict(_conflicts(exc.diag.message_detail))
@@ -419,15 +462,22 @@ def translate_error(
     return StoreFailure(operation, detail)
 
 
+def namespace_of(config: PostgresConfig) -> str:
+    """The OpenTelemetry ``db.namespace`` of a schema: ``database|schema``."""
+    return f"{config.params.get('dbname', '')}|{config.schema}"
+
+
 def cannot_connect_error(
     config: PostgresConfig, operation: str, exc: psycopg.Error
 ) -> StoreFailure:
-    return StoreFailure(
+    error = StoreFailure(
         operation,
         f"cannot connect to PostgreSQL at {config.address}: {config.mask(message(exc))}. "
         "Check that the server is running and reachable, and the DSN "
         "(EVENTCORE_POSTGRES_URL or PG* variables)",
     )
+    points.store_failure("postgresql", operation, error)
+    return error
 
 
 def acquire_timeout_error(
@@ -452,7 +502,9 @@ def acquire_timeout_error(
 
 
 def migrate_schema(conn: Connection, config: PostgresConfig) -> int:
-    migrate(conn, config.schema, config.channel)
+    before = migrate(conn, config.schema, config.channel)
+    if before != SCHEMA_VERSION:
+        points.migrated("postgresql", config.schema, before, SCHEMA_VERSION)
     return SCHEMA_VERSION
 
 

@@ -34,6 +34,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from eventcore.clock import Clock, system_clock
 from eventcore.errors import ConfigurationError, StoreFailure, StoreTimeout
+from eventcore.observability import points
 from eventcore.stores._notify import Notifier
 from eventcore.stores._plan import Plan, Query, drive
 from eventcore.stores.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, statements
@@ -240,12 +241,26 @@ class SqliteDatabase:
 
     def read(self, operation: str, plan: Plan[T]) -> T:
         """Run a read-only plan on a reader connection (outside any transaction)."""
+        if points.ACTIVE is not None:
+            return points.ACTIVE.database(
+                "sqlite", self.name, operation, lambda: self._read(operation, plan)
+            )
+        return self._read(operation, plan)
+
+    def _read(self, operation: str, plan: Plan[T]) -> T:
         with self._reader() as conn:
             return self._drive(operation, plan, conn)
 
     def write(self, operation: str, plan: Plan[T]) -> T:
         """Run ``plan`` in a ``BEGIN IMMEDIATE`` transaction on the writer; commit at its
         end, roll back if it raises."""
+        if points.ACTIVE is not None:
+            return points.ACTIVE.database(
+                "sqlite", self.name, operation, lambda: self._write(operation, plan)
+            )
+        return self._write(operation, plan)
+
+    def _write(self, operation: str, plan: Plan[T]) -> T:
         with self.transaction(operation) as conn:
             return self._drive(operation, plan, conn)
 
@@ -325,7 +340,12 @@ class SqliteDatabase:
     # -- errors --------------------------------------------------------------------------
 
     def translate(self, operation: str, exc: sqlite3.Error) -> StoreFailure:
-        """The typed error for a driver error (the caller chains the cause)."""
+        """The typed error for a driver error (the caller chains the cause); logged."""
+        error = self._typed_error(operation, exc)
+        points.store_failure("sqlite", operation, error)
+        return error
+
+    def _typed_error(self, operation: str, exc: sqlite3.Error) -> StoreFailure:
         text = str(exc)
         if _is_busy(exc):
             return StoreTimeout(
@@ -381,6 +401,7 @@ class SqliteDatabase:
                     "INSERT INTO eventcore_migrations (version, applied_at) VALUES (?, ?)",
                     (version, applied_at),
                 )
+        points.migrated("sqlite", self.name, max(done or {0}), SCHEMA_VERSION)
         return SCHEMA_VERSION
 
     def _applied(self) -> set[int] | None:
