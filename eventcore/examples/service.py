@@ -30,6 +30,7 @@ with no setup, or PostgreSQL when ``EVENTCORE_POSTGRES_URL`` is set; it listens 
 # No "from __future__ import annotations": FastAPI reads the endpoints' annotations, which
 # name the service made inside create_app.
 import argparse
+import inspect
 import os
 import threading
 from collections.abc import Sequence
@@ -53,7 +54,13 @@ from eventcore.examples.bank import (
 )
 from eventcore.projections import InMemoryCheckpointStore, ProjectionConfig
 from eventcore.types import StreamId
-from eventcore.web import EventCoreService, ThreadedProjection, Writer
+from eventcore.web import (
+    AsyncProjection,
+    EventCoreService,
+    ServiceProjection,
+    ThreadedProjection,
+    Writer,
+)
 
 __all__ = ["AccountsView", "create_app", "main", "open_store"]
 
@@ -165,17 +172,21 @@ def create_app(
     ids: IdFactory = uuid7,
     read_timeout: float = 5.0,
 ) -> FastAPI:
-    """The bank service over ``store`` (async or blocking). The accounts projection reads
-    ``projection_store`` (a blocking store on the same log), by default ``store.sync`` for
-    the bundled async stores or ``store`` itself."""
+    """The bank service over ``store`` (async or blocking). The accounts projection runs as
+    an asyncio task over an async ``store``; over ``projection_store`` (a blocking store on
+    the same log) or a blocking ``store``, in a thread."""
     view = AccountsView()
-    sync = projection_store or getattr(store, "sync", store)
-    projection = ThreadedProjection(
-        view,
-        sync,
-        ProjectionConfig(InMemoryCheckpointStore(), poll_interval=0.05),
-        close_store=projection_store is not None,
-    )
+    config = ProjectionConfig(InMemoryCheckpointStore(), poll_interval=0.05)
+    projection: ServiceProjection
+    if projection_store is None and inspect.iscoroutinefunction(getattr(store, "read_all", None)):
+        projection = AsyncProjection(view, store, config)
+    else:
+        projection = ThreadedProjection(
+            view,
+            projection_store or store,
+            config,
+            close_store=projection_store is not None,
+        )
     service = EventCoreService(store, projections=[projection], ids=ids, read_timeout=read_timeout)
     app = FastAPI(
         title="EventCore bank",

@@ -6,6 +6,7 @@
   and the write's position in ``EventCore-Position``) and
   :meth:`~EventCoreService.read_model` (read-your-writes: wait until a read model has
   reached a position, bounded by a timeout).
+- :class:`AsyncProjection`: a projection run as an asyncio task for the service's lifetime.
 - :class:`ThreadedProjection`: a blocking projection run for the service's lifetime.
 - :func:`problem_for`: the HTTP status and body each library error becomes.
 
@@ -32,7 +33,7 @@ from eventcore.web.headers import (
     correlation_from_headers,
 )
 from eventcore.web.problems import PROBLEM_JSON, Problem, ReadModelBehind, problem_for
-from eventcore.web.projections import ServiceProjection, ThreadedProjection
+from eventcore.web.projections import AsyncProjection, ServiceProjection, ThreadedProjection
 from eventcore.web.service import CorrelationMiddleware, EventCoreService, Writer, correlation_id
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "POSITION_HEADER",
     "PROBLEM_JSON",
     "REPLAYED_HEADER",
+    "AsyncProjection",
     "CorrelationMiddleware",
     "EventCoreService",
     "InvalidHeader",
