@@ -48,6 +48,11 @@ __all__ = [
 
 T = TypeVar("T")
 
+# A library's loggers print nothing until the application configures logging: without a
+# handler, Python's last-resort handler would print every WARNING to stderr (a refused
+# command in a notebook would show a log line under its traceback).
+logging.getLogger("eventcore").addHandler(logging.NullHandler())
+
 STORE = logging.getLogger("eventcore.store")
 EXECUTE = logging.getLogger("eventcore.execute")
 PROJECTIONS = logging.getLogger("eventcore.projections")

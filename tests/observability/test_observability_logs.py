@@ -285,3 +285,23 @@ def test_a_lost_leadership_is_a_warning(caplog: pytest.LogCaptureFixture) -> Non
         ("lost", logging.WARNING),
         ("released", logging.INFO),
     ]
+
+
+def test_nothing_reaches_stderr_until_the_application_configures_logging() -> None:
+    """The package logger has a NullHandler, so Python's last-resort handler stays quiet
+    (retries exhausted is a WARNING; a notebook must not show it under the error)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from eventcore.observability import points\n"
+        "logging.getLogger('eventcore.execute').warning('retries exhausted')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stderr == ""
+    assert any(
+        isinstance(h, logging.NullHandler) for h in logging.getLogger("eventcore").handlers
+    )
