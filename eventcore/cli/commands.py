@@ -56,7 +56,7 @@ def info(db: str | None, schema: str | None, as_json: bool) -> None:
     table(None, ["", ""], [[key, value] for key, value in found.items()], header=False)
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @target_options
 @click.option("--prefix", "prefixes", multiple=True, help="Streams whose id starts so (repeat).")
 @click.option(
@@ -65,7 +65,9 @@ def info(db: str | None, schema: str | None, as_json: bool) -> None:
 @click.option("--after", default="", metavar="ID", help="Streams after this id (paging).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @handled
+@click.pass_context
 def streams(
+    ctx: click.Context,
     db: str | None,
     schema: str | None,
     as_json: bool,
@@ -74,7 +76,16 @@ def streams(
     after: str,
     limit: int | None,
 ) -> None:
-    """The streams, in id order: version, first and last position and time."""
+    """The streams, in id order: version, first and last position and time; ``streams
+    close|delete STREAM`` writes a tombstone."""
+    if ctx.invoked_subcommand is not None:
+        if db or schema or as_json or prefixes or patterns or after or limit:
+            raise CliError(
+                f"put the options after the subcommand: eventcore streams "
+                f"{ctx.invoked_subcommand} STREAM --db TARGET ...",
+                EXIT_USAGE,
+            )
+        return
     chosen = selection(prefixes, patterns)
     with open_target(db, schema) as opened:
         found = opened.store.list_streams(streams=chosen, after=after, limit=limit)
