@@ -298,7 +298,8 @@ def restore_command(
     live_schema: str | None,
 ) -> None:
     """Rebuild a log from ARCHIVE (and --live) into the empty store --db, with the same ids,
-    positions, versions, times and metadata. A store that is not empty is refused (exit 5)."""
+    positions, versions, times and metadata (a new SQLite file or PostgreSQL schema is
+    created). A store that is not empty is refused (exit 5)."""
     if not os.path.isfile(os.path.join(archive_dir, "manifest.json")):
         raise CliError(
             f"no archive at {archive_dir!r} (no manifest.json); give the directory "
@@ -306,7 +307,13 @@ def restore_command(
             EXIT_NOT_FOUND,
         )
     archive = DirectoryArchive(archive_dir)
-    with open_target(db, schema, create=True) as opened:
+    try:
+        with open_target(db, schema, create=True):
+            pass
+    except CliError:  # a new PostgreSQL schema: create it (as ``eventcore migrate`` does)
+        with open_target(db, schema, migrate=True, create=True):
+            pass
+    with open_target(db, schema) as opened:
         head = opened.store.head()
         if head != 0:
             raise CliError(
