@@ -45,9 +45,17 @@ from eventcore.retention import (
     plan_removal,
     restore,
 )
+from eventcore.tombstones import DELETION, MARKERS
 from eventcore.types import StreamId, StreamPattern, StreamPrefix
 
-__all__ = ["parse_duration", "parse_policy", "register", "retention"]
+__all__ = [
+    "parse_duration",
+    "parse_policy",
+    "register",
+    "retention",
+    "retention_runs",
+    "tombstones",
+]
 
 _GLOB: Final = re.compile(r"[*?\[]")
 _DURATION: Final = re.compile(r"(\d+)([wdhms])")
@@ -59,6 +67,33 @@ ORDER: Final = ("purge-deleted", "truncate-before", "keep-last", "keep-younger")
 
 def register(cli: click.Group) -> None:
     cli.add_command(retention)
+
+
+def tombstones(store: Any, streams: Any = None) -> dict[str, dict[str, Any]]:
+    """The closed and deleted streams (among ``streams``), from their tombstone events
+    (``read_retained`` filtered by the two marker types): state, position, time, reason."""
+    found: dict[str, dict[str, Any]] = {}
+    after = 0
+    while True:
+        page = store.read_retained(
+            after=after, limit=_PAGE, streams=streams, event_types=sorted(MARKERS)
+        )
+        for record in page:
+            found[str(record.stream_id)] = {
+                "state": "deleted" if record.event_type == DELETION else "closed",
+                "position": record.position,
+                "at": when(record.recorded_at),
+                "reason": getattr(record.event, "reason", ""),
+            }
+        if len(page) < _PAGE:
+            return found
+        after = page[-1].position
+
+
+def retention_runs(store: Any) -> list[dict[str, Any]]:
+    """The store's retention runs (``store.retention_runs()``), oldest first."""
+    runs = sorted(store.retention_runs(), key=lambda run: (run[2], run[1]))
+    return [{"first_position": a, "last_position": b, "applied_at": when(at)} for a, b, at in runs]
 
 
 def _selector(text: str) -> StreamPrefix | StreamPattern:

@@ -195,11 +195,19 @@ def test_close_and_delete_streams_then_purge_deleted(target: Target, run: Any) -
     assert json.loads(purged.stdout)["removed"] == 3
     assert [r[0] for r in _rows(target)] == [2, 4, 5, 7, 8]
     listed = run("streams", *target.args, "--json")
-    assert [s["stream_id"] for s in json.loads(listed.stdout)] == [
-        "account-a",
-        "account-b",
-        "order-1",
+    assert [(s["stream_id"], s["state"]) for s in json.loads(listed.stdout)] == [
+        ("account-a", "deleted"),
+        ("account-b", "closed"),
+        ("order-1", "open"),
     ]
+    assert "deleted" in run("streams", *target.args, "--prefix", "account-a").stdout
+    info = json.loads(run("info", *target.args, "--json").stdout)
+    assert (info["closed_streams"], info["deleted_streams"], info["retention_runs"]) == (1, 1, 1)
+    assert (info["last_retention"]["first_position"], info["last_retention"]["last_position"]) == (
+        1,
+        6,
+    )
+    assert "last_retention" in run("info", *target.args).stdout
     misplaced = run("streams", *target.args, "close", "order-1")
     assert misplaced.exit_code == 2 and "after the subcommand" in misplaced.stderr
 
