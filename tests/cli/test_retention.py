@@ -239,3 +239,9 @@ def test_retention_apply_and_restore_as_a_subprocess(
     assert "restored 6 events" in restored.stdout
     refused = run_process("retention", "restore", archive, "--db", into)
     assert refused.returncode == 5
+    closed = run_process("streams", "close", "account-a", "--db", into)
+    assert closed.returncode == 0, closed.stderr
+    again = run_process("streams", "close", "account-a", "--db", into)
+    assert again.returncode == 5
+    assert again.stderr.splitlines() == [again.stderr.strip()]  # one line, no log records
+    assert again.stderr.startswith("eventcore: error: stream 'account-a' was closed")
