@@ -12,6 +12,7 @@ import click
 
 from eventcore.cli.common import handled, row_json, selection, target_options
 from eventcore.cli.output import emit_json, progress, table, when
+from eventcore.cli.retention import retention_runs, tombstones
 from eventcore.cli.target import (
     EXIT_CODES,
     EXIT_NOT_FOUND,
@@ -39,7 +40,8 @@ def cli() -> None:
 @target_options
 @handled
 def info(db: str | None, schema: str | None, as_json: bool) -> None:
-    """The store's kind, schema version, head and event and stream counts."""
+    """The store's kind, schema version, head, event and stream counts, closed and deleted
+    streams, and the retention runs."""
     with open_target(db, schema) as opened:
         stats = opened.store.stats()
         found = {
@@ -50,13 +52,24 @@ def info(db: str | None, schema: str | None, as_json: bool) -> None:
             "events": stats.events,
             "streams": stats.streams,
         }
+        marked = tombstones(opened.store)
+        runs = retention_runs(opened.store)
+        found["closed_streams"] = sum(1 for t in marked.values() if t["state"] == "closed")
+        found["deleted_streams"] = sum(1 for t in marked.values() if t["state"] == "deleted")
+        found["retention_runs"] = len(runs)
+        found["last_retention"] = runs[-1] if runs else None
     if as_json:
         emit_json(found)
         return
+    last = found.pop("last_retention")
+    if last is not None:
+        found["last_retention"] = (
+            f"{last['applied_at']} (positions {last['first_position']}..{last['last_position']})"
+        )
     table(None, ["", ""], [[key, value] for key, value in found.items()], header=False)
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @target_options
 @click.option("--prefix", "prefixes", multiple=True, help="Streams whose id starts so (repeat).")
 @click.option(
@@ -65,7 +78,9 @@ def info(db: str | None, schema: str | None, as_json: bool) -> None:
 @click.option("--after", default="", metavar="ID", help="Streams after this id (paging).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @handled
+@click.pass_context
 def streams(
+    ctx: click.Context,
     db: str | None,
     schema: str | None,
     as_json: bool,
@@ -74,10 +89,21 @@ def streams(
     after: str,
     limit: int | None,
 ) -> None:
-    """The streams, in id order: version, first and last position and time."""
+    """The streams, in id order: version, first and last position and time, and state
+    (open, closed or deleted); ``streams
+    close|delete STREAM`` writes a tombstone."""
+    if ctx.invoked_subcommand is not None:
+        if db or schema or as_json or prefixes or patterns or after or limit:
+            raise CliError(
+                f"put the options after the subcommand: eventcore streams "
+                f"{ctx.invoked_subcommand} STREAM --db TARGET ...",
+                EXIT_USAGE,
+            )
+        return
     chosen = selection(prefixes, patterns)
     with open_target(db, schema) as opened:
         found = opened.store.list_streams(streams=chosen, after=after, limit=limit)
+        marked = tombstones(opened.store, chosen) if found else {}
     rows = [
         {
             "stream_id": str(s.stream_id),
@@ -86,6 +112,7 @@ def streams(
             "last_position": s.last_position,
             "first_recorded_at": when(s.first_recorded_at),
             "last_recorded_at": when(s.last_recorded_at),
+            "state": marked.get(str(s.stream_id), {}).get("state", "open"),
         }
         for s in found
     ]
@@ -94,7 +121,7 @@ def streams(
         return
     table(
         f"{len(rows)} streams",
-        ["stream", "version", "first", "last", "first recorded", "last recorded"],
+        ["stream", "version", "first", "last", "first recorded", "last recorded", "state"],
         [list(r.values()) for r in rows],
     )
 

@@ -46,12 +46,14 @@ EXIT_CODES: Final = {
     0: "success",
     EXIT_PROBLEMS: "verify found problems (each is printed), or dead-letters retry left "
     "letters that failed again",
-    EXIT_USAGE: "bad arguments or options (click's usage errors)",
+    EXIT_USAGE: "bad arguments or options (click's usage errors; a retention policy that does "
+    "not parse: nothing is written)",
     EXIT_UNAVAILABLE: "the target cannot be opened: no such file, server unreachable, schema "
     "behind (run eventcore migrate), or the cli extra missing",
-    EXIT_NOT_FOUND: "the stream, dead letter or snapshot asked for does not exist",
+    EXIT_NOT_FOUND: "the stream, dead letter, snapshot or archive asked for does not exist",
     EXIT_REFUSED: "the store refused the operation and wrote nothing (an import that does "
-    "not continue the log, a corrupt input line, a discard without --yes)",
+    "not continue the log, a corrupt input line, a discard without --yes, a restore into a "
+    "store that is not empty, a tombstone on a deleted stream)",
 }
 """Every exit code of ``eventcore`` and what it means (``eventcore --help`` lists them)."""
 

@@ -3,7 +3,7 @@ for ``dead-letters retry``, and raw-row writers for ``verify`` and the 100k roun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
@@ -81,3 +81,81 @@ def raw_log(count: int, streams: int = 1000) -> list[RawEvent]:
             )
         )
     return rows
+
+
+@dataclass
+class Target:
+    """One store the command works on; ``args`` select it on the command line."""
+
+    kind: str
+    args: list[str]
+    spec: str
+    schema: str | None
+    opened: list[Any] = field(default_factory=list)
+
+    def store(self, **options: Any) -> Any:
+        options = {"events": EVENTS, **clock_and_ids(), **options}
+        if self.kind == "sqlite":
+            from eventcore.stores.sqlite import SqliteEventStore
+
+            store = SqliteEventStore(self.spec, **options)
+        else:
+            from eventcore.stores.postgres import PostgresConfig, PostgresEventStore
+
+            config = PostgresConfig(self.spec, schema=self.schema or "eventcore")
+            store = PostgresEventStore(config, **options)
+        self.opened.append(store)
+        return store
+
+    def part(self, kind: str, store: Any) -> Any:
+        """The checkpoint, dead-letter, leadership or snapshot store beside ``store``."""
+        if self.kind == "sqlite":
+            from eventcore.projections.sqlite import (
+                SqliteCheckpointStore,
+                SqliteDeadLetterStore,
+                SqliteLeadership,
+            )
+            from eventcore.snapshots.sqlite import SqliteSnapshotStore
+
+            made = {
+                "checkpoints": SqliteCheckpointStore,
+                "dead_letters": SqliteDeadLetterStore,
+                "leadership": SqliteLeadership,
+                "snapshots": SqliteSnapshotStore,
+            }[kind](store)
+        else:
+            from eventcore.snapshots.postgres import PostgresSnapshotStore
+            from eventcore.stores.postgres.projections import (
+                PostgresCheckpointStore,
+                PostgresDeadLetterStore,
+                PostgresLeadership,
+            )
+
+            made = {
+                "checkpoints": PostgresCheckpointStore,
+                "dead_letters": PostgresDeadLetterStore,
+                "leadership": PostgresLeadership,
+                "snapshots": PostgresSnapshotStore,
+            }[kind](store)
+        self.opened.append(made)
+        return made
+
+    def sql(self, statement: str, params: tuple[Any, ...] = ()) -> None:
+        """Run a statement on the database directly, bypassing the store (to corrupt it)."""
+        if self.kind == "sqlite":
+            import sqlite3
+
+            conn = sqlite3.connect(self.spec, isolation_level=None)
+            try:
+                conn.execute(statement, params)
+            finally:
+                conn.close()
+        else:
+            import psycopg
+
+            with psycopg.connect(self.spec, autocommit=True) as conn:
+                conn.execute(statement.replace("{schema}", self.schema or "eventcore"), params)
+
+    def close(self) -> None:
+        for thing in reversed(self.opened):
+            thing.close()

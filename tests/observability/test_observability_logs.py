@@ -302,6 +302,4 @@ def test_nothing_reaches_stderr_until_the_application_configures_logging() -> No
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stderr == ""
-    assert any(
-        isinstance(h, logging.NullHandler) for h in logging.getLogger("eventcore").handlers
-    )
+    assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("eventcore").handlers)
