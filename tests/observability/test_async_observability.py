@@ -1,7 +1,8 @@
 """The asyncio projection runner tells what it does exactly as the blocking one: the same log
 records (start, pages, apply errors, dead letters, store failures, leadership, stop) and the
 same page spans, on the in-memory and SQLite stores; a page span ends on every way out of a
-run (caught up, stopped, failed, cancelled)."""
+run (caught up, stopped, failed, cancelled). The asyncio PostgreSQL pool feeds the pool metric
+like the blocking one."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from eventcore import (
     TickingClock,
     execute,
 )
+from eventcore.aio import execute_async
 from eventcore.observability import instrument, uninstrument
 from eventcore.projections import (
     ErrorPolicy,
@@ -393,3 +395,46 @@ def test_a_failed_asyncio_page_ends_its_span_in_error(otel: Otel) -> None:
         )
     (page,) = otel.pages("stops")
     assert page.status.status_code == StatusCode.ERROR
+
+
+# -- the asyncio PostgreSQL pool ----------------------------------------------------------
+
+
+def _pool(otel: Otel, metric: str, namespace: str) -> list[Any]:
+    data = otel.reader.get_metrics_data()
+    return [
+        p
+        for resource in (data.resource_metrics if data else ())
+        for scope in resource.scope_metrics
+        for m in scope.metrics
+        if m.name == metric
+        for p in m.data.data_points
+        if p.attributes["db.client.connection.pool.name"] == namespace
+    ]
+
+
+def test_the_asyncio_postgres_pool_usage_is_observed(
+    otel: Otel, postgres_dsn: str, postgres_schema: str
+) -> None:
+    from eventcore.stores.postgres import AsyncPostgresEventStore, PostgresConfig
+
+    def usage(namespace: str) -> dict[str, int]:
+        points = _pool(otel, "db.client.connection.count", namespace)
+        return {p.attributes["db.client.connection.state"]: p.value for p in points}
+
+    async def scenario() -> tuple[str, dict[str, int], dict[str, int], list[Any]]:
+        config = PostgresConfig(postgres_dsn, schema=postgres_schema, pool_min=1, pool_max=3)
+        async with AsyncPostgresEventStore(config, events=EVENTS) as store:
+            await execute_async(store, Deposit(account=StreamId("a"), amount=1))
+            namespace = store.database.namespace
+            async with store.database.connection("hold one"):
+                holding = usage(namespace)
+            after = usage(namespace)
+            limit = _pool(otel, "db.client.connection.max", namespace)
+        return namespace, holding, after, limit
+
+    namespace, holding, after, limit = asyncio.run(scenario())
+    assert holding["used"] == 1
+    assert after["used"] == 0 and after["idle"] >= 1
+    assert [p.value for p in limit] == [3]
+    assert _pool(otel, "db.client.connection.count", namespace) == []  # closed: not reported
