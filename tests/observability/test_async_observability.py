@@ -1,8 +1,8 @@
 """The asyncio projection runner tells what it does exactly as the blocking one: the same log
 records (start, pages, apply errors, dead letters, store failures, leadership, stop) and the
-same page spans, on the in-memory and SQLite stores; a page span ends on every way out of a
-run (caught up, stopped, failed, cancelled). The asyncio PostgreSQL pool feeds the pool metric
-like the blocking one."""
+same page spans, on the in-memory, SQLite and PostgreSQL stores; a page span ends on every
+way out of a run (caught up, stopped, failed, cancelled). The asyncio PostgreSQL pool feeds
+the pool metric like the blocking one."""
 
 from __future__ import annotations
 
@@ -86,12 +86,26 @@ class FlakyCheckpoints:
         self.inner.save(name, position)
 
 
-def _written(kind: str, tmp_path: Path, clock: TickingClock) -> Any:
+KINDS = ["memory", "sqlite", "postgresql"]
+
+
+def _written(kind: str, tmp_path: Path, clock: TickingClock, request: pytest.FixtureRequest) -> Any:
     ids = SeededIds(seed=3)
     if kind == "memory":
         store: Any = InMemoryEventStore(events=EVENTS, clock=clock, ids=ids)
-    else:
+    elif kind == "sqlite":
         store = SqliteEventStore(tmp_path / "events.db", events=EVENTS, clock=clock, ids=ids)
+        request.addfinalizer(store.close)
+    else:
+        from eventcore.stores.postgres import PostgresConfig, PostgresEventStore
+
+        config = PostgresConfig(
+            request.getfixturevalue("postgres_dsn"),
+            schema=request.getfixturevalue("postgres_schema"),
+            pool_max=2,
+        )
+        store = PostgresEventStore(config, events=EVENTS, clock=clock, ids=ids)
+        request.addfinalizer(store.close)
     for n in range(3):
         execute(store, Deposit(account=StreamId(f"acc-{n}"), amount=1))
     return store
@@ -100,7 +114,11 @@ def _written(kind: str, tmp_path: Path, clock: TickingClock) -> Any:
 def _asynchronous(kind: str, store: Any) -> Any:
     if kind == "memory":
         return AsyncInMemoryEventStore(store=store)
-    return AsyncSqliteEventStore(store=store)
+    if kind == "sqlite":
+        return AsyncSqliteEventStore(store=store)
+    from eventcore.stores.postgres import AsyncPostgresEventStore
+
+    return AsyncPostgresEventStore(store.config, events=EVENTS)
 
 
 def _config(kind: str, tmp_path: Path, runner: str, clock: TickingClock) -> ProjectionConfig:
@@ -127,10 +145,10 @@ def _logged(caplog: pytest.LogCaptureFixture) -> list[tuple[Any, ...]]:
 
 
 def _both_runners(
-    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     clock = TickingClock()
-    store = _written(kind, tmp_path, clock)
+    store = _written(kind, tmp_path, clock, request)
     caplog.set_level(logging.DEBUG)
     caplog.clear()
     blocking = run_projection(Ledger(), store, _config(kind, tmp_path, "blocking", clock))
@@ -147,11 +165,11 @@ def _both_runners(
     return from_blocking, _logged(caplog)
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_asyncio_runner_logs_what_the_blocking_one_logs(
-    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
 ) -> None:
-    from_blocking, from_async = _both_runners(kind, tmp_path, caplog)
+    from_blocking, from_async = _both_runners(kind, tmp_path, caplog, request)
     assert from_async == from_blocking
     said = [(name, level, message) for name, level, message, *_ in from_async]
     projections, letters, leadership = WATCHED
@@ -283,12 +301,12 @@ def _shape(spans: list[ReadableSpan]) -> list[tuple[Any, ...]]:
     ]
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_asyncio_runner_has_the_page_spans_of_the_blocking_one(
-    kind: str, tmp_path: Path, otel: Otel
+    kind: str, tmp_path: Path, otel: Otel, request: pytest.FixtureRequest
 ) -> None:
     clock = TickingClock()
-    store = _written(kind, tmp_path, clock)
+    store = _written(kind, tmp_path, clock, request)
     writers = {s.context.span_id for s in otel.spans.get_finished_spans()}
     assert len(writers) >= 3  # the execute spans the pages link to
     run_projection(Ledger(), store, _config(kind, tmp_path, "blocking", clock))
