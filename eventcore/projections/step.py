@@ -9,6 +9,9 @@ it raised into the generator). It returns the :class:`~eventcore.projections.Pro
 :func:`eventcore.projections.run_projection_async` the asyncio one. Every rule of a run —
 the error policy, the backoff on store failures, leadership, where the checkpoint may move,
 the transactional fast path and its careful redo — lives here once, so a fix lands in both.
+So do the run's log records, page spans and metrics
+(:mod:`eventcore.observability.points`, called where each decision is made): the only side
+effects of the steps, as in the command pipeline.
 
 >>> from eventcore.projections import InMemoryCheckpointStore, ProjectionConfig, projector
 >>> @projector("noop")
