@@ -190,6 +190,7 @@ class AsyncRun:
                 except BaseException as exc:  # thrown into the steps, which decide
                     value, error = None, exc
         finally:
+            steps.close()  # ends a page span the steps still hold, in this task's context
             if self._thread is not None:
                 self._thread.shutdown(wait=False)
 

@@ -136,17 +136,20 @@ class _Run:
         perform = self._perform
         value: Any = None
         error: BaseException | None = None
-        while True:
-            try:
-                effect = steps.send(value) if error is None else steps.throw(error)
-            except StopIteration as done:
-                report: ProjectionReport = done.value
-                return report
-            error = None
-            try:
-                value = perform[type(effect)](effect)
-            except BaseException as exc:  # thrown into the steps, which decide
-                value, error = None, exc
+        try:
+            while True:
+                try:
+                    effect = steps.send(value) if error is None else steps.throw(error)
+                except StopIteration as done:
+                    report: ProjectionReport = done.value
+                    return report
+                error = None
+                try:
+                    value = perform[type(effect)](effect)
+                except BaseException as exc:  # thrown into the steps, which decide
+                    value, error = None, exc
+        finally:
+            steps.close()  # ends a page span the steps still hold, here and now
 
     # -- effects ---------------------------------------------------------------------------
 

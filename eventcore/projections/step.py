@@ -9,6 +9,9 @@ it raised into the generator). It returns the :class:`~eventcore.projections.Pro
 :func:`eventcore.projections.run_projection_async` the asyncio one. Every rule of a run —
 the error policy, the backoff on store failures, leadership, where the checkpoint may move,
 the transactional fast path and its careful redo — lives here once, so a fix lands in both.
+So do the run's log records, page spans and metrics
+(:mod:`eventcore.observability.points`, called where each decision is made): the only side
+effects of the steps, as in the command pipeline.
 
 >>> from eventcore.projections import InMemoryCheckpointStore, ProjectionConfig, projector
 >>> @projector("noop")
@@ -36,6 +39,7 @@ some events, it raises :class:`Interrupted` so the step counts them before re-ra
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -43,6 +47,7 @@ from typing import Any, Final, Literal
 
 from eventcore.errors import ConfigurationError, LeadershipUnavailable, StoreFailure
 from eventcore.events import RecordedEvent
+from eventcore.observability import points
 from eventcore.projections.api import (
     ALL_EVENTS,
     DEFAULT_ERROR_POLICY,
@@ -221,7 +226,23 @@ class ProjectionSteps:
     # -- the run -------------------------------------------------------------------------
 
     def run(self) -> Generator[StepEffect, Any, ProjectionReport]:
-        """The whole run, as effects; returns the report (raises as ``run_projection``)."""
+        """The whole run, as effects; returns the report (raises as ``run_projection``).
+
+        Logs the start and the end of the run (:mod:`eventcore.observability.points`;
+        logging and metrics are the only side effects of the steps), the end also when a
+        :class:`ProjectionFailed` carries its report."""
+        report: ProjectionReport | None = None
+        try:
+            report = yield from self._run()
+            return report
+        except ProjectionFailed as exc:
+            report = exc.report
+            raise
+        finally:
+            if report is not None:
+                points.projection_stopped(self.name, report)
+
+    def _run(self) -> Generator[StepEffect, Any, ProjectionReport]:
         leadership = self.config.leadership is not None
         if leadership and not (yield from self._lead()):
             self.saved = yield from self._io("load checkpoint", _LOAD)
@@ -229,6 +250,7 @@ class ProjectionSteps:
         try:
             self.saved = yield from self._io("load checkpoint", _LOAD)
             self.position = self.saved or 0
+            points.projection_started(self.name, self.position, self.mode)
             if self.mode == "batch":
                 yield from self._drain((yield from self._io("read head", _HEAD)))
                 report = self.report("stopped" if self.stopped() else "caught_up")
@@ -256,15 +278,19 @@ class ProjectionSteps:
                 self.report("failed"),
             )
             if leadership:
-                yield _RELEASE
+                yield from self._release()
             raise failed from cause
         except BaseException:
             if leadership:
-                yield _RELEASE
+                yield from self._release()
             raise
         if leadership:
-            yield _RELEASE
+            yield from self._release()
         return report
+
+    def _release(self) -> Steps:
+        yield _RELEASE
+        points.leadership(self.name, "released")
 
     def report(self, reason: StopReason) -> ProjectionReport:
         c = self.counts
@@ -275,10 +301,13 @@ class ProjectionSteps:
     def _lead(self) -> Steps:
         """Take the leadership (waiting if configured); False if stopped while waiting."""
         if (yield from self._io("acquire leadership", _ACQUIRE)):
+            points.leadership(self.name, "acquired")
             return True
         wait = self.config.wait_for_leadership
         if wait is False:
             raise LeadershipUnavailable(self.name, holder=(yield from self._holder()))
+        if points.LEADERSHIP.isEnabledFor(logging.INFO):  # the holder only for the log
+            points.leadership(self.name, "waiting", f"held by {(yield from self._holder())}")
         deadline = None if wait is True else time.monotonic() + float(wait)
         while True:
             step = self.config.poll_interval
@@ -294,6 +323,7 @@ class ProjectionSteps:
             if (yield WaitForStop(step)):
                 return False
             if (yield from self._io("acquire leadership", _ACQUIRE)):
+                points.leadership(self.name, "acquired")
                 return True
 
     def _holder(self) -> Steps:
@@ -307,6 +337,7 @@ class ProjectionSteps:
         """Stop if the leadership was lost (a backend with ``holds(name)`` can tell: the
         PostgreSQL one when the connection holding its lock has died)."""
         if (yield _HOLDS) is False:
+            points.leadership(self.name, "lost", f"stopped at position {self.position}")
             raise LeadershipUnavailable(
                 self.name,
                 "this instance lost its leadership (the connection or file holding it is "
@@ -331,12 +362,15 @@ class ProjectionSteps:
             # A short page holds every selected event up to the head read before it
             # (positions are commit-ordered), so the checkpoint may move past the rest.
             end = target if complete else events[-1].position
-            if self.transactional:
-                yield from self._retrying(
-                    "commit a page", functools.partial(self._page_in_transaction, events, end)
-                )
-            else:
-                yield from self._page(events, end)
+            # Held open across the page's effects: every way out of the generator (a stop,
+            # an error or a cancellation thrown in, close()) exits it here.
+            with points.page(self.name, events, end, target, self.config.clock):
+                if self.transactional:
+                    yield from self._retrying(
+                        "commit a page", functools.partial(self._page_in_transaction, events, end)
+                    )
+                else:
+                    yield from self._page(events, end)
 
     # -- pages -----------------------------------------------------------------------------
 
@@ -454,6 +488,7 @@ class ProjectionSteps:
         attempts = 1
         error = (yield ApplyOne(event, tx, savepoint)) if failed is None else failed
         while error is not None:
+            points.projection_error(self.name, event, error, attempts)
             delay = self.policy.delay(attempts)
             if delay is None:
                 then = self.policy.then
@@ -473,6 +508,7 @@ class ProjectionSteps:
 
     def _dead_letter(self, event: RecordedEvent, error: Exception, attempts: int, tx: Any) -> Steps:
         letter = DeadLetter.for_failure(self.name, event, error, attempts, self.config.clock)
+        points.dead_lettered(self.name, event, error, attempts)
         if tx is not None and same_database(self.config.checkpoints, self.config.dead_letters):
             yield RecordDeadLetter(letter, tx)
         else:
@@ -512,4 +548,5 @@ class ProjectionSteps:
                 "restart resumes after it",
                 self.report("failed"),
             ) from exc
+        points.projection_io_failed(self.name, operation, failures, self.position)
         yield Sleep(self.config.backoff(failures))

@@ -51,7 +51,7 @@ from eventcore.stores.postgres.database import (
     translate_error,
 )
 from eventcore.stores.postgres.operations import Operations
-from eventcore.stores.postgres.pool import readable
+from eventcore.stores.postgres.pool import readable, usage
 from eventcore.stores.postgres.schema import TRIGGERS, global_lock_text
 from eventcore.tombstones import StreamClosure, StreamDeletion
 from eventcore.types import StreamId
@@ -97,6 +97,13 @@ class AsyncPostgresDatabase:
         self._open_tx: contextvars.ContextVar[bool] = contextvars.ContextVar(
             f"eventcore-async-tx-{id(self)}", default=False
         )
+        points.DATABASES.add(self)
+
+    def pool_stats(self) -> dict[str, int]:
+        """The pool's connections, as :meth:`PostgresDatabase.pool_stats` (all 0 but ``max``
+        before :meth:`open`); read by the pool metric, from any thread."""
+        pool = self._pool
+        return usage({} if pool is None else pool.get_stats(), self.config.pool_max)
 
     def __repr__(self) -> str:
         schema = self.config.schema

@@ -46,7 +46,7 @@ from eventcore.observability import points
 from eventcore.stores._plan import Plan, Query, drive
 from eventcore.stores.postgres.config import PostgresConfig
 from eventcore.stores.postgres.notify import Listener
-from eventcore.stores.postgres.pool import looks_healthy
+from eventcore.stores.postgres.pool import looks_healthy, usage
 from eventcore.stores.postgres.schema import (
     CONFLICT_SQLSTATE,
     IDEMPOTENCY_SQLSTATE,
@@ -202,14 +202,7 @@ class PostgresDatabase:
 
     def pool_stats(self) -> dict[str, int]:
         """The pool's connections: ``{"used": n, "idle": n, "max": n, "waiting": n}``."""
-        stats = self._pool.get_stats()
-        size, idle = stats.get("pool_size", 0), stats.get("pool_available", 0)
-        return {
-            "used": max(0, size - idle),
-            "idle": idle,
-            "max": self.config.pool_max,
-            "waiting": stats.get("requests_waiting", 0),
-        }
+        return usage(self._pool.get_stats(), self.config.pool_max)
 
     # -- running plans ---------------------------------------------------------------------
 

@@ -18,11 +18,12 @@ it committed entirely or not at all; an idempotency key makes its retry harmless
 from __future__ import annotations
 
 import select
+from collections.abc import Mapping
 from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-__all__ = ["looks_healthy", "readable"]
+__all__ = ["looks_healthy", "readable", "usage"]
 
 
 def looks_healthy(conn: Any) -> bool:
@@ -47,3 +48,19 @@ def readable(fd: int) -> bool:
         return bool(poller.poll(0))
     readable, _, _ = select.select([fd], [], [], 0)  # pragma: no cover - Windows
     return bool(readable)
+
+
+def usage(stats: Mapping[str, int], pool_max: int) -> dict[str, int]:
+    """A psycopg pool's ``get_stats()`` (blocking or asyncio) as the pool metric reads it:
+    ``{"used": n, "idle": n, "max": n, "waiting": n}``.
+
+    >>> usage({"pool_size": 3, "pool_available": 1, "requests_waiting": 2}, 4)
+    {'used': 2, 'idle': 1, 'max': 4, 'waiting': 2}
+    """
+    size, idle = stats.get("pool_size", 0), stats.get("pool_available", 0)
+    return {
+        "used": max(0, size - idle),
+        "idle": idle,
+        "max": pool_max,
+        "waiting": stats.get("requests_waiting", 0),
+    }
