@@ -340,6 +340,8 @@ def test_async_workload_runs_every_cell_and_judges_no_goal_on_a_smoke_run(tmp_pa
     assert cells[("eventsourcing", 1)]["status"] == "skipped"
     assert [g["met"] for g in doc["goals"]] == [None, None]
     assert "NOT for comparing" in (tmp_path / "async.md").read_text(encoding="utf-8")
+
+
 def test_the_instrumentation_benchmark_runs_each_variant_and_restores_the_hooks(
     tmp_path: Path,
 ) -> None:

@@ -95,12 +95,13 @@ class InMemoryEventStore:
 
     def _view(self, records: Sequence[RecordedEvent]) -> list[RecordedEvent]:
         """The records as this handle's registry reads them, each reader with its own copy
-        of anything mutable inside (as every read of an SQL store decodes afresh)."""
+        of anything mutable inside its event (as every read of an SQL store decodes afresh).
+        Metadata is shared: ``Metadata.custom`` is frozen all the way down."""
         out = list(records)
         shared = self._shared
         mine = len(shared.writers) == 1 and self.types in shared.writers
-        fresh, custom = shared.mutable_types, shared.custom_metadata
-        if mine and not fresh and not custom:
+        fresh = shared.mutable_types
+        if mine and not fresh:
             return out  # all written here, all immutable: the stored records are the answer
         stored = shared.stored
         for i, rec in enumerate(out):
@@ -108,9 +109,7 @@ class InMemoryEventStore:
             if raw.writer is not self.types or rec.event_type in fresh:
                 where = f" at position {rec.position} (stream {str(rec.stream_id)!r})"
                 event = self.types.decode(rec.event_type, raw.schema_version, raw.data, where)
-                rec = out[i] = replace(rec, event=event)
-            if custom and rec.metadata.custom:  # JSON: lists and dicts a reader could change
-                out[i] = replace(rec, metadata=Metadata.from_json(rec.metadata.to_json()))
+                out[i] = replace(rec, event=event)
         return out
 
     def __repr__(self) -> str:
@@ -175,9 +174,8 @@ class InMemoryEventStore:
         )
         key = None if idempotency_key is None else append_key(idempotency_key, pending)
         # The stored event is a decoded copy: exactly what a SQL store would read back.
+        # Metadata needs no copy: building it froze (and so copied) the caller's custom dict.
         copies = [p.info.codec.decode(loads_json(p.data)) for p in pending]
-        if meta.custom:  # and so is the metadata, or the caller's dict would stay shared
-            meta = Metadata.from_json(meta.to_json())
         shared = self._shared
 
         def check() -> tuple[list[RecordedEvent], Callable[[], None] | None]:
@@ -217,7 +215,6 @@ class InMemoryEventStore:
                 if not recorded:
                     return
                 shared.writers.add(self.types)
-                shared.custom_metadata |= bool(meta.custom)
                 shared.mutable_types.update(
                     p.info.type_name for p in pending if not p.info.codec.shareable
                 )
@@ -498,7 +495,6 @@ class InMemoryEventStore:
                 shared.by_id[rec.event_id] = rec
                 if rec.metadata.correlation_id is not None:
                     shared.by_correlation.setdefault(rec.metadata.correlation_id, []).append(rec)
-                shared.custom_metadata |= bool(rec.metadata.custom)
                 info = self.types.by_name.get(rec.event_type)
                 if info is None or not info.codec.shareable:
                     shared.mutable_types.add(rec.event_type)
