@@ -26,38 +26,38 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
-import math
 import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Literal, Union
+from decimal import Decimal
+from typing import Any, Literal, Union
 from uuid import UUID
 
+from eventcore.codec_values import (
+    EXACT,
+    MAX_JSON_DEPTH,
+    Convert,
+    DecodeFailure,
+    EncodeFailure,
+    check_json,
+    check_type,
+    decode_float,
+    decode_stream_id,
+    decoder_of,
+    encode_date,
+    encode_datetime,
+    encode_decimal,
+    encode_float,
+    encode_stream_id,
+    encode_uuid,
+    expect_type,
+)
 from eventcore.errors import DefinitionError, DeserializationError, SerializationError
 from eventcore.types import StreamId, trusted_stream_id
 
 __all__ = ["MAX_JSON_DEPTH", "ClassCodec", "check_json_value", "compile_codec", "type_hints"]
-
-MAX_JSON_DEPTH: Final = 100
-"""How deeply lists and objects may nest inside one ``Any`` value or ``Metadata.custom``.
-Deeper data is refused on write with :class:`SerializationError` (reading it back would need
-more recursion than Python allows everywhere)."""
-
-Convert = Callable[[Any, str], Any]
-"""A converter takes a value and its dotted path (for error messages)."""
-
-
-class _EncodeError(Exception):
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-
-
-class _DecodeError(Exception):
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ class ClassCodec:
     def encode(self, obj: object) -> dict[str, Any]:
         try:
             result: dict[str, Any] = self._encode(obj, self.cls.__name__)
-        except _EncodeError as exc:
+        except EncodeFailure as exc:
             raise SerializationError(
                 f"cannot encode {self.cls.__name__}: {exc}. Nothing was written."
             ) from None
@@ -96,7 +96,7 @@ class ClassCodec:
     def decode(self, data: object) -> Any:
         try:
             return self._decode(data, self.cls.__name__)
-        except _DecodeError as exc:
+        except DecodeFailure as exc:
             raise DeserializationError(f"cannot decode {self.cls.__name__}: {exc}") from None
         except RecursionError:
             raise DeserializationError(
@@ -127,8 +127,8 @@ def type_hints(cls: type) -> dict[str, Any]:
 def check_json_value(value: object, path: str = "value") -> None:
     """Raise :class:`SerializationError` unless ``value`` is plain JSON data."""
     try:
-        _check_json(value, path)
-    except _EncodeError as exc:
+        check_json(value, path)
+    except EncodeFailure as exc:
         raise SerializationError(f"{exc}. Nothing was written.") from None
     except RecursionError:  # only in an already deep call stack: the depth is checked
         raise SerializationError(
@@ -165,7 +165,7 @@ def _dataclass_converters(cls: type, path: str, stack: tuple[type, ...]) -> tupl
     for f in fields:
         hint = hints[f.name]
         enc, dec = _converters(hint, f"{path}.{f.name}", (*stack, cls))
-        exact = _EXACT.get(hint) if isinstance(hint, type) else None
+        exact = EXACT.get(hint) if isinstance(hint, type) else None
         enc_steps.append((f.name, StreamId if hint is StreamId else exact, enc))
         wrap = trusted_stream_id if hint is StreamId and dec is not None else None
         dec_steps.append((f.name, str if hint is StreamId else exact, wrap, dec))
@@ -184,7 +184,7 @@ def _dataclass_converters(cls: type, path: str, stack: tuple[type, ...]) -> tupl
 
     def encode(obj: Any, where: str) -> dict[str, Any]:
         if type(obj) is not cls and not isinstance(obj, cls):
-            raise _EncodeError(where, f"expected {cls_name}, got {type(obj).__name__}")
+            raise EncodeFailure(where, f"expected {cls_name}, got {type(obj).__name__}")
         out: dict[str, Any] = {}
         for name, exact, conv in enc_plan:
             value = getattr(obj, name)
@@ -196,7 +196,7 @@ def _dataclass_converters(cls: type, path: str, stack: tuple[type, ...]) -> tupl
 
     def decode(data: Any, where: str) -> Any:
         if type(data) is not dict:
-            raise _DecodeError(where, f"expected an object, got {type(data).__name__}")
+            raise DecodeFailure(where, f"expected an object, got {type(data).__name__}")
         if build_plan is not None and len(data) == field_count:
             obj = new(cls)
             attrs = obj.__dict__
@@ -228,7 +228,7 @@ def _dataclass_converters(cls: type, path: str, stack: tuple[type, ...]) -> tupl
         except TypeError as exc:
             missing = [n for n in names if n not in data]
             extra = [n for n in data if n not in names]
-            raise _DecodeError(
+            raise DecodeFailure(
                 where,
                 f"fields do not match the class (missing {missing}, unexpected {extra}): {exc}",
             ) from None
@@ -297,144 +297,21 @@ def _plain_dataclass(cls: type) -> bool:
     )
 
 
-_EXACT: dict[Any, type] = {str: str, int: int, bool: bool, type(None): type(None)}
-"""Hints whose values pass both ways unchanged when their type is exactly the hint."""
-
-
-def _check(kind: type | tuple[type, ...], label: str) -> Convert:
-    def check(value: Any, where: str) -> Any:
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise _EncodeError(where, f"expected {label}, got {type(value).__name__} {value!r}")
-        return value
-
-    return check
-
-
-def _expect(kind: type, label: str) -> Convert:
-    """A decoder that only checks the stored JSON value has the hinted type (corrupt rows
-    fail loudly at read time instead of handing a str to code that expects an int)."""
-
-    def expect(value: Any, where: str) -> Any:
-        if type(value) is not kind:
-            raise _DecodeError(where, f"expected {label}, found {value!r}")
-        return value
-
-    return expect
-
-
-def _encode_float(value: Any, where: str) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _EncodeError(where, f"expected float, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value):
-        raise _EncodeError(where, f"{value!r} is not a finite number; JSON cannot store it")
-    return value
-
-
-def _decode_float(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _DecodeError(where, f"expected a number, got {value!r}")
-    return float(value)
-
-
-def _decoder(parse: Callable[[Any], Any], label: str) -> Convert:
-    def decode(value: Any, where: str) -> Any:
-        try:
-            return parse(value)
-        except (TypeError, ValueError, InvalidOperation, AttributeError):
-            raise _DecodeError(where, f"cannot read {value!r} as {label}") from None
-
-    return decode
-
-
-def _encode_decimal(value: Any, where: str) -> str:
-    if not isinstance(value, Decimal):
-        raise _EncodeError(where, f"expected Decimal, got {type(value).__name__} {value!r}")
-    if not value.is_finite():
-        raise _EncodeError(where, f"Decimal {str(value)!r} is not a finite number")
-    return str(value)
-
-
-def _encode_uuid(value: Any, where: str) -> str:
-    if not isinstance(value, UUID):
-        raise _EncodeError(where, f"expected UUID, got {type(value).__name__} {value!r}")
-    return str(value)
-
-
-def _encode_datetime(value: Any, where: str) -> str:
-    if not isinstance(value, datetime):
-        raise _EncodeError(where, f"expected datetime, got {type(value).__name__} {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise _EncodeError(
-            where,
-            f"datetime {value.isoformat()} is naive; use a timezone-aware value "
-            "such as datetime.now(UTC)",
-        )
-    return value.isoformat()
-
-
-def _encode_date(value: Any, where: str) -> str:
-    if not isinstance(value, date) or isinstance(value, datetime):
-        raise _EncodeError(where, f"expected date, got {type(value).__name__} {value!r}")
-    return value.isoformat()
-
-
-def _encode_stream_id(value: Any, where: str) -> str:
-    if isinstance(value, StreamId):
-        return value
-    if isinstance(value, str):
-        try:
-            return StreamId(value)
-        except ValueError as exc:
-            raise _EncodeError(where, str(exc)) from None
-    raise _EncodeError(where, f"expected StreamId, got {type(value).__name__} {value!r}")
-
-
-def _decode_stream_id(value: Any, where: str) -> StreamId:
-    if not isinstance(value, str):
-        raise _DecodeError(where, f"expected a stream id string, got {value!r}")
-    return trusted_stream_id(value)
-
-
-def _check_json(value: Any, where: str, depth: int = 0) -> Any:
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return _encode_float(value, where)
-    if isinstance(value, (list, tuple, dict)) and depth >= MAX_JSON_DEPTH:
-        raise _EncodeError(
-            where,
-            f"lists and objects nest deeper than {MAX_JSON_DEPTH} levels; flatten the data "
-            "or give it a precise type",
-        )
-    if isinstance(value, (list, tuple)):
-        return [_check_json(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        for key in value:
-            if not isinstance(key, str):
-                raise _EncodeError(where, f"JSON object keys must be str, got {key!r}")
-        return {k: _check_json(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
-    raise _EncodeError(
-        where,
-        f"{type(value).__name__} {value!r} is not JSON data; give the field a precise type "
-        "(for example Decimal or UUID) instead of Any",
-    )
-
-
 _KEY_TYPES = (str, int, UUID)
 
 
 def _key_converters(hint: Any, path: str) -> tuple[Convert, Convert]:
     if hint is str:
-        return _check(str, "str"), lambda v, w: v
+        return check_type(str, "str"), lambda v, w: v
     if hint is StreamId:
-        return _encode_stream_id, _decode_stream_id
+        return encode_stream_id, decode_stream_id
     if hint is int:
         return (
-            lambda v, w: str(_check(int, "int")(v, w)),
-            _decoder(int, "an int key"),
+            lambda v, w: str(check_type(int, "int")(v, w)),
+            decoder_of(int, "an int key"),
         )
     if hint is UUID:
-        return _encode_uuid, _decoder(UUID, "a UUID key")
+        return encode_uuid, decoder_of(UUID, "a UUID key")
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         enc, dec = _enum_converters(hint, path)
         return (lambda v, w: str(enc(v, w))), (lambda v, w: dec(_enum_key(hint, v), w))
@@ -461,10 +338,10 @@ def _enum_converters(cls: type[enum.Enum], path: str) -> tuple[Convert, Convert]
 
     def encode(value: Any, where: str) -> Any:
         if not isinstance(value, cls):
-            raise _EncodeError(where, f"expected {cls.__name__}, got {value!r}")
+            raise EncodeFailure(where, f"expected {cls.__name__}, got {value!r}")
         return value.value
 
-    return encode, _decoder(cls, cls.__name__)
+    return encode, decoder_of(cls, cls.__name__)
 
 
 def _converters(
@@ -474,27 +351,27 @@ def _converters(
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if hint is Any or hint is object:
-        return _check_json, None
+        return check_json, None
     if hint is type(None) or hint is None:
-        return _check(type(None), "None"), _expect(type(None), "null")
+        return check_type(type(None), "None"), expect_type(type(None), "null")
     if hint is bool:
-        return _check(bool, "bool"), _expect(bool, "a boolean")
+        return check_type(bool, "bool"), expect_type(bool, "a boolean")
     if hint is StreamId:
-        return _encode_stream_id, _decode_stream_id
+        return encode_stream_id, decode_stream_id
     if hint is str:
-        return _check(str, "str"), _expect(str, "a string")
+        return check_type(str, "str"), expect_type(str, "a string")
     if hint is int:
-        return _check(int, "int"), _expect(int, "an integer")
+        return check_type(int, "int"), expect_type(int, "an integer")
     if hint is float:
-        return _encode_float, _decode_float
+        return encode_float, decode_float
     if hint is Decimal:
-        return _encode_decimal, _decoder(Decimal, "Decimal")
+        return encode_decimal, decoder_of(Decimal, "Decimal")
     if hint is UUID:
-        return _encode_uuid, _decoder(UUID, "UUID")
+        return encode_uuid, decoder_of(UUID, "UUID")
     if hint is datetime:
-        return _encode_datetime, _decoder(datetime.fromisoformat, "datetime")
+        return encode_datetime, decoder_of(datetime.fromisoformat, "datetime")
     if hint is date:
-        return _encode_date, _decoder(date.fromisoformat, "date")
+        return encode_date, decoder_of(date.fromisoformat, "date")
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return _enum_converters(hint, path)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
@@ -504,12 +381,12 @@ def _converters(
 
         def check_literal(value: Any, where: str) -> Any:
             if value not in allowed:
-                raise _EncodeError(where, f"{value!r} is not one of {allowed!r}")
+                raise EncodeFailure(where, f"{value!r} is not one of {allowed!r}")
             return value
 
         def decode_literal(value: Any, where: str) -> Any:
             if value not in allowed:
-                raise _DecodeError(where, f"stored {value!r} is not one of {allowed!r}")
+                raise DecodeFailure(where, f"stored {value!r} is not one of {allowed!r}")
             return value
 
         return check_literal, decode_literal
@@ -537,7 +414,7 @@ def _converters(
 
         def enc_dict(value: Any, where: str) -> Any:
             if not isinstance(value, Mapping):
-                raise _EncodeError(where, f"expected a dict, got {type(value).__name__}")
+                raise EncodeFailure(where, f"expected a dict, got {type(value).__name__}")
             return {
                 kenc(k, where): (v if venc is None else venc(v, f"{where}[{k!r}]"))
                 for k, v in value.items()
@@ -545,7 +422,7 @@ def _converters(
 
         def dec_dict(value: Any, where: str) -> Any:
             if not isinstance(value, dict):
-                raise _DecodeError(where, f"expected an object, got {value!r}")
+                raise DecodeFailure(where, f"expected an object, got {value!r}")
             return {
                 kdec(k, where): (v if vdec is None else vdec(v, f"{where}[{k!r}]"))
                 for k, v in value.items()
@@ -570,7 +447,7 @@ def _sequence_converters(
 
         def enc_fixed(value: Any, where: str) -> Any:
             if not isinstance(value, (tuple, list)) or len(value) != size:
-                raise _EncodeError(where, f"expected a tuple of {size} items, got {value!r}")
+                raise EncodeFailure(where, f"expected a tuple of {size} items, got {value!r}")
             return [
                 v if e is None else e(v, f"{where}[{i}]")
                 for i, (v, (e, _)) in enumerate(zip(value, item_convs, strict=True))
@@ -578,7 +455,7 @@ def _sequence_converters(
 
         def dec_fixed(value: Any, where: str) -> Any:
             if not isinstance(value, list) or len(value) != size:
-                raise _DecodeError(where, f"expected {size} items, got {value!r}")
+                raise DecodeFailure(where, f"expected {size} items, got {value!r}")
             return tuple(
                 v if d is None else d(v, f"{where}[{i}]")
                 for i, (v, (_, d)) in enumerate(zip(value, item_convs, strict=True))
@@ -590,14 +467,14 @@ def _sequence_converters(
 
     def enc_seq(value: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
-            raise _EncodeError(where, f"expected a {label}, got {type(value).__name__}")
+            raise EncodeFailure(where, f"expected a {label}, got {type(value).__name__}")
         if ienc is None:
             return list(value)
         return [ienc(v, f"{where}[{i}]") for i, v in enumerate(value)]
 
     def dec_seq(value: Any, where: str) -> Any:
         if not isinstance(value, list):
-            raise _DecodeError(where, f"expected a list, got {value!r}")
+            raise DecodeFailure(where, f"expected a list, got {value!r}")
         if idec is None:
             return make(value)
         return make(idec(v, f"{where}[{i}]") for i, v in enumerate(value))

@@ -376,3 +376,36 @@ def test_custom_metadata_cannot_change_after_it_was_built() -> None:
     store = InMemoryEventStore()
     store.append({StreamId("a"): 0}, [Deposited(StreamId("a"), 1)], metadata=meta)
     assert store.read_all()[0].metadata.custom == {"who": {"roles": ["clerk"]}}
+
+
+def test_reads_share_the_frozen_metadata_instead_of_copying_it() -> None:
+    """Every read returns the stored metadata object itself (it is frozen all the way down,
+    so no reader can change it for another); only events holding mutable values are copied."""
+    from eventcore.testing.contract_base import Opened, _opened
+
+    a, b = StreamId("a"), StreamId("b")
+    store = InMemoryEventStore(events=[Deposited, Opened])
+    meta = Metadata(custom={"traceparent": "00-0af7-b7ad-01", "who": {"roles": ["clerk"]}})
+    written = store.append({a: 0, b: 0}, [Deposited(a, 1), _opened(b)], metadata=meta)
+    stored = written[0].metadata
+    assert type(stored.custom).__name__ == "FrozenDict"
+    reads = [
+        *store.read_all(),
+        *store.read_stream(a),
+        *store.read_stream(b),
+        *store.read_streams([a, b])[b],
+        *store.reopen(events=[Deposited, Opened]).read_all(),  # another registry decodes
+    ]
+    for rec in reads:
+        assert rec.metadata is stored  # the very object: no copy
+        with pytest.raises(TypeError, match="read-only"):
+            rec.metadata.custom["traceparent"] = "forged"  # type: ignore[index]
+        with pytest.raises(TypeError, match="read-only"):
+            rec.metadata.custom["who"]["roles"].append("admin")
+    opened = [r for r in reads if r.stream_id == b]
+    opened[0].event.tags.append("from a reader")  # events with lists are still each reader's
+    assert next(store.read_stream(b)).event == _opened(b)
+    assert store.read_all()[0].metadata.custom == {
+        "traceparent": "00-0af7-b7ad-01",
+        "who": {"roles": ["clerk"]},
+    }

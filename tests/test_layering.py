@@ -43,7 +43,16 @@ def test_errors_import_only_leaves_of_eventcore() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["errors.py", "events.py", "types.py", "retry.py", "store.py", "commands.py", "pipeline.py"],
+    [
+        "errors.py",
+        "events.py",
+        "metadata.py",
+        "types.py",
+        "retry.py",
+        "store.py",
+        "commands.py",
+        "pipeline.py",
+    ],
 )
 def test_bottom_modules_know_neither_snapshots_nor_projections(module: str) -> None:
     upper = {

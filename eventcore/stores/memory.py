@@ -31,7 +31,7 @@ from eventcore.errors import Conflict, IdempotencyConflict, StoreFailure, Versio
 from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key
 from eventcore.idempotency import idempotency_key as idempotency_key_of
-from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo, check_continues
+from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
 from eventcore.selection import Selection, iter_log, selectors
 from eventcore.store import (
     check_after_version,
@@ -45,7 +45,8 @@ from eventcore.store import (
 from eventcore.stores._verify import LogChecker
 from eventcore.stores.memory_log import Log as SharedLog
 from eventcore.stores.memory_log import Stored as _Stored
-from eventcore.tombstones import StreamClosure, StreamDeletion, check_write
+from eventcore.stores.memory_rows import export_rows, import_rows
+from eventcore.tombstones import StreamClosure, StreamDeletion
 from eventcore.types import StreamId
 
 if TYPE_CHECKING:
@@ -95,12 +96,13 @@ class InMemoryEventStore:
 
     def _view(self, records: Sequence[RecordedEvent]) -> list[RecordedEvent]:
         """The records as this handle's registry reads them, each reader with its own copy
-        of anything mutable inside (as every read of an SQL store decodes afresh)."""
+        of anything mutable inside its event (as every read of an SQL store decodes afresh).
+        Metadata is shared: ``Metadata.custom`` is frozen all the way down."""
         out = list(records)
         shared = self._shared
         mine = len(shared.writers) == 1 and self.types in shared.writers
-        fresh, custom = shared.mutable_types, shared.custom_metadata
-        if mine and not fresh and not custom:
+        fresh = shared.mutable_types
+        if mine and not fresh:
             return out  # all written here, all immutable: the stored records are the answer
         stored = shared.stored
         for i, rec in enumerate(out):
@@ -108,9 +110,7 @@ class InMemoryEventStore:
             if raw.writer is not self.types or rec.event_type in fresh:
                 where = f" at position {rec.position} (stream {str(rec.stream_id)!r})"
                 event = self.types.decode(rec.event_type, raw.schema_version, raw.data, where)
-                rec = out[i] = replace(rec, event=event)
-            if custom and rec.metadata.custom:  # JSON: lists and dicts a reader could change
-                out[i] = replace(rec, metadata=Metadata.from_json(rec.metadata.to_json()))
+                out[i] = replace(rec, event=event)
         return out
 
     def __repr__(self) -> str:
@@ -175,9 +175,8 @@ class InMemoryEventStore:
         )
         key = None if idempotency_key is None else append_key(idempotency_key, pending)
         # The stored event is a decoded copy: exactly what a SQL store would read back.
+        # Metadata needs no copy: building it froze (and so copied) the caller's custom dict.
         copies = [p.info.codec.decode(loads_json(p.data)) for p in pending]
-        if meta.custom:  # and so is the metadata, or the caller's dict would stay shared
-            meta = Metadata.from_json(meta.to_json())
         shared = self._shared
 
         def check() -> tuple[list[RecordedEvent], Callable[[], None] | None]:
@@ -217,7 +216,6 @@ class InMemoryEventStore:
                 if not recorded:
                     return
                 shared.writers.add(self.types)
-                shared.custom_metadata |= bool(meta.custom)
                 shared.mutable_types.update(
                     p.info.type_name for p in pending if not p.info.codec.shareable
                 )
@@ -391,31 +389,7 @@ class InMemoryEventStore:
     def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
         """Stored events after ``after``, undecoded (whole writes; see :mod:`eventcore.raw`)."""
         check_read_args(self.types, after, limit, None, None)
-        shared = self._shared
-        with self._lock:
-            end = len(self._log) if limit is None else min(len(self._log), after + limit)
-            if end > after:
-                end = max(end, shared.write_end[end - 1])
-            records = self._log[after:end]
-            stored = shared.stored[after:end]
-            ends = shared.write_end[after:end]
-            removed = set(shared.removed)
-        return [
-            RawEvent(
-                r.position,
-                r.stream_id,
-                r.stream_version,
-                r.event_type,
-                raw.schema_version,
-                raw.data,
-                r.event_id,
-                r.recorded_at,
-                r.metadata.to_json(),
-                last,
-            )
-            for r, raw, last in zip(records, stored, ends, strict=True)
-            if r.position not in removed
-        ]
+        return export_rows(self._shared, after, limit)
 
     def stream_rows(
         self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
@@ -466,48 +440,7 @@ class InMemoryEventStore:
         """Add rows exported from a store after this store's head, exactly, decoded with
         this store's event classes (an unknown type raises ``DeserializationError``); rows
         that do not continue the log raise ``ValidationError``. Nothing is written then."""
-        batch = list(rows)
-        shared = self._shared
-        with self._lock:
-            versions: dict[str, int] = {sid: len(recs) for sid, recs in self._streams.items()}
-            checked = check_continues(batch, len(self._log), versions)
-            items = [(StreamId(r.stream_id), r.event_type) for r in checked]
-            check_write(items)
-            shared.refuse_tombstoned(items)
-            decoded = []
-            for r in checked:
-                where = f" at position {r.position} (stream {r.stream_id!r})"
-                event = self.types.decode(r.event_type, r.schema_version, r.data, where)
-                meta = Metadata.from_json(r.metadata)
-                decoded.append(
-                    RecordedEvent(
-                        r.position,
-                        StreamId(r.stream_id),
-                        r.stream_version,
-                        r.event_type,
-                        event,
-                        r.event_id,
-                        r.recorded_at,
-                        meta,
-                    )
-                )
-            for rec, r in zip(decoded, checked, strict=True):
-                self._streams.setdefault(rec.stream_id, []).append(rec)
-                shared.stored.append(_Stored(r.data, r.schema_version, self.types))
-                shared.write_end.append(r.write_end)
-                shared.by_id[rec.event_id] = rec
-                if rec.metadata.correlation_id is not None:
-                    shared.by_correlation.setdefault(rec.metadata.correlation_id, []).append(rec)
-                shared.custom_metadata |= bool(rec.metadata.custom)
-                info = self.types.by_name.get(rec.event_type)
-                if info is None or not info.codec.shareable:
-                    shared.mutable_types.add(rec.event_type)
-            if decoded:
-                shared.writers.add(self.types)
-                self._log.extend(decoded)
-                shared.record_tombstones(decoded)
-                shared.wake()
-        return len(decoded)
+        return import_rows(self._shared, self.types, rows)
 
     def for_tenant(self, tenant: str) -> TenantStore:
         """This store as tenant ``tenant`` sees it: only the tenant's streams, for every

@@ -43,9 +43,8 @@ class Log:
         self.by_id: dict[UUID, RecordedEvent] = {}
         self.writers: set[EventTypes] = set()  # the registries of the handles that appended
         # What readers must get their own copy of: events of these types (they hold lists,
-        # dicts or Any values) and, once any was written, metadata with custom data.
+        # dicts or Any values). Metadata is frozen all the way down, so it is shared.
         self.mutable_types: set[str] = set()
-        self.custom_metadata = False
         self.changed = threading.Condition(self.lock)  # notified on every append
         self.async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self.async_writes = asyncio.Lock()  # async sessions and appends take turns on it

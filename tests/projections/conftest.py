@@ -5,4 +5,6 @@ import sys
 import pytest
 
 if "eventcore.testing.projection_contract" not in sys.modules:  # --doctest-modules imports it
-    pytest.register_assert_rewrite("eventcore.testing.projection_contract")
+    pytest.register_assert_rewrite(
+        "eventcore.testing.projection_contract", "eventcore.testing.projection_checkpoints"
+    )

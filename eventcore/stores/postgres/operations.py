@@ -141,8 +141,7 @@ class Operations:
     ) -> Plan[list[RecordedEvent]]:
         chosen = selectors(streams)
         names = check_read_args(self.types, after, limit, None, event_types)
-        plan = read_all_plan(self.q, after, limit, chosen, names)
-        return self._decoded(self.retention.horizon_plan(after, plan))
+        return self._decoded(read_all_plan(self.q, after, limit, chosen, names, checked=True))
 
     def read_retained(
         self,

@@ -26,6 +26,7 @@ from eventcore.selection import StreamSelector
 from eventcore.store import PendingEvent
 from eventcore.stores._plan import Plan, Query
 from eventcore.stores.postgres.filters import like_prefix, pattern_regex
+from eventcore.stores.postgres.retention import check_horizon_row, horizon_query
 from eventcore.types import StreamId, StreamPrefix, trusted_stream_id
 
 __all__ = ["Row", "Statements"]
@@ -63,6 +64,23 @@ class Statements:
         self.head = sql.SQL("SELECT coalesce(max(position), 0) FROM {}").format(table)
         self.all = select + sql.SQL("WHERE position > %s ORDER BY position LIMIT %s")
         self.write_end = sql.SQL("SELECT write_end FROM {} WHERE position = %s").format(table)
+        # read_all checks the retention horizon in its first statement: the latest run that
+        # removed events after ``after`` as the leading columns (NULL when none did), then
+        # the page (not read when a run matched) with each row's write end; one row of NULLs
+        # when the page is empty. Parameters: after (horizon), after, limit.
+        runs = horizon_query(schema)
+        self.horizon = runs
+        self.all_checked = sql.SQL(
+            "SELECT h.first_position, h.last_position, h.applied_at, e.* FROM (SELECT 1) AS one "
+            "LEFT JOIN ({}) AS h ON true LEFT JOIN LATERAL (SELECT " + COLUMNS + ", write_end "
+            "FROM {} WHERE h.last_position IS NULL AND position > %s ORDER BY position "
+            "LIMIT %s) AS e ON true ORDER BY e.position"
+        ).format(runs, table)
+        self.head_checked = sql.SQL(
+            "SELECT h.first_position, h.last_position, h.applied_at, "
+            "(SELECT coalesce(max(position), 0) FROM {}) FROM (SELECT 1) AS one "
+            "LEFT JOIN ({}) AS h ON true"
+        ).format(table, runs)
         self.correlation = select + sql.SQL("WHERE correlation_id = %s ORDER BY position")
         self.event = select + sql.SQL("WHERE event_id = %s")
         self.range = select + sql.SQL("WHERE position BETWEEN %s AND %s ORDER BY position")
@@ -178,19 +196,40 @@ def read_all_plan(
     limit: int | None,
     chosen: tuple[StreamSelector, ...] | None,
     names: frozenset[str] | None,
+    *,
+    checked: bool = False,
 ) -> Plan[list[Row]]:
     """A page of the log (windowed when filtered), extended to the end of the write the
-    limit would cut."""
+    limit would cut. ``checked``: raise ``EventsRemoved`` if retention removed events after
+    ``after``, asked in the same statement as the page (an unfiltered page is one round trip
+    when the limit does not cut a write)."""
     if limit == 0 or (names is not None and not names):
+        if checked:
+            found = yield Query(q.horizon, (after,))
+            if found:
+                check_horizon_row(after, found[0])
         return []
     rows: list[Row]
+    end: int | None = None  # the end of the last row's write, when already known
     if chosen is None and names is None:
-        rows = yield Query(q.all, (after, limit))
         where: sql.Composable = sql.SQL("")
         params: list[Any] = []
+        if checked:
+            found = yield Query(q.all_checked, (after, after, limit))
+            check_horizon_row(after, found[0])
+            rows = [r[3:12] for r in found] if found[0][3] is not None else []
+            if rows and type(found[-1][12]) is int:
+                end = found[-1][12]
+        else:
+            rows = yield Query(q.all, (after, limit))
     else:
         where, params = _filters(chosen, names)
-        head = yield from value_plan(q.head, ())
+        if checked:
+            found = yield Query(q.head_checked, (after,), "one")
+            check_horizon_row(after, found)
+            head = int(found[3])
+        else:
+            head = yield from value_plan(q.head, ())
         window = q.filtered(where, bounded=True)
         rows, low, width = [], after, max(WINDOW, 8 * (limit or 0))
         while low < head and (limit is None or len(rows) < limit):
@@ -200,8 +239,9 @@ def read_all_plan(
             low, width = high, min(width * 2, MAX_WINDOW)
     if limit is not None and len(rows) == limit:
         last = rows[-1][0]
-        found = yield Query(q.write_end, (last,), "one")
-        end = found[0] if found is not None and type(found[0]) is int else last
+        if end is None:
+            got = yield Query(q.write_end, (last,), "one")
+            end = got[0] if got is not None and type(got[0]) is int else last
         if end > last:
             rows += yield Query(q.filtered(where, bounded=False), (last, end, *params))
     return rows

@@ -23,7 +23,7 @@ from eventcore.stores._plan import Plan, Query
 from eventcore.stores.postgres.schema import retention_guard_text
 from eventcore.tombstones import tombstone_error
 
-__all__ = ["RetentionStatements", "tombstone_from_detail"]
+__all__ = ["RetentionStatements", "check_horizon_row", "horizon_query", "tombstone_from_detail"]
 
 _CHUNK: Final = 5000
 
@@ -37,10 +37,6 @@ class RetentionStatements:
         self.tombstones = sql.SQL(
             "SELECT stream_id, state, position, recorded_at, reason FROM {}.tombstones "
             "WHERE stream_id = ANY(%s::text[]) ORDER BY stream_id"
-        ).format(ident)
-        self.horizon = sql.SQL(
-            "SELECT first_position, last_position, applied_at FROM {}.retention_runs "
-            "WHERE last_position > %s ORDER BY last_position DESC LIMIT 1"
         ).format(ident)
         self.runs = sql.SQL(
             "SELECT first_position, last_position, applied_at FROM {}.retention_runs ORDER BY run"
@@ -62,12 +58,6 @@ class RetentionStatements:
         sid, state, position, at, reason = rows[0]
         return tombstone_error(sid, state, int(position), _utc(at), str(reason), reading=True)
 
-    def horizon_plan(self, after: int, inner: Plan[Any]) -> Plan[Any]:
-        """``inner``, after checking that no retention run removed events after ``after``."""
-        rows = yield Query(self.horizon, (after,))
-        check_horizon(after, [(int(r[0]), int(r[1]), _utc(r[2])) for r in rows])
-        return (yield from inner)
-
     def runs_plan(self) -> Plan[list[Run]]:
         rows = yield Query(self.runs, ())
         return [(int(r[0]), int(r[1]), _utc(r[2])) for r in rows]
@@ -85,6 +75,24 @@ class RetentionStatements:
         if count:
             yield Query(self.record, (positions[0], positions[-1], count, at), "none")
         return int(count)
+
+
+def horizon_query(schema: str) -> sql.Composed:
+    """The latest retention run that removed events after the one parameter (a position):
+    ``first_position, last_position, applied_at``, no row when none did. The reads of the
+    log (:mod:`eventcore.stores.postgres.queries`) join it into their first statement, so the
+    check costs no round trip of its own and sees the same snapshot as the page."""
+    return sql.SQL(
+        "SELECT first_position, last_position, applied_at FROM {}.retention_runs "
+        "WHERE last_position > %s ORDER BY last_position DESC LIMIT 1"
+    ).format(sql.Identifier(schema))
+
+
+def check_horizon_row(after: int, row: Sequence[Any]) -> None:
+    """Raise ``EventsRemoved`` if ``row`` (what :func:`horizon_query` gives, possibly as the
+    leading columns of a joined row; all NULL when no run matched) names a run."""
+    if row[1] is not None:
+        check_horizon(after, [(int(row[0]), int(row[1]), _utc(row[2]))])
 
 
 def tombstone_from_detail(detail: str | None) -> StreamClosed:
