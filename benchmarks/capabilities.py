@@ -5,10 +5,9 @@ mode (goal 1) and partitioned projections (goal 4). Until then their rows say "n
 in this build" instead of failing. Each is one small hook:
 
 - **execution modes**: :data:`MODES` lists the modes the contention table knows;
-  :func:`mode_support` says whether ``execute`` takes a ``mode`` keyword (the lead's planned
-  ``execute(store, command, mode="pessimistic")``) and :func:`execute_options` is what the
-  benchmark passes to ``execute`` for a mode. If the mode ends up as a store option instead,
-  change these two functions (and nothing else).
+  :func:`mode_support` says whether ``execute`` takes the ``concurrency`` keyword
+  (``execute(store, command, concurrency="pessimistic")``) and :func:`execute_options` is
+  what the benchmark passes to ``execute`` for a mode.
 - **partitioned projections**: :func:`partitioned_projections` looks for the API; the
   workload that uses it is still to be written when it lands (see benchmarks/README.md).
 """
@@ -34,8 +33,8 @@ def mode_support(mode: str) -> str | None:
         return f"unknown execution mode {mode!r}; choose from {', '.join(MODES)}"
     if mode == DEFAULT_MODE:
         return None
-    if "mode" not in _execute_parameters():
-        return "not available in this build: execute() has no mode parameter"
+    if "concurrency" not in _execute_parameters():
+        return "not available in this build: execute() has no concurrency parameter"
     return None
 
 
@@ -45,14 +44,13 @@ def execute_options(mode: str) -> dict[str, Any]:
     reason = mode_support(mode)
     if reason is not None:
         raise ValueError(reason)
-    return {} if mode == DEFAULT_MODE else {"mode": mode}
+    return {} if mode == DEFAULT_MODE else {"concurrency": mode}
 
 
 def partitioned_projections() -> str | None:
     """None when this build offers partitioned projections; otherwise why not."""
     import eventcore.projections as projections
 
-    for name in ("run_partitioned", "partitioned_projection", "PartitionedProjection"):
-        if hasattr(projections, name):
-            return f"eventcore.projections.{name} exists but no workload measures it yet"
+    if hasattr(projections, "PartitionWorker"):
+        return None  # measured by `python -m benchmarks partitions`
     return "not available in this build: no partitioned projection API in eventcore.projections"
