@@ -28,10 +28,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ImportError:
         print(MISSING_EXTRA, file=sys.stderr)
         sys.exit(3)
-    import logging
-
-    if not logging.getLogger().handlers:  # no logging set up: errors are our one line only
-        logging.getLogger("eventcore").addHandler(logging.NullHandler())
-    from eventcore.cli.app import cli
+    from eventcore.cli.app import cli  # the eventcore logger's NullHandler keeps stderr to our line
 
     cli.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="eventcore")
