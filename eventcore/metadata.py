@@ -92,12 +92,10 @@ class Metadata:
     ) -> Metadata:
         """Build metadata from parts validated before (stored, or taken from a checked
         ``Metadata``), without checking them again (the custom data is frozen if it is not)."""
-        meta = object.__new__(cls)
-        object.__setattr__(meta, "correlation_id", correlation_id)
-        object.__setattr__(meta, "causation_id", causation_id)
-        object.__setattr__(
-            meta, "custom", custom if type(custom) is FrozenDict else freeze_json(custom)
-        )
+        meta = _new(cls)
+        _set_correlation(meta, correlation_id)
+        _set_causation(meta, causation_id)
+        _set_custom(meta, custom if type(custom) is FrozenDict else freeze_json(custom))
         return meta
 
     def to_json(self) -> str:
@@ -143,6 +141,14 @@ class Metadata:
                 f"stored metadata {_excerpt(text)} is corrupt: it nests too deeply for "
                 "Python's recursion limit"
             ) from None
+
+
+# The slots' own setters: what ``object.__setattr__`` ends up calling on a frozen, slotted
+# dataclass, without its attribute-name lookup (every stored row builds one Metadata).
+_new = object.__new__
+_set_correlation = Metadata.correlation_id.__set__  # type: ignore[attr-defined]
+_set_causation = Metadata.causation_id.__set__  # type: ignore[attr-defined]
+_set_custom = Metadata.custom.__set__  # type: ignore[attr-defined]
 
 
 def trusted_metadata(

@@ -129,6 +129,10 @@ class Tagged:
     note: str | None = None
 
 
+EVENT_ID = "0190c2a4-0000-7000-8000-0000000000aa"
+OWN_CORRELATION = f'{{"causation_id":null,"correlation_id":"{EVENT_ID}","custom":{{}}}}'
+
+
 def row(**changes: Any) -> tuple[Any, ...]:
     base: dict[str, Any] = {
         "position": 7,
@@ -137,7 +141,7 @@ def row(**changes: Any) -> tuple[Any, ...]:
         "event_type": "Deposited",
         "schema_version": 1,
         "data": '{"account":"account-a","amount":5}',
-        "event_id": "0190c2a4-0000-7000-8000-0000000000aa",
+        "event_id": EVENT_ID,
         "recorded_at": "2026-01-01T00:00:00+00:00",
         "metadata": Metadata(UUID(int=9)).to_json(),
     }
@@ -161,6 +165,8 @@ ROWS = [
     row(metadata=f'{{"custom": {{}}, "causation_id": null, "correlation_id": "{UUID(int=3)}"}}'),
     row(metadata=Metadata(UUID(int=1), UUID(int=2), {"who": "me"}).to_json()),
     row(metadata='{"causation_id": null, "correlation_id": null, "custom": {}}'),
+    row(metadata=OWN_CORRELATION),  # execute's default: the first event's id
+    row(event_id=EVENT_ID.upper(), metadata=OWN_CORRELATION),  # same value, other text
     row(data=' {"account": "account-a", "amount": 5} '),
     row(data='{"account":"account-a","amount":5,"extra":1}'),
     row(data='{"account":"account-a","amount":5} junk'),
@@ -313,6 +319,16 @@ def test_a_page_shares_equal_envelope_values_but_not_across_pages() -> None:
     assert page[0].metadata is page[1].metadata and page[0].stream_id is page[1].stream_id
     again = decode_rows(registry, [row(position=1)], text_envelope=True)
     assert again[0] == page[0] and again[0].metadata is not page[0].metadata
+
+
+def test_a_correlation_id_equal_to_the_event_id_reuses_the_decoded_id() -> None:
+    """Rows written by ``execute`` without metadata carry their first event's id as the
+    correlation id: that text is decoded once."""
+    (rec,) = decode_rows(types(), [row(metadata=OWN_CORRELATION)], text_envelope=True)
+    assert rec.metadata.correlation_id is rec.event_id
+    assert rec.event_id == UUID(EVENT_ID)
+    (other,) = decode_rows(types(), [row()], text_envelope=True)
+    assert other.metadata.correlation_id == UUID(int=9) != other.event_id
 
 
 def test_a_bad_row_in_a_page_names_its_position() -> None:

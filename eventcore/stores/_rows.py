@@ -155,20 +155,12 @@ def decode_rows(
                 if recorded.tzinfo is None:
                     raise _Slow
                 last_time = recorded_at
+            envelope_id = uuid_from_text(event_id) if text_envelope else _uuid(event_id)
             if meta != last_meta:
-                meta_obj = _metadata(meta)
+                meta_obj = _metadata(meta, event_id, envelope_id)
                 last_meta = meta
             append(
-                record(
-                    position,
-                    stream,
-                    version,
-                    type_name,
-                    event,
-                    uuid_from_text(event_id) if text_envelope else _uuid(event_id),
-                    recorded,
-                    meta_obj,
-                )
+                record(position, stream, version, type_name, event, envelope_id, recorded, meta_obj)
             )
         except Exception:
             append(_decode_slowly(types, row, text_envelope))
@@ -188,9 +180,12 @@ def _never(data: Any, where: str) -> Any:  # pragma: no cover - replaced before 
     raise _Slow
 
 
-def _metadata(text: Any) -> Metadata:
+def _metadata(text: Any, event_id: Any, envelope_id: UUID) -> Metadata:
     """``Metadata.from_json(text)``, without parsing JSON for the commonest text: only a
-    correlation id (36 hex digits and dashes need no JSON unescaping)."""
+    correlation id (36 hex digits and dashes need no JSON unescaping). ``execute`` takes the
+    first event's id as the correlation id when none is given, so the row's own event id
+    (stored as ``event_id``, already decoded as ``envelope_id``) is reused when the text is
+    the same."""
     if type(text) is str:
         for head, tail in _PLAIN_METADATA:
             if (
@@ -199,7 +194,9 @@ def _metadata(text: Any) -> Metadata:
                 and text.endswith(tail)
             ):
                 start = len(head)
-                return trusted_metadata(uuid_from_text(text[start : start + 36]), None, EMPTY)
+                digits = text[start : start + 36]
+                correlation = envelope_id if digits == event_id else uuid_from_text(digits)
+                return trusted_metadata(correlation, None, EMPTY)
     return Metadata.from_json(text)
 
 
