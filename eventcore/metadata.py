@@ -146,9 +146,9 @@ class Metadata:
 # The slots' own setters: what ``object.__setattr__`` ends up calling on a frozen, slotted
 # dataclass, without its attribute-name lookup (every stored row builds one Metadata).
 _new = object.__new__
-_set_correlation = Metadata.correlation_id.__set__  # type: ignore[attr-defined]
-_set_causation = Metadata.causation_id.__set__  # type: ignore[attr-defined]
-_set_custom = Metadata.custom.__set__  # type: ignore[attr-defined]
+_set_correlation, _set_causation, _set_custom = (
+    getattr(Metadata, name).__set__ for name in ("correlation_id", "causation_id", "custom")
+)
 
 
 def trusted_metadata(
