@@ -156,7 +156,11 @@ def trusted_metadata(
 ) -> Metadata:
     """:class:`Metadata` from parts the stores validated before (a stored row, a checked
     ``Metadata``), without checking them again. For the stores, not for applications."""
-    return Metadata._trusted(correlation_id, causation_id, custom)
+    meta = _new(Metadata)
+    _set_correlation(meta, correlation_id)
+    _set_causation(meta, causation_id)
+    _set_custom(meta, custom if type(custom) is FrozenDict else freeze_json(custom))
+    return meta
 
 
 def _excerpt(value: object, size: int = 120) -> str:

@@ -48,6 +48,9 @@ _PLAIN_METADATA = (
 )
 """The stored text of the metadata ``execute`` stamps by default (a correlation id, nothing
 else), as written and as PostgreSQL's ``jsonb`` gives it back."""
+_PLAIN_PARTS = tuple(
+    (head, tail, len(head), len(head) + 36 + len(tail)) for head, tail in _PLAIN_METADATA
+)
 
 
 def _record_builder() -> Callable[..., RecordedEvent]:
@@ -187,13 +190,9 @@ def _metadata(text: Any, event_id: Any, envelope_id: UUID) -> Metadata:
     (stored as ``event_id``, already decoded as ``envelope_id``) is reused when the text is
     the same."""
     if type(text) is str:
-        for head, tail in _PLAIN_METADATA:
-            if (
-                len(text) == len(head) + 36 + len(tail)
-                and text.startswith(head)
-                and text.endswith(tail)
-            ):
-                start = len(head)
+        size = len(text)
+        for head, tail, start, total in _PLAIN_PARTS:
+            if size == total and text.startswith(head) and text.endswith(tail):
                 digits = text[start : start + 36]
                 correlation = envelope_id if digits == event_id else uuid_from_text(digits)
                 return trusted_metadata(correlation, None, EMPTY)
