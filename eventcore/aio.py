@@ -224,8 +224,12 @@ async def _perform_snapshot_effect(snapshots: Any, effect: SnapshotEffect) -> An
     return await perform_async(snapshots, effect)
 
 
+# The fold needs each event and its version only: a store that reads them without their
+# envelopes (``read_stream_events``, ``read_streams_events``: the SQL stores) is asked so.
+
+
 async def _read_many(store: Any, effect: ReadStreams) -> dict[Any, list[Any]]:
-    method = getattr(store, "read_streams", None)
+    method = getattr(store, "read_streams_events", None) or getattr(store, "read_streams", None)
     if method is None:
         return {sid: await _read(store, ReadStream(sid)) for sid in effect.stream_ids}
     if inspect.iscoroutinefunction(method):
@@ -234,7 +238,7 @@ async def _read_many(store: Any, effect: ReadStreams) -> dict[Any, list[Any]]:
 
 
 async def _read(store: Any, effect: ReadStream) -> list[Any]:
-    method = store.read_stream
+    method = getattr(store, "read_stream_events", None) or store.read_stream
     args: tuple[Any, ...] = (effect.stream_id,)
     kwargs = {"after_version": effect.after_version} if effect.after_version else {}
     if inspect.isasyncgenfunction(method):

@@ -58,6 +58,7 @@ __all__ = [
     "Sealing",
     "Upcaster",
     "UpcasterNotImplemented",
+    "VersionedEvent",
     "event",
     "event_info",
     "stream_of",
@@ -298,6 +299,20 @@ class RecordedEvent:
         from eventcore._html import recorded_event_html
 
         return recorded_event_html(self)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionedEvent:
+    """A domain event and its version in its stream, without the rest of the envelope: what
+    a command's fold needs (``apply`` sees ``event``; the version is checked at append).
+
+    The SQL stores read these for ``execute`` (``read_stream_events``), which decodes the
+    event itself but not its id, time or metadata, about half the cost of a
+    :class:`RecordedEvent`.
+    """
+
+    stream_version: int
+    event: Any
 
 
 _JSON: Final = json.JSONEncoder(

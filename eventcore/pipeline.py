@@ -38,7 +38,7 @@ from eventcore.errors import (
     UndeclaredStream,
     VersionConflict,
 )
-from eventcore.events import Metadata, RecordedEvent, event_info, stream_of
+from eventcore.events import Metadata, RecordedEvent, VersionedEvent, event_info, stream_of
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.observability import points
 from eventcore.retry import RetryAttempt, RetryPolicy
@@ -71,7 +71,8 @@ E_co = TypeVar("E_co", covariant=True)
 @dataclass(frozen=True, slots=True)
 class ReadStream:
     """Read a stream's events after ``after_version`` (the whole stream by default); send
-    back an iterable of :class:`RecordedEvent` in version order, iterated once (a lazy one
+    back an iterable of :class:`RecordedEvent` or :class:`VersionedEvent` (the fold uses
+    ``event`` and ``stream_version`` only) in version order, iterated once (a lazy one
     keeps a long stream out of memory: the fold consumes it as it comes)."""
 
     stream_id: StreamId
@@ -316,7 +317,7 @@ def replay_streams(
     versions: dict[StreamId, int] = {}
     checkpoints: list[Any] = []
     rows: list[StreamReplay] = []
-    batch: Mapping[StreamId, Sequence[RecordedEvent]] = {}
+    batch: Mapping[StreamId, Sequence[RecordedEvent | VersionedEvent]] = {}
     batched: set[StreamId] = set()
     if batch_reads and resume is None and len(declared) > 1:
         batch = yield ReadStreams(tuple(declared))
@@ -328,7 +329,7 @@ def replay_streams(
         base: int | None = None
         if start is not None:
             base, state = start
-        recorded: Iterable[RecordedEvent]  # a lazy iterator from the sync shell
+        recorded: Iterable[RecordedEvent | VersionedEvent]  # lazy from the sync shell
         if stream_id in batched:
             recorded = batch.get(stream_id, ())
         else:

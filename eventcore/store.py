@@ -26,6 +26,7 @@ from eventcore.events import (
     EventTypes,
     Metadata,
     RecordedEvent,
+    VersionedEvent,
     stream_of,
     trusted_metadata,
 )
@@ -45,6 +46,8 @@ __all__ = [
     "check_read_args",
     "prepare_append",
     "read_streams",
+    "read_versioned",
+    "read_versioned_streams",
 ]
 
 StreamSelector = StreamPrefix | StreamPattern
@@ -101,6 +104,17 @@ class EventStore(Protocol):
     - ``read_streams(stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]``:
       every given stream (duplicates once), each with all its events in version order, as
       ``read_stream`` reads it (an empty list for a stream that does not exist).
+
+    The SQL stores also read a stream for a command's fold without decoding the envelopes,
+    used by ``execute`` (which uses ``read_stream`` / ``read_streams`` for a store without
+    them; :func:`read_versioned` and :func:`read_versioned_streams` do either):
+
+    - ``read_stream_events(stream_id, *, after_version=0) -> Iterator[VersionedEvent]`` and
+      ``read_streams_events(stream_ids) -> dict[StreamId, list[VersionedEvent]]``: each
+      event and its stream version, as ``read_stream`` / ``read_streams`` read them (the same
+      errors for the columns read, ``StreamDeleted`` for a deleted stream), without the id,
+      time and metadata, which a fold never sees. The contract
+      (:mod:`eventcore.testing.contract_fold`) compares them with the full reads.
 
     They also offer live delivery, used by the projection runner in continuous mode (which
     polls ``head`` for a store without it; :class:`LiveEventStore` names it):
@@ -289,6 +303,34 @@ def read_streams(
         found: dict[StreamId, list[RecordedEvent]] = method(stream_ids)
         return found
     return {StreamId(sid): list(store.read_stream(sid)) for sid in stream_ids}
+
+
+def read_versioned(
+    store: EventStore, stream_id: StreamId, after_version: int = 0
+) -> Iterable[VersionedEvent | RecordedEvent]:
+    """One stream for a command's fold: the store's ``read_stream_events`` (events and
+    versions, no envelopes) when it has one, else ``read_stream``."""
+    method = getattr(store, "read_stream_events", None)
+    if method is None:
+        method = store.read_stream
+    if after_version:
+        found: Iterable[VersionedEvent | RecordedEvent] = method(
+            stream_id, after_version=after_version
+        )
+        return found
+    return method(stream_id)
+
+
+def read_versioned_streams(
+    store: EventStore, stream_ids: Iterable[StreamId]
+) -> Mapping[StreamId, Sequence[VersionedEvent | RecordedEvent]]:
+    """Several whole streams for a command's fold: ``read_streams_events`` when the store
+    has it, else :func:`read_streams`."""
+    method = getattr(store, "read_streams_events", None)
+    if method is not None:
+        found: Mapping[StreamId, Sequence[VersionedEvent]] = method(stream_ids)
+        return found
+    return read_streams(store, stream_ids)
 
 
 def unique_stream_ids(stream_ids: Iterable[StreamId]) -> list[StreamId]:

@@ -25,9 +25,10 @@ from eventcore import (
 )
 from eventcore.clock import uuid7, uuid7_many, uuid_from_int, uuid_from_text
 from eventcore.codec import compile_codec
-from eventcore.events import EventTypes, loads_json
-from eventcore.stores._rows import _decode_slowly, decode_rows
+from eventcore.events import EventTypes, VersionedEvent, loads_json
+from eventcore.stores._rows import FOLD_COLUMN_COUNT, _decode_slowly, decode_rows, decode_versioned
 from eventcore.testing.contract import Deposited
+from eventcore.testing.contract_rows import ENVELOPE_COLUMNS
 
 # -- UUIDs and JSON -----------------------------------------------------------------------------
 
@@ -319,6 +320,37 @@ def test_a_page_shares_equal_envelope_values_but_not_across_pages() -> None:
     assert page[0].metadata is page[1].metadata and page[0].stream_id is page[1].stream_id
     again = decode_rows(registry, [row(position=1)], text_envelope=True)
     assert again[0] == page[0] and again[0].metadata is not page[0].metadata
+
+
+@pytest.mark.parametrize("stored", ROWS, ids=range(len(ROWS)))
+def test_a_fold_row_decodes_as_the_full_row_does_but_for_the_envelope(
+    stored: tuple[Any, ...],
+) -> None:
+    """``decode_versioned`` (what execute folds) gives the full decoder's event and version,
+    and its error for a bad event column; the id, time and metadata columns it never reads."""
+    registry = types()
+    folded = outcome(lambda: decode_versioned(registry, [stored[:FOLD_COLUMN_COUNT]]))
+    full = outcome(lambda: _decode_slowly(registry, stored, True))
+    if full[0] == "value":
+        assert folded == ("value", [VersionedEvent(full[1].stream_version, full[1].event)])
+    elif any(f"column {name} " in full[1] for name in ENVELOPE_COLUMNS):
+        assert folded[0] == "value"
+    elif "column stream_id " in full[1]:
+        pass  # a fold row's stream id came from the query's own parameter: never read
+    else:
+        assert folded == full
+
+
+@settings(max_examples=200)
+@given(st.lists(st.sampled_from(range(len(PAGE_ROWS))), max_size=12))
+def test_a_page_of_fold_rows_decodes_as_its_rows_do_alone(picks: list[int]) -> None:
+    stored = [(i + 1, *PAGE_ROWS[k][1:FOLD_COLUMN_COUNT]) for i, k in enumerate(picks)]
+    registry = types()
+    page = outcome(lambda: decode_versioned(registry, stored))
+    alone = _first_failure_or_all([lambda r=r: decode_versioned(registry, [r]) for r in stored])
+    if alone[0] == "value":
+        alone = ("value", [item for one in alone[1] for item in one])
+    assert page == alone
 
 
 def test_a_correlation_id_equal_to_the_event_id_reuses_the_decoded_id() -> None:

@@ -21,7 +21,7 @@ from eventcore.clock import Clock, system_clock
 from eventcore.crypto.keys import WrappedKeyStore, sql_table
 from eventcore.stores._plan import Plan, Query
 from eventcore.stores.sqlite import SqliteDatabase, SqliteEventStore
-from eventcore.stores.sqlite.store import open_database
+from eventcore.stores.sqlite.database import open_database
 
 __all__ = ["SqliteKeyStore"]
 

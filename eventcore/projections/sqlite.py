@@ -35,7 +35,7 @@ from eventcore.projections.checkpoints import check_name, check_position
 from eventcore.projections.dead_letters import DeadLetter
 from eventcore.stores._plan import Plan, Query
 from eventcore.stores.sqlite import SqliteDatabase, SqliteEventStore
-from eventcore.stores.sqlite.store import open_database
+from eventcore.stores.sqlite.database import open_database
 
 __all__ = ["SqliteCheckpointStore", "SqliteDeadLetterStore", "SqliteLeadership"]
 

@@ -31,7 +31,7 @@ from eventcore.snapshots.model import Snapshot, SnapshotInfo, covers, parse_vers
 from eventcore.snapshots.store import check_prefix
 from eventcore.stores._plan import Plan, Query
 from eventcore.stores.sqlite import SqliteDatabase, SqliteEventStore
-from eventcore.stores.sqlite.store import open_database
+from eventcore.stores.sqlite.database import open_database
 
 __all__ = ["SqliteSnapshotStore"]
 

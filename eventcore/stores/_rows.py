@@ -19,18 +19,33 @@ import json
 import json.scanner
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 from eventcore.clock import uuid_from_text
 from eventcore.codec import ClassCodec
 from eventcore.errors import DeserializationError
-from eventcore.events import EventTypes, Metadata, RecordedEvent, loads_json, trusted_metadata
+from eventcore.events import (
+    EventTypes,
+    Metadata,
+    RecordedEvent,
+    VersionedEvent,
+    loads_json,
+    trusted_metadata,
+)
 from eventcore.frozen import EMPTY
 from eventcore.serializers import EventCodec
+from eventcore.tombstones import DELETION
 from eventcore.types import StreamId, stored_stream_id, trusted_stream_id
 
-__all__ = ["decode_envelope", "decode_rows"]
+__all__ = [
+    "FOLD_COLUMN_COUNT",
+    "decode_envelope",
+    "decode_rows",
+    "decode_versioned",
+    "deletion_at",
+    "versioned_streams",
+]
 
 
 _PARSE: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
@@ -229,15 +244,12 @@ def decode_envelope(types: EventTypes, row: Sequence[Any], text_envelope: bool) 
 def _decode_slowly(types: EventTypes, row: Sequence[Any], text_envelope: bool) -> RecordedEvent:
     """One row, every column checked in turn; an error names the row and the column."""
     position, sid, version, type_name, schema, data, event_id, recorded_at, meta = row
-    where = f" at position {_shown(position)} (stream {_shown(sid)}, version {_shown(version)})"
+    where = _where(position, sid, version)
 
     def corrupt(column: str, problem: str) -> DeserializationError:
-        return DeserializationError(f"corrupt event row{where}: column {column} {problem}")
+        return _corrupt(where, column, problem)
 
-    def holds(value: Any, expected: str) -> str:
-        found = "NULL" if value is None else f"{type(value).__name__} {_shown(value)}"
-        return f"holds {found}; expected {expected}"
-
+    holds = _holds
     if type(position) is not int or position < 1:
         raise corrupt("position", holds(position, "an int >= 1"))
     if type(sid) is not str:
@@ -299,6 +311,137 @@ def _decode_slowly(types: EventTypes, row: Sequence[Any], text_envelope: bool) -
     return RecordedEvent(
         position, trusted_stream_id(sid), version, type_name, event, envelope_id, recorded, meta_obj
     )
+
+
+def _where(position: Any, sid: Any, version: Any) -> str:
+    return f" at position {_shown(position)} (stream {_shown(sid)}, version {_shown(version)})"
+
+
+def _corrupt(where: str, column: str, problem: str) -> DeserializationError:
+    return DeserializationError(f"corrupt event row{where}: column {column} {problem}")
+
+
+def _holds(value: Any, expected: str) -> str:
+    found = "NULL" if value is None else f"{type(value).__name__} {_shown(value)}"
+    return f"holds {found}; expected {expected}"
+
+
+# -- a command's fold: the event and its version, no envelope ---------------------------------
+
+FOLD_COLUMN_COUNT: Final = 6
+"""A fold row holds the first six columns of a stored row: ``(position, stream_id,
+stream_version, event_type, schema_version, data)``."""
+
+
+def _versioned_builder() -> Callable[[Any, Any], VersionedEvent]:
+    """``VersionedEvent(version, event)`` through its slots' setters (as ``_record``)."""
+    set_version, set_event = (
+        getattr(VersionedEvent, f.name).__set__ for f in dataclasses.fields(VersionedEvent)
+    )
+    new = object.__new__
+
+    def build(version: Any, event: Any) -> VersionedEvent:
+        item: VersionedEvent = new(VersionedEvent)
+        set_version(item, version)
+        set_event(item, event)
+        return item
+
+    return build if build(1, 2) == VersionedEvent(1, 2) else VersionedEvent
+
+
+_versioned = _versioned_builder()
+
+
+def decode_versioned(types: EventTypes, rows: Iterable[Sequence[Any]]) -> list[VersionedEvent]:
+    """Decode fold rows (:data:`FOLD_COLUMN_COUNT` columns) into the events and
+    their versions, for ``execute``. The columns used are checked as :func:`decode_rows`
+    checks them, and a row the fast path cannot take (an upcast, corrupt data) goes through
+    the reference decoder, which names the position and the column; the envelope columns
+    (id, time, metadata) are neither read nor checked."""
+    by_name = types.by_name
+    parse = _PARSE
+    build = _versioned
+    codecs: dict[str, tuple[int, Callable[[Any, str], Any], str]] = {}
+    last_type: Any = _NOTHING
+    want_schema, cls_name = 0, ""
+    decode: Callable[[Any, str], Any] = _never
+    out: list[VersionedEvent] = []
+    append = out.append
+    for row in rows:
+        position, _, version, type_name, schema, data = row
+        try:
+            if (
+                type(position) is not int
+                or position < 1
+                or type(version) is not int
+                or version < 1
+                or type(schema) is not int
+            ):
+                raise _Slow
+            if type_name != last_type:
+                codec = codecs.get(type_name)
+                if codec is None:
+                    info = by_name[type_name]
+                    codec = codecs[type_name] = (
+                        info.version,
+                        _fast_decoder(info.codec),
+                        info.cls.__name__,
+                    )
+                want_schema, decode, cls_name = codec
+                last_type = type_name
+            if schema != want_schema:
+                raise _Slow
+            payload, end = parse(data, 0)
+            if end != len(data):
+                raise _Slow
+            append(build(version, decode(payload, cls_name)))
+        except Exception:
+            append(_versioned_slowly(types, row))
+    return out
+
+
+def versioned_streams(
+    types: EventTypes, ids: Sequence[StreamId], rows: Sequence[Sequence[Any]]
+) -> tuple[dict[StreamId, list[VersionedEvent]], list[int]]:
+    """The fold rows of several whole streams (as ``read_streams`` selects them), decoded
+    and grouped by stream (an empty list for a stream without events); and the positions of
+    the streams' last events that are deletions, which the caller reads whole to raise
+    ``StreamDeleted`` as ``read_streams`` does."""
+    found: dict[StreamId, list[VersionedEvent]] = {sid: [] for sid in ids}
+    last: dict[str, Sequence[Any]] = {}
+    for row, item in zip(rows, decode_versioned(types, rows), strict=True):
+        found[row[1]].append(item)
+        last[row[1]] = row
+    return found, [row[0] for row in last.values() if row[3] == DELETION]
+
+
+def deletion_at(rows: Sequence[Sequence[Any]]) -> int | None:
+    """The position of the last fold row if it is a stream's deletion (a read to the end of
+    the stream), else None."""
+    return rows[-1][0] if rows and rows[-1][3] == DELETION else None
+
+
+def _versioned_slowly(types: EventTypes, row: Sequence[Any]) -> VersionedEvent:
+    """One fold row, each column it uses checked in turn (as :func:`_decode_slowly`)."""
+    position, sid, version, type_name, schema, data = row
+    where = _where(position, sid, version)
+    if type(position) is not int or position < 1:
+        raise _corrupt(where, "position", _holds(position, "an int >= 1"))
+    if type(version) is not int or version < 1:
+        raise _corrupt(where, "stream_version", _holds(version, "an int >= 1"))
+    if type(type_name) is not str:
+        raise _corrupt(where, "event_type", _holds(type_name, "an event type name (text)"))
+    if type(schema) is not int or schema < 1:
+        raise _corrupt(where, "schema_version", _holds(schema, "an int >= 1"))
+    if type(data) is not str:
+        raise _corrupt(where, "data", _holds(data, "JSON text"))
+    try:
+        payload = loads_json(data)
+    except ValueError as exc:
+        raise _corrupt(where, "data", f"is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _corrupt(where, "data", "nests too deeply for Python's recursion limit") from None
+    return VersionedEvent(version, types.decode(type_name, schema, payload, where))
 
 
 def _shown(value: object) -> str:

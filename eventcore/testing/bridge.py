@@ -106,6 +106,16 @@ class SyncBridge:
         found: dict[StreamId, list[RecordedEvent]] = self._run(self.store.read_streams(stream_ids))
         return found
 
+    # The fold reads (``read_stream_events``): the store's own, or its full reads.
+
+    def read_stream_events(self, stream_id: StreamId, *, after_version: int = 0) -> Iterator[Any]:
+        method = getattr(self.store, "read_stream_events", None) or self.store.read_stream
+        return iter(self._run(method(stream_id, after_version=after_version)))
+
+    def read_streams_events(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[Any]]:
+        method = getattr(self.store, "read_streams_events", None) or self.store.read_streams
+        return dict(self._run(method(stream_ids)))
+
     def stream_version(self, stream_id: StreamId) -> int:
         return self._run(self.store.stream_version(stream_id))  # type: ignore[no-any-return]
 
@@ -263,6 +273,20 @@ class _BridgedSession:
             lambda s: s.read_streams(stream_ids)
         )
         return found
+
+    def read_stream_events(self, stream_id: StreamId, *, after_version: int = 0) -> Iterator[Any]:
+        def read(s: Any) -> Awaitable[Any]:
+            method = getattr(s, "read_stream_events", None) or s.read_stream
+            return method(stream_id, after_version=after_version)  # type: ignore[no-any-return]
+
+        return iter(self._call(read))
+
+    def read_streams_events(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[Any]]:
+        def read(s: Any) -> Awaitable[Any]:
+            method = getattr(s, "read_streams_events", None) or s.read_streams
+            return method(stream_ids)  # type: ignore[no-any-return]
+
+        return dict(self._call(read))
 
     def stream_version(self, stream_id: StreamId) -> int:
         return int(self._call(lambda s: s.stream_version(stream_id)))

@@ -78,6 +78,7 @@ from eventcore.testing.contract_base import (
     _raw,
     _state,
 )
+from eventcore.testing.contract_fold import FoldReadContract
 from eventcore.testing.contract_inputs import BadInputContract
 from eventcore.testing.contract_operations import OperationsContract
 from eventcore.testing.contract_writes import (
@@ -109,6 +110,7 @@ class EventStoreContract(
     ExactRoundTripContract,
     SessionContract,
     OperationsContract,
+    FoldReadContract,
 ):
     """Behaviour every :class:`~eventcore.store.EventStore` must show. Subclass it; provide
     a ``make_store`` fixture (see the module docstring)."""

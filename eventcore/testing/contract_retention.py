@@ -34,6 +34,7 @@ from eventcore.retention import (
     restore,
     skipping_removed,
 )
+from eventcore.store import read_versioned, read_versioned_streams
 from eventcore.testing.contract_base import (
     A,
     B,
@@ -110,6 +111,9 @@ class TombstoneContract(StoreContractBase):
             lambda: list(store.read_stream(A)),
             lambda: list(store.read_stream(A, after_version=1)),
             lambda: store.read_streams([B, A]),
+            lambda: list(read_versioned(store, A)),  # what execute folds
+            lambda: list(read_versioned(store, A, 1)),
+            lambda: read_versioned_streams(store, [B, A]),
         ):
             with pytest.raises(StreamDeleted) as info:
                 read()

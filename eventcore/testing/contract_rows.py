@@ -34,13 +34,16 @@ import pytest
 
 from eventcore.errors import DeserializationError
 from eventcore.events import Metadata
-from eventcore.store import EventLookups, EventStore
+from eventcore.store import EventLookups, EventStore, read_versioned, read_versioned_streams
 from eventcore.testing.contract_base import A, Deposited
 
-__all__ = ["CORRUPT_CASES", "CorruptRowContract", "RawRowWriter"]
+__all__ = ["CORRUPT_CASES", "ENVELOPE_COLUMNS", "CorruptRowContract", "RawRowWriter"]
 
 RawRowWriter = Callable[[dict[str, Any]], None]
 """``write_raw_row(row)``: insert one event row with these column values, bypassing the store."""
+
+ENVELOPE_COLUMNS = frozenset({"event_id", "recorded_at", "metadata"})
+"""The columns a command's fold does not read (``read_stream_events``)."""
 
 _CORRELATION = UUID("0190c2a4-0000-7000-8000-00000000c0de")
 _DEEP = "[" * 5000 + "]" * 5000
@@ -142,6 +145,11 @@ class CorruptRowContract:
             streams = getattr(store, "read_streams", None)
             if streams is not None:
                 reads.append(lambda: streams([A]))
+            if column not in ENVELOPE_COLUMNS:  # what execute folds: the event and version
+                reads += [
+                    lambda: list(read_versioned(store, A)),
+                    lambda: read_versioned_streams(store, [A]),
+                ]
         if isinstance(store, EventLookups):
             lookups = store
             if column != "event_id":
@@ -155,6 +163,11 @@ class CorruptRowContract:
             assert "at position 2" in text, text
             assert f"column {column}" in text, text
         assert [r.event for r in store.read_all(limit=1)] == [Deposited(A, 1)]
+        if column in ENVELOPE_COLUMNS and hasattr(store, "read_stream_events"):
+            # A fold reads neither the id, the time nor the metadata of an event: a command
+            # is not stopped by them (``verify`` and every other read report the row).
+            folded = [(v.stream_version, v.event) for v in read_versioned(store, A)]
+            assert folded == [(1, Deposited(A, 1)), (2, Deposited(A, 5))]
 
     @pytest.mark.parametrize("case", sorted(CORRUPT_CASES))
     def test_verify_reports_a_corrupt_row(

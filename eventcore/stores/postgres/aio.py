@@ -23,7 +23,7 @@ from uuid import UUID
 from eventcore._finish import finish
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
-from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.events import EventTypes, Metadata, RecordedEvent, VersionedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
 from eventcore.retention.engine import run_retention_async, write_tombstone_async
@@ -104,6 +104,21 @@ class AsyncPostgresEventStore:
         self, stream_ids: Iterable[StreamId]
     ) -> dict[StreamId, list[RecordedEvent]]:
         return await self.database.read("read_streams", self.operations.read_streams(stream_ids))
+
+    async def read_stream_events(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> list[VersionedEvent]:
+        """A stream's events and versions without their envelopes (what ``execute_async``
+        folds), as :meth:`read_stream` reads it."""
+        plan = self.operations.read_stream_events(stream_id, after_version)
+        return await self.database.read("read_stream", plan)
+
+    async def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[VersionedEvent]]:
+        """Several whole streams as :meth:`read_stream_events` reads each, in one query."""
+        plan = self.operations.read_streams_events(stream_ids)
+        return await self.database.read("read_streams", plan)
 
     async def stream_version(self, stream_id: StreamId) -> int:
         plan = self.operations.stream_version(stream_id)
@@ -362,6 +377,18 @@ class AsyncPostgresSession:
         self, stream_ids: Iterable[StreamId]
     ) -> dict[StreamId, list[RecordedEvent]]:
         plan = self.store.operations.read_streams(stream_ids)
+        return await self.store.database.run_in(self._conn, "read_streams", plan)
+
+    async def read_stream_events(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> list[VersionedEvent]:
+        plan = self.store.operations.read_stream_events(stream_id, after_version)
+        return await self.store.database.run_in(self._conn, "read_stream", plan)
+
+    async def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[VersionedEvent]]:
+        plan = self.store.operations.read_streams_events(stream_ids)
         return await self.store.database.run_in(self._conn, "read_streams", plan)
 
     async def stream_version(self, stream_id: StreamId) -> int:

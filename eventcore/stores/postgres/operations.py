@@ -21,7 +21,7 @@ from psycopg import sql
 
 from eventcore.clock import Clock, IdFactory
 from eventcore.errors import ConfigurationError, DeserializationError, StreamClosed, StreamDeleted
-from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.events import EventTypes, Metadata, RecordedEvent, VersionedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
 from eventcore.raw import RawEvent, StoreStats, StreamInfo
 from eventcore.selection import Selection, selectors
@@ -33,7 +33,7 @@ from eventcore.store import (
     unique_stream_ids,
 )
 from eventcore.stores._plan import Plan, Query
-from eventcore.stores._rows import decode_rows
+from eventcore.stores._rows import decode_rows, decode_versioned, deletion_at, versioned_streams
 from eventcore.stores.postgres.queries import (
     COLUMNS,
     Replayed,
@@ -107,6 +107,59 @@ class Operations:
                 check_not_deleted(sid, found)
                 return found
             after_version = rows[-1][2]
+
+    def stream_events_page(
+        self, stream_id: StreamId, after_version: int
+    ) -> Plan[tuple[list[VersionedEvent], int]]:
+        """One page of a stream's events and versions (no envelopes) and the number of rows
+        read; a deletion ending the page raises ``StreamDeleted``."""
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        return self._events_page(sid, after_version)
+
+    def _events_page(
+        self, sid: StreamId, after_version: int
+    ) -> Plan[tuple[list[VersionedEvent], int]]:
+        rows = yield from rows_plan(self.q.fold_stream, (sid, after_version, self.page_size))
+        yield from self._raise_deletion(deletion_at(rows))
+        return decode_versioned(self.types, rows), len(rows)
+
+    def read_stream_events(
+        self, stream_id: StreamId, after_version: int
+    ) -> Plan[list[VersionedEvent]]:
+        """A whole stream's events and versions after ``after_version``, on one connection."""
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        return self._whole_stream_events(sid, after_version)
+
+    def _whole_stream_events(self, sid: StreamId, after_version: int) -> Plan[list[VersionedEvent]]:
+        out: list[VersionedEvent] = []
+        while True:
+            page, count = yield from self._events_page(sid, after_version)
+            out += page
+            if count < self.page_size:
+                return out
+            after_version = page[-1].stream_version
+
+    def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> Plan[dict[StreamId, list[VersionedEvent]]]:
+        ids = unique_stream_ids(stream_ids)
+        return self._streams_events(ids)
+
+    def _streams_events(self, ids: list[StreamId]) -> Plan[dict[StreamId, list[VersionedEvent]]]:
+        rows = yield from streams_plan(self.q, ids, self.page_size, fold=True)
+        found, deleted = versioned_streams(self.types, ids, rows)
+        for position in deleted:
+            yield from self._raise_deletion(position)
+        return found
+
+    def _raise_deletion(self, position: int | None) -> Plan[None]:
+        """Raise the ``StreamDeleted`` of the deletion at ``position`` (read whole)."""
+        if position is not None:
+            rows = yield from rows_plan(self.q.at_position, (position,))
+            (record,) = self.decode(rows)
+            check_not_deleted(record.stream_id, [record])
 
     def deletion(self, stream_id: StreamId) -> Plan[StreamClosed | None]:
         """``StreamDeleted`` if the stream was deleted, else None (for long lazy reads)."""

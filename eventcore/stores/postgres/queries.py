@@ -38,6 +38,9 @@ COLUMNS: Final = (
     "recorded_at, metadata::text"
 )
 
+FOLD_COLUMNS: Final = "position, stream_id, stream_version, event_type, schema_version, data::text"
+"""What a command's fold reads (``decode_versioned``): no id, time or metadata."""
+
 WINDOW: Final = 10_000
 """The first window of positions a filtered read scans (at least 8 pages' worth)."""
 MAX_WINDOW: Final = 1_000_000
@@ -58,6 +61,14 @@ class Statements:
         self.streams = select + sql.SQL(
             "WHERE stream_id = ANY(%s::text[]) ORDER BY stream_id, stream_version LIMIT %s"
         )
+        fold = sql.SQL("SELECT " + FOLD_COLUMNS + " FROM {} ").format(table)
+        self.fold_stream = fold + sql.SQL(
+            "WHERE stream_id = %s AND stream_version > %s ORDER BY stream_version LIMIT %s"
+        )
+        self.fold_streams = fold + sql.SQL(
+            "WHERE stream_id = ANY(%s::text[]) ORDER BY stream_id, stream_version LIMIT %s"
+        )
+        self.at_position = select + sql.SQL("WHERE position = %s")
         self.version = sql.SQL(
             "SELECT coalesce(max(stream_version), 0) FROM {} WHERE stream_id = %s"
         ).format(table)
@@ -148,18 +159,22 @@ def count_plan(query: sql.Composable, params: Sequence[Any]) -> Plan[int]:
     return count
 
 
-def streams_plan(q: Statements, ids: list[StreamId], size: int) -> Plan[list[Row]]:
-    """Whole streams in one query per page; a stream longer than a page is read on alone."""
+def streams_plan(
+    q: Statements, ids: list[StreamId], size: int, *, fold: bool = False
+) -> Plan[list[Row]]:
+    """Whole streams in one query per page; a stream longer than a page is read on alone.
+    ``fold``: the fold's columns only (:data:`FOLD_COLUMNS`)."""
+    many, one = (q.fold_streams, q.fold_stream) if fold else (q.streams, q.stream)
     out: list[Row] = []
     pending = ids
     while pending:
-        rows: list[Row] = yield Query(q.streams, (pending, size))
+        rows: list[Row] = yield Query(many, (pending, size))
         out += rows
         if len(rows) < size:
             break
         last, version = trusted_stream_id(rows[-1][1]), rows[-1][2]
         while True:
-            more: list[Row] = yield Query(q.stream, (last, version, size))
+            more: list[Row] = yield Query(one, (last, version, size))
             out += more
             if len(more) < size:
                 break

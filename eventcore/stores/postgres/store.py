@@ -37,7 +37,7 @@ from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import ConfigurationError, EventCoreError, StoreFailure
-from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.events import EventTypes, Metadata, RecordedEvent, VersionedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
 from eventcore.retention.engine import run_retention, write_tombstone
@@ -116,6 +116,37 @@ class PostgresEventStore:
         """Several whole streams (duplicates once) in one query — more only for streams
         longer than a page; an empty list for a stream that does not exist."""
         return self.database.read("read_streams", self.operations.read_streams(stream_ids))
+
+    def read_stream_events(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[VersionedEvent]:
+        """The events of one stream and their versions, without their envelopes: what
+        ``execute`` folds. As :meth:`read_stream` (lazy pages, the same checks of the columns
+        read, ``StreamDeleted``), without the id, time and metadata columns."""
+        self.operations.stream_events_page(stream_id, after_version)  # check the arguments
+        return self._events_pages(StreamId(stream_id), after_version)
+
+    def _events_pages(self, sid: StreamId, after_version: int) -> Iterator[VersionedEvent]:
+        first = True
+        while True:
+            plan = self.operations.stream_events_page(sid, after_version)
+            page, count = self.database.read("read_stream", plan)
+            if first and count == self.config.page_size:  # long: its tombstone first
+                deleted = self.database.read("read_stream", self.operations.deletion(sid))
+                if deleted is not None:
+                    raise deleted
+            first = False
+            yield from page
+            if count < self.config.page_size:
+                return
+            after_version = page[-1].stream_version
+
+    def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[VersionedEvent]]:
+        """Several whole streams as :meth:`read_stream_events` reads each, in one query."""
+        plan = self.operations.read_streams_events(stream_ids)
+        return self.database.read("read_streams", plan)
 
     def stream_version(self, stream_id: StreamId) -> int:
         """The number of events in the stream (0 when it does not exist)."""
@@ -441,6 +472,18 @@ class PostgresSession:
 
     def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
         plan = self.store.operations.read_streams(stream_ids)
+        return self.store.database.run_in(self._conn, "read_streams", plan)
+
+    def read_stream_events(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[VersionedEvent]:
+        plan = self.store.operations.read_stream_events(stream_id, after_version)
+        return iter(self.store.database.run_in(self._conn, "read_stream", plan))
+
+    def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[VersionedEvent]]:
+        plan = self.store.operations.read_streams_events(stream_ids)
         return self.store.database.run_in(self._conn, "read_streams", plan)
 
     def stream_version(self, stream_id: StreamId) -> int:

@@ -34,7 +34,7 @@ from uuid import UUID
 
 from eventcore._finish import Cancelled, complete, complete_quietly, finish
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
-from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.events import EventTypes, Metadata, RecordedEvent, VersionedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
 from eventcore.selection import Selection, aiter_log
@@ -79,6 +79,19 @@ class AsyncSession:
         self, stream_ids: Iterable[StreamId]
     ) -> dict[StreamId, list[RecordedEvent]]:
         return await self._call(self.session.read_streams, stream_ids)
+
+    async def read_stream_events(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> list[VersionedEvent]:
+        def read() -> list[VersionedEvent]:
+            return list(self.session.read_stream_events(stream_id, after_version=after_version))
+
+        return await self._call(read)
+
+    async def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[VersionedEvent]]:
+        return await self._call(self.session.read_streams_events, stream_ids)
 
     async def stream_version(self, stream_id: StreamId) -> int:
         return await self._call(self.session.stream_version, stream_id)
@@ -163,6 +176,23 @@ class AsyncSqliteEventStore:
         self, stream_ids: Iterable[StreamId]
     ) -> dict[StreamId, list[RecordedEvent]]:
         return await self._read(self.sync.read_streams, stream_ids)
+
+    async def read_stream_events(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> list[VersionedEvent]:
+        """A stream's events and versions without their envelopes (what ``execute_async``
+        folds), as :meth:`read_stream` reads it."""
+
+        def read() -> list[VersionedEvent]:
+            return list(self.sync.read_stream_events(stream_id, after_version=after_version))
+
+        return await self._read(read)
+
+    async def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[VersionedEvent]]:
+        """Several whole streams as :meth:`read_stream_events` reads each, in one query."""
+        return await self._read(self.sync.read_streams_events, stream_ids)
 
     async def stream_version(self, stream_id: StreamId) -> int:
         return await self._read(self.sync.stream_version, stream_id)

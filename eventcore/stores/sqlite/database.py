@@ -469,3 +469,33 @@ def _rollback_quietly(conn: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+
+
+def open_database(
+    database: object,
+    who: str,
+    synchronous: Synchronous | None,
+    busy_timeout: float | None,
+    clock: Clock,
+) -> tuple[SqliteDatabase, bool]:
+    """The database a store works on, and whether the store owns (closes) it."""
+    options: dict[str, Any] = {"clock": clock}
+    if synchronous is not None:
+        options["synchronous"] = synchronous
+    if busy_timeout is not None:
+        options["busy_timeout"] = busy_timeout
+    if isinstance(database, SqliteDatabase):
+        if synchronous is not None or busy_timeout is not None:
+            raise ConfigurationError(
+                f"{who}: synchronous and busy_timeout belong to the SqliteDatabase you passed; "
+                "set them when you create it"
+            )
+        return database, False
+    if isinstance(database, sqlite3.Connection):
+        return SqliteDatabase.for_connection(database, **options), False
+    if isinstance(database, (str, os.PathLike)):
+        return SqliteDatabase(database, **options), True
+    raise ConfigurationError(
+        f"{who} takes a SqliteDatabase, a file path, ':memory:' or a sqlite3.Connection, got "
+        f"{type(database).__name__}"
+    )

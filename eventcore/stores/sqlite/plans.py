@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
+from uuid import UUID
 
-from eventcore.errors import Conflict, IdempotencyConflict, VersionConflict
+from eventcore.errors import Conflict, DeserializationError, IdempotencyConflict, VersionConflict
 from eventcore.events import Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey
+from eventcore.raw import RawEvent
 from eventcore.selection import StreamSelector
 from eventcore.store import PendingEvent
 from eventcore.stores._plan import Plan, Query
@@ -22,6 +24,11 @@ COLUMNS: Final = (
     "recorded_at, metadata"
 )
 SELECT: Final = f"SELECT {COLUMNS} FROM eventcore_events"
+FOLD_SELECT: Final = (
+    "SELECT position, stream_id, stream_version, event_type, schema_version, data "
+    "FROM eventcore_events"
+)
+"""The columns a command's fold reads (``decode_versioned``): no id, time or metadata."""
 
 _IN_LIMIT: Final = 500
 """Stream ids per ``read_streams`` query (SQLite bounds the number of parameters)."""
@@ -60,31 +67,35 @@ def version_plan(sid: StreamId) -> Plan[int]:
     return int(row[0])
 
 
-def stream_page(sid: StreamId, after_version: int, size: int) -> Plan[list[Row]]:
-    sql = f"{SELECT} WHERE stream_id = ? AND stream_version > ? ORDER BY stream_version LIMIT ?"
+def stream_page(
+    sid: StreamId, after_version: int, size: int, select: str = SELECT
+) -> Plan[list[Row]]:
+    sql = f"{select} WHERE stream_id = ? AND stream_version > ? ORDER BY stream_version LIMIT ?"
     rows: list[Row] = yield Query(sql, (sid, after_version, size))
     return rows
 
 
-def whole_stream_plan(sid: StreamId, after_version: int, size: int) -> Plan[list[Row]]:
+def whole_stream_plan(
+    sid: StreamId, after_version: int, size: int, select: str = SELECT
+) -> Plan[list[Row]]:
     out: list[Row] = []
     while True:
-        rows = yield from stream_page(sid, after_version, size)
+        rows = yield from stream_page(sid, after_version, size, select)
         out += rows
         if len(rows) < size:
             return out
         after_version = rows[-1][2]
 
 
-def streams_plan(ids: list[StreamId], size: int) -> Plan[list[Row]]:
+def streams_plan(ids: list[StreamId], size: int, select: str = SELECT) -> Plan[list[Row]]:
     """Whole streams, ``_IN_LIMIT`` ids per query; a stream longer than a page is read on
-    alone from where the page stopped."""
+    alone from where the page stopped. ``select``: :data:`SELECT` or :data:`FOLD_SELECT`."""
     out: list[Row] = []
     for start in range(0, len(ids), _IN_LIMIT):
         pending = ids[start : start + _IN_LIMIT]
         while pending:
             sql = (
-                f"{SELECT} WHERE stream_id IN ({', '.join('?' * len(pending))}) "
+                f"{select} WHERE stream_id IN ({', '.join('?' * len(pending))}) "
                 "ORDER BY stream_id, stream_version LIMIT ?"
             )
             rows: list[Row] = yield Query(sql, (*pending, size))
@@ -94,7 +105,7 @@ def streams_plan(ids: list[StreamId], size: int) -> Plan[list[Row]]:
             # The streams before the last one in the page are complete; the last may go on.
             last, version = trusted_stream_id(rows[-1][1]), rows[-1][2]
             while True:
-                more = yield from stream_page(last, version, size)
+                more = yield from stream_page(last, version, size, select)
                 out += more
                 if len(more) < size:
                     break
@@ -341,3 +352,23 @@ def import_plan(rows: list[Any]) -> Plan[int]:
             "many",
         )
     return len(checked)
+
+
+def raw_event(row: Row) -> RawEvent:
+    """An exported row (:data:`RAW_COLUMNS`) as a :class:`RawEvent`, or the error naming it."""
+    position = row[0]
+    try:
+        return RawEvent(
+            position,
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            UUID(row[6]),
+            datetime.fromisoformat(row[7]),
+            row[8],
+            row[9] if type(row[9]) is int else position,
+        )
+    except (TypeError, ValueError) as exc:
+        raise DeserializationError(f"corrupt event row at position {position}: {exc}") from None

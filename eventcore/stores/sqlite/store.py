@@ -35,7 +35,7 @@ from uuid import UUID
 
 from eventcore.clock import Clock, IdFactory, system_clock, uuid7
 from eventcore.errors import ConfigurationError, DeserializationError, StoreFailure, StreamClosed
-from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.events import EventTypes, Metadata, RecordedEvent, VersionedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite, append_key, idempotency_key
 from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
 from eventcore.retention.engine import run_retention, write_tombstone
@@ -51,10 +51,11 @@ from eventcore.store import (
 )
 from eventcore.stores._notify import wait_for_head
 from eventcore.stores._plan import Plan
-from eventcore.stores._rows import decode_rows
+from eventcore.stores._rows import decode_rows, decode_versioned, deletion_at, versioned_streams
 from eventcore.stores._verify import LogChecker
-from eventcore.stores.sqlite.database import SqliteDatabase, Synchronous
+from eventcore.stores.sqlite.database import SqliteDatabase, Synchronous, open_database
 from eventcore.stores.sqlite.plans import (
+    FOLD_SELECT,
     SELECT,
     Row,
     append_plan,
@@ -63,6 +64,7 @@ from eventcore.stores.sqlite.plans import (
     head_plan,
     import_plan,
     list_streams_plan,
+    raw_event,
     read_all_plan,
     recorded_write_plan,
     rows_plan,
@@ -150,15 +152,64 @@ class SqliteEventStore:
             if first and len(rows) < size:
                 check_not_deleted(sid, page)  # the whole stream: a deletion is its last event
             elif first:  # a long stream: ask its tombstone before yielding anything
-                found = self.database.read("read_stream", tombstones_plan([sid]))
-                error = tombstone_of(found, reading=True)
-                if error is not None and error.state == "deleted":
-                    raise error
+                self._refuse_deleted(sid)
             first = False
             yield from page
             if len(rows) < size:
                 return
             after_version = rows[-1][2]
+
+    def _refuse_deleted(self, sid: StreamId) -> None:
+        """Raise ``StreamDeleted`` if ``sid`` was deleted (before a long lazy read)."""
+        found = self.database.read("read_stream", tombstones_plan([sid]))
+        error = tombstone_of(found, reading=True)
+        if error is not None and error.state == "deleted":
+            raise error
+
+    def read_stream_events(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[VersionedEvent]:
+        """The events of one stream and their versions, without their envelopes: what
+        ``execute`` folds. As :meth:`read_stream` (lazy pages, the same checks of the columns
+        read, ``StreamDeleted``), at about half the cost of decoding a row."""
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        return self._versioned_pages(sid, after_version)
+
+    def _versioned_pages(self, sid: StreamId, after_version: int) -> Iterator[VersionedEvent]:
+        size = self.page_size
+        first = True
+        while True:
+            plan = stream_page(sid, after_version, size, FOLD_SELECT)
+            rows = self.database.read("read_stream", plan)
+            if first and len(rows) < size:
+                self._raise_deletion(deletion_at(rows))
+            elif first:
+                self._refuse_deleted(sid)
+            first = False
+            yield from decode_versioned(self.types, rows)
+            if len(rows) < size:
+                return
+            after_version = rows[-1][2]
+
+    def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[VersionedEvent]]:
+        """Several whole streams as :meth:`read_stream_events` reads each (one query, as
+        :meth:`read_streams`)."""
+        ids = unique_stream_ids(stream_ids)
+        rows = self.database.read("read_streams", streams_plan(ids, self.page_size, FOLD_SELECT))
+        found, deleted = versioned_streams(self.types, ids, rows)
+        for position in deleted:
+            self._raise_deletion(position)
+        return found
+
+    def _raise_deletion(self, position: int | None) -> None:
+        """Raise the ``StreamDeleted`` of the deletion at ``position`` (read whole)."""
+        if position is not None:
+            plan = rows_plan(f"{SELECT} WHERE position = ?", (position,))
+            (record,) = self._decode(self.database.read("read_stream", plan))
+            check_not_deleted(record.stream_id, [record])
 
     def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
         """Several whole streams (duplicates once) in one query — more only for streams
@@ -278,7 +329,7 @@ class SqliteEventStore:
     def export_rows(self, *, after: int = 0, limit: int | None = None) -> list[RawEvent]:
         """Stored rows after ``after``, undecoded (whole writes; see :mod:`eventcore.raw`)."""
         check_read_args(self.types, after, limit, None, None)
-        return [_raw(row) for row in self.database.read("export", export_plan(after, limit))]
+        return [raw_event(row) for row in self.database.read("export", export_plan(after, limit))]
 
     def stream_rows(
         self, stream_id: StreamId, *, after_version: int = 0, limit: int | None = None
@@ -289,7 +340,7 @@ class SqliteEventStore:
         check_after_version(after_version)
         check_read_args(self.types, 0, limit, None, None)
         plan = stream_rows_plan(sid, after_version, limit)
-        return [_raw(row) for row in self.database.read("stream_rows", plan)]
+        return [raw_event(row) for row in self.database.read("stream_rows", plan)]
 
     def import_rows(self, rows: Iterable[RawEvent]) -> int:
         """Add rows exported from a store after this store's head, exactly (ids, positions,
@@ -480,6 +531,32 @@ class SqliteSession:
             check_not_deleted(sid, records)
         return found
 
+    def read_stream_events(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[VersionedEvent]:
+        sid = StreamId(stream_id)
+        check_after_version(after_version)
+        plan = whole_stream_plan(sid, after_version, self.store.page_size, FOLD_SELECT)
+        rows = self._run("read_stream", plan)
+        self._raise_deletion(deletion_at(rows))
+        return iter(decode_versioned(self.types, rows))
+
+    def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[VersionedEvent]]:
+        ids = unique_stream_ids(stream_ids)
+        rows = self._run("read_streams", streams_plan(ids, self.store.page_size, FOLD_SELECT))
+        found, deleted = versioned_streams(self.types, ids, rows)
+        for position in deleted:
+            self._raise_deletion(position)
+        return found
+
+    def _raise_deletion(self, position: int | None) -> None:
+        if position is not None:
+            plan = rows_plan(f"{SELECT} WHERE position = ?", (position,))
+            (record,) = self.store._decode(self._run("read_stream", plan))
+            check_not_deleted(record.stream_id, [record])
+
     def stream_version(self, stream_id: StreamId) -> int:
         return int(self._run("stream_version", version_plan(StreamId(stream_id))))
 
@@ -513,60 +590,11 @@ class SqliteSession:
         return store._decode(outcome.rows)
 
 
-def open_database(
-    database: object,
-    who: str,
-    synchronous: Synchronous | None,
-    busy_timeout: float | None,
-    clock: Clock,
-) -> tuple[SqliteDatabase, bool]:
-    """The database a store works on, and whether the store owns (closes) it."""
-    options: dict[str, Any] = {"clock": clock}
-    if synchronous is not None:
-        options["synchronous"] = synchronous
-    if busy_timeout is not None:
-        options["busy_timeout"] = busy_timeout
-    if isinstance(database, SqliteDatabase):
-        if synchronous is not None or busy_timeout is not None:
-            raise ConfigurationError(
-                f"{who}: synchronous and busy_timeout belong to the SqliteDatabase you passed; "
-                "set them when you create it"
-            )
-        return database, False
-    if isinstance(database, sqlite3.Connection):
-        return SqliteDatabase.for_connection(database, **options), False
-    if isinstance(database, (str, os.PathLike)):
-        return SqliteDatabase(database, **options), True
-    raise ConfigurationError(
-        f"{who} takes a SqliteDatabase, a file path, ':memory:' or a sqlite3.Connection, got "
-        f"{type(database).__name__}"
-    )
-
-
 def _time(text: Any) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except (TypeError, ValueError) as exc:
         raise DeserializationError(f"corrupt recorded_at {text!r}: {exc}") from None
-
-
-def _raw(row: Row) -> RawEvent:
-    position = row[0]
-    try:
-        return RawEvent(
-            position,
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            UUID(row[6]),
-            datetime.fromisoformat(row[7]),
-            row[8],
-            row[9] if type(row[9]) is int else position,
-        )
-    except (TypeError, ValueError) as exc:
-        raise DeserializationError(f"corrupt event row at position {position}: {exc}") from None
 
 
 def _when(text: Any) -> datetime | None:
