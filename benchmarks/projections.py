@@ -59,7 +59,7 @@ LIVE_WARMUP: Final = 10  # appends before the timed ones (connects the LISTEN co
 COUNTS_TABLE: Final = "bench_projection_counts"
 DELIVERY: Final = {
     "memory": "in-process notification",
-    "sqlite": "in-process notification",
+    "sqlite": "in-process notification (one SqliteDatabase)",
     "postgres": "LISTEN/NOTIFY",
 }
 
@@ -182,6 +182,19 @@ class Backend:
             from eventcore.stores.postgres import PostgresConfig, PostgresEventStore
 
             store = PostgresEventStore(PostgresConfig(postgres_url(), schema=SCHEMA), events=EVENTS)
+        self._closers.append(store.close)
+        return store
+
+    def writer(self) -> EventStore:
+        """A second store object on the log, as a second component of the application opens
+        it: on SQLite over the same :class:`SqliteDatabase` (one per file in a process, which
+        wakes its readers at once; another database object or process is polled), on
+        PostgreSQL with its own pool (LISTEN/NOTIFY reaches every process)."""
+        if self.kind != "sqlite":
+            return self.open()
+        from eventcore import SqliteEventStore
+
+        store = SqliteEventStore(self.store.database, events=EVENTS)  # type: ignore[attr-defined]
         self._closers.append(store.close)
         return store
 
@@ -353,7 +366,7 @@ def live(backend: Backend, sizes: ProjectionSizes) -> dict[str, Any]:
         gap_ms=sizes.proj_live_gap_ms,
     )
     reader = backend.store
-    writer = backend.open()  # a second store object (connection, pool) does the appends
+    writer = backend.writer()  # a second store object does the appends
     checkpoints: CheckpointStore = InMemoryCheckpointStore()
     projector = SeenAt("bench-live")
     start = reader.head()
