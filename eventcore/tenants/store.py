@@ -23,11 +23,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventcore.events import Metadata, RecordedEvent
+from eventcore.events import Metadata, RecordedEvent, VersionedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import StreamInfo
 from eventcore.selection import Selection, iter_log, selectors
-from eventcore.store import unique_stream_ids
+from eventcore.store import read_versioned, read_versioned_streams, unique_stream_ids
 from eventcore.tenants.scope import TenantScope
 from eventcore.types import StreamId
 
@@ -70,6 +70,23 @@ class TenantStore:
         ids = unique_stream_ids(stream_ids)
         found = _read_streams(self.store, [self.scope.inner(s) for s in ids])
         return {sid: self._out(found[self.scope.inner(sid)]) for sid in ids}
+
+    def read_stream_events(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[VersionedEvent]:
+        """What ``execute`` folds (see :class:`~eventcore.store.EventStore`): the store's
+        fold read of the tenant's stream, each event's stream field without the prefix."""
+        found = read_versioned(self.store, self.scope.inner(stream_id), after_version)
+        return iter(_versioned_out(self.scope, found))
+
+    def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[VersionedEvent]]:
+        ids = unique_stream_ids(stream_ids)
+        found = read_versioned_streams(self.store, [self.scope.inner(s) for s in ids])
+        return {
+            sid: _versioned_out(self.scope, found.get(self.scope.inner(sid), ())) for sid in ids
+        }
 
     def stream_version(self, stream_id: StreamId) -> int:
         return int(self.store.stream_version(self.scope.inner(stream_id)))
@@ -249,6 +266,21 @@ class TenantSession:
         found = _read_streams(self._session, [scope.inner(s) for s in ids])
         return {sid: self._view._out(found[scope.inner(sid)]) for sid in ids}
 
+    def read_stream_events(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> Iterator[VersionedEvent]:
+        scope = self._view.scope
+        found = read_versioned(self._session, scope.inner(stream_id), after_version)
+        return iter(_versioned_out(scope, found))
+
+    def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[VersionedEvent]]:
+        ids = unique_stream_ids(stream_ids)
+        scope = self._view.scope
+        found = read_versioned_streams(self._session, [scope.inner(s) for s in ids])
+        return {sid: _versioned_out(scope, found.get(scope.inner(sid), ())) for sid in ids}
+
     def stream_version(self, stream_id: StreamId) -> int:
         return int(self._session.stream_version(self._view.scope.inner(stream_id)))
 
@@ -276,3 +308,8 @@ def _read_streams(store: Any, ids: list[StreamId]) -> dict[StreamId, list[Record
         found: dict[StreamId, list[RecordedEvent]] = method(ids)
         return found
     return {sid: list(store.read_stream(sid)) for sid in ids}
+
+
+def _versioned_out(scope: TenantScope, found: Iterable[Any]) -> list[VersionedEvent]:
+    """Fold reads (or records) of the tenant's streams as the tenant sees them."""
+    return [VersionedEvent(item.stream_version, scope.event_out(item.event)) for item in found]

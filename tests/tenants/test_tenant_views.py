@@ -35,6 +35,7 @@ from eventcore.projections import (
     run_projection,
 )
 from eventcore.snapshots import InMemorySnapshotStore, SnapshotPolicy
+from eventcore.store import read_versioned, read_versioned_streams
 from eventcore.tenants import TenantRouter, TenantSnapshots, tenant_config
 from eventcore.types import StreamPattern, StreamPrefix
 from tests.bank import EVENTS, Deposit, MoneyDeposited, balances_in
@@ -153,6 +154,27 @@ def test_tombstones_through_a_tenant(store: Any) -> None:
     with pytest.raises(StreamDeleted):
         list(beta.read_stream(ACCOUNT))
     assert [e.event.amount for e in acme.read_stream(ACCOUNT) if hasattr(e.event, "amount")] == [5]
+
+
+def test_a_commands_fold_reads_the_tenants_streams_as_the_tenant_sees_them(store: Any) -> None:
+    acme, beta = store.for_tenant("acme"), store.for_tenant("beta")
+    execute(acme, Deposit(account=ACCOUNT, amount=5))
+    execute(beta, Deposit(account=ACCOUNT, amount=7))
+    execute(acme, Deposit(account=ACCOUNT, amount=1))
+    expected = [(e.stream_version, e.event) for e in acme.read_stream(ACCOUNT)]
+    assert expected == [(1, MoneyDeposited(ACCOUNT, 5)), (2, MoneyDeposited(ACCOUNT, 1))]
+    folded = [(v.stream_version, v.event) for v in read_versioned(acme, ACCOUNT)]
+    assert folded == expected
+    assert [(v.stream_version, v.event) for v in read_versioned(acme, ACCOUNT, 1)] == expected[1:]
+    found = read_versioned_streams(beta, [ACCOUNT, StreamId("account-2")])
+    assert [(v.stream_version, v.event) for v in found[ACCOUNT]] == [
+        (1, MoneyDeposited(ACCOUNT, 7))
+    ]
+    assert list(found[StreamId("account-2")]) == []
+    with acme.session([ACCOUNT]) as session:
+        assert [(v.stream_version, v.event) for v in read_versioned(session, ACCOUNT)] == expected
+        in_session = read_versioned_streams(session, [ACCOUNT])
+    assert [(v.stream_version, v.event) for v in in_session[ACCOUNT]] == expected
 
 
 def test_pessimistic_sessions_through_a_tenant(store: Any) -> None:
