@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventcore.events import Metadata, RecordedEvent
+from eventcore.events import Metadata, RecordedEvent, VersionedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import StreamInfo
 from eventcore.selection import Selection, aiter_log, selectors
@@ -87,6 +87,23 @@ class AsyncTenantStore:
         ids = unique_stream_ids(stream_ids)
         found = await self.store.read_streams([self.scope.inner(s) for s in ids])
         return {sid: self._out(found[self.scope.inner(sid)]) for sid in ids}
+
+    async def read_stream_events(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> list[VersionedEvent]:
+        """What ``execute_async`` folds: the store's fold read of the tenant's stream (its
+        full read if it has none), each event's stream field without the prefix."""
+        read = getattr(self.store, "read_stream_events", None) or self.store.read_stream
+        inner = self.scope.inner(stream_id)
+        return self.scope.versioned_out(await read(inner, after_version=after_version))
+
+    async def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[VersionedEvent]]:
+        ids = unique_stream_ids(stream_ids)
+        read = getattr(self.store, "read_streams_events", None) or self.store.read_streams
+        found = await read([self.scope.inner(s) for s in ids])
+        return {sid: self.scope.versioned_out(found.get(self.scope.inner(sid), ())) for sid in ids}
 
     async def stream_version(self, stream_id: StreamId) -> int:
         return int(await self.store.stream_version(self.scope.inner(stream_id)))
@@ -231,6 +248,22 @@ class AsyncTenantSession:
         scope = self._view.scope
         found = await self._session.read_streams([scope.inner(s) for s in ids])
         return {sid: self._view._out(found[scope.inner(sid)]) for sid in ids}
+
+    async def read_stream_events(
+        self, stream_id: StreamId, *, after_version: int = 0
+    ) -> list[VersionedEvent]:
+        scope = self._view.scope
+        read = getattr(self._session, "read_stream_events", None) or self._session.read_stream
+        return scope.versioned_out(await read(scope.inner(stream_id), after_version=after_version))
+
+    async def read_streams_events(
+        self, stream_ids: Iterable[StreamId]
+    ) -> dict[StreamId, list[VersionedEvent]]:
+        ids = unique_stream_ids(stream_ids)
+        scope = self._view.scope
+        read = getattr(self._session, "read_streams_events", None) or self._session.read_streams
+        found = await read([scope.inner(s) for s in ids])
+        return {sid: scope.versioned_out(found.get(scope.inner(sid), ())) for sid in ids}
 
     async def stream_version(self, stream_id: StreamId) -> int:
         return int(await self._session.stream_version(self._view.scope.inner(stream_id)))

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from typing import Any, Final
 
 from eventcore.errors import ConfigurationError
-from eventcore.events import RecordedEvent, event_info
+from eventcore.events import RecordedEvent, VersionedEvent, event_info
 from eventcore.types import StreamId, StreamPattern, StreamPrefix, trusted_stream_id
 
 __all__ = ["TENANT_NAME", "TenantScope", "check_tenant"]
@@ -96,6 +97,11 @@ class TenantScope:
 
     def event_out(self, event: object) -> object:
         return _with_stream(event, lambda v: self.outer(v) if self.owns(v) else v)
+
+    def versioned_out(self, found: Iterable[Any]) -> list[VersionedEvent]:
+        """A fold read (or records) of the tenant's streams as the tenant sees it: each
+        event and its version, the event's stream field without the prefix."""
+        return [VersionedEvent(item.stream_version, self.event_out(item.event)) for item in found]
 
     def record_out(self, record: RecordedEvent) -> RecordedEvent:
         """A stored record as the tenant sees it: its stream id and its event's stream

@@ -77,16 +77,14 @@ class TenantStore:
         """What ``execute`` folds (see :class:`~eventcore.store.EventStore`): the store's
         fold read of the tenant's stream, each event's stream field without the prefix."""
         found = read_versioned(self.store, self.scope.inner(stream_id), after_version)
-        return iter(_versioned_out(self.scope, found))
+        return iter(self.scope.versioned_out(found))
 
     def read_streams_events(
         self, stream_ids: Iterable[StreamId]
     ) -> dict[StreamId, list[VersionedEvent]]:
         ids = unique_stream_ids(stream_ids)
         found = read_versioned_streams(self.store, [self.scope.inner(s) for s in ids])
-        return {
-            sid: _versioned_out(self.scope, found.get(self.scope.inner(sid), ())) for sid in ids
-        }
+        return {sid: self.scope.versioned_out(found.get(self.scope.inner(sid), ())) for sid in ids}
 
     def stream_version(self, stream_id: StreamId) -> int:
         return int(self.store.stream_version(self.scope.inner(stream_id)))
@@ -271,7 +269,7 @@ class TenantSession:
     ) -> Iterator[VersionedEvent]:
         scope = self._view.scope
         found = read_versioned(self._session, scope.inner(stream_id), after_version)
-        return iter(_versioned_out(scope, found))
+        return iter(scope.versioned_out(found))
 
     def read_streams_events(
         self, stream_ids: Iterable[StreamId]
@@ -279,7 +277,7 @@ class TenantSession:
         ids = unique_stream_ids(stream_ids)
         scope = self._view.scope
         found = read_versioned_streams(self._session, [scope.inner(s) for s in ids])
-        return {sid: _versioned_out(scope, found.get(scope.inner(sid), ())) for sid in ids}
+        return {sid: scope.versioned_out(found.get(scope.inner(sid), ())) for sid in ids}
 
     def stream_version(self, stream_id: StreamId) -> int:
         return int(self._session.stream_version(self._view.scope.inner(stream_id)))
@@ -308,8 +306,3 @@ def _read_streams(store: Any, ids: list[StreamId]) -> dict[StreamId, list[Record
         found: dict[StreamId, list[RecordedEvent]] = method(ids)
         return found
     return {sid: list(store.read_stream(sid)) for sid in ids}
-
-
-def _versioned_out(scope: TenantScope, found: Iterable[Any]) -> list[VersionedEvent]:
-    """Fold reads (or records) of the tenant's streams as the tenant sees them."""
-    return [VersionedEvent(item.stream_version, scope.event_out(item.event)) for item in found]

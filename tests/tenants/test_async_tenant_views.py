@@ -73,3 +73,37 @@ def test_async_tenant_views_keep_tenants_apart(opener: Opener) -> None:
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_an_async_commands_fold_reads_the_tenants_streams(opener: Opener) -> None:
+    """``read_stream_events`` through a tenant: the events and versions ``read_stream``
+    gives, each event's stream field without the prefix, in and out of a session."""
+
+    async def scenario() -> None:
+        store = await opener()
+        try:
+            acme, beta = store.for_tenant("acme"), store.for_tenant("beta")
+            await execute_async(acme, Deposit(account=ACCOUNT, amount=5))
+            await execute_async(beta, Deposit(account=ACCOUNT, amount=7))
+            await execute_async(acme, Deposit(account=ACCOUNT, amount=1))
+            expected = [(e.stream_version, e.event) for e in await acme.read_stream(ACCOUNT)]
+            assert expected == [(1, MoneyDeposited(ACCOUNT, 5)), (2, MoneyDeposited(ACCOUNT, 1))]
+            folded = await acme.read_stream_events(ACCOUNT)
+            assert [(v.stream_version, v.event) for v in folded] == expected
+            later = await acme.read_stream_events(ACCOUNT, after_version=1)
+            assert [(v.stream_version, v.event) for v in later] == expected[1:]
+            other = StreamId("account-2")
+            found = await beta.read_streams_events([ACCOUNT, other])
+            assert [(v.stream_version, v.event) for v in found[ACCOUNT]] == [
+                (1, MoneyDeposited(ACCOUNT, 7))
+            ]
+            assert found[other] == []
+            async with acme.session([ACCOUNT]) as session:
+                inside = await session.read_stream_events(ACCOUNT)
+                both = await session.read_streams_events([ACCOUNT])
+            assert [(v.stream_version, v.event) for v in inside] == expected
+            assert [(v.stream_version, v.event) for v in both[ACCOUNT]] == expected
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
