@@ -183,7 +183,7 @@ class SqliteEventStore:
             plan = stream_page(sid, after_version, size, FOLD_SELECT)
             rows = self.database.read("read_stream", plan)
             if first and len(rows) < size:
-                self._raise_deletion(deletion_at(rows))
+                self.database.read("read_stream", _deletion_plan(self.types, deletion_at(rows)))
             elif first:
                 self._refuse_deleted(sid)
             first = False
@@ -197,19 +197,8 @@ class SqliteEventStore:
     ) -> dict[StreamId, list[VersionedEvent]]:
         """Several whole streams as :meth:`read_stream_events` reads each (one query, as
         :meth:`read_streams`)."""
-        ids = unique_stream_ids(stream_ids)
-        rows = self.database.read("read_streams", streams_plan(ids, self.page_size, FOLD_SELECT))
-        found, deleted = versioned_streams(self.types, ids, rows)
-        for position in deleted:
-            self._raise_deletion(position)
-        return found
-
-    def _raise_deletion(self, position: int | None) -> None:
-        """Raise the ``StreamDeleted`` of the deletion at ``position`` (read whole)."""
-        if position is not None:
-            plan = rows_plan(f"{SELECT} WHERE position = ?", (position,))
-            (record,) = self._decode(self.database.read("read_stream", plan))
-            check_not_deleted(record.stream_id, [record])
+        plan = _streams_events_plan(self.types, unique_stream_ids(stream_ids), self.page_size)
+        return self.database.read("read_streams", plan)
 
     def read_streams(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[RecordedEvent]]:
         """Several whole streams (duplicates once) in one query — more only for streams
@@ -536,26 +525,15 @@ class SqliteSession:
     ) -> Iterator[VersionedEvent]:
         sid = StreamId(stream_id)
         check_after_version(after_version)
-        plan = whole_stream_plan(sid, after_version, self.store.page_size, FOLD_SELECT)
-        rows = self._run("read_stream", plan)
-        self._raise_deletion(deletion_at(rows))
-        return iter(decode_versioned(self.types, rows))
+        plan = _stream_events_plan(self.types, sid, after_version, self.store.page_size)
+        return iter(self._run("read_stream", plan))
 
     def read_streams_events(
         self, stream_ids: Iterable[StreamId]
     ) -> dict[StreamId, list[VersionedEvent]]:
         ids = unique_stream_ids(stream_ids)
-        rows = self._run("read_streams", streams_plan(ids, self.store.page_size, FOLD_SELECT))
-        found, deleted = versioned_streams(self.types, ids, rows)
-        for position in deleted:
-            self._raise_deletion(position)
-        return found
-
-    def _raise_deletion(self, position: int | None) -> None:
-        if position is not None:
-            plan = rows_plan(f"{SELECT} WHERE position = ?", (position,))
-            (record,) = self.store._decode(self._run("read_stream", plan))
-            check_not_deleted(record.stream_id, [record])
+        plan = _streams_events_plan(self.types, ids, self.store.page_size)
+        return self._run("read_streams", plan)  # type: ignore[no-any-return]
 
     def stream_version(self, stream_id: StreamId) -> int:
         return int(self._run("stream_version", version_plan(StreamId(stream_id))))
@@ -588,6 +566,36 @@ class SqliteSession:
         if isinstance(outcome, list):
             return outcome
         return store._decode(outcome.rows)
+
+
+# -- a command's fold reads, as plans (run on a reader, or inside a session) ----------------
+
+
+def _stream_events_plan(
+    types: EventTypes, sid: StreamId, after_version: int, size: int
+) -> Plan[list[VersionedEvent]]:
+    rows = yield from whole_stream_plan(sid, after_version, size, FOLD_SELECT)
+    yield from _deletion_plan(types, deletion_at(rows))
+    return decode_versioned(types, rows)
+
+
+def _streams_events_plan(
+    types: EventTypes, ids: list[StreamId], size: int
+) -> Plan[dict[StreamId, list[VersionedEvent]]]:
+    rows = yield from streams_plan(ids, size, FOLD_SELECT)
+    found, deleted = versioned_streams(types, ids, rows)
+    for position in deleted:
+        yield from _deletion_plan(types, position)
+    return found
+
+
+def _deletion_plan(types: EventTypes, position: int | None) -> Plan[None]:
+    """Raise the ``StreamDeleted`` of the deletion at ``position`` (its row read whole, for
+    the error's position and time); nothing when ``position`` is None."""
+    if position is not None:
+        rows: list[Row] = yield from rows_plan(f"{SELECT} WHERE position = ?", (position,))
+        (record,) = decode_rows(types, rows, text_envelope=True)
+        check_not_deleted(record.stream_id, [record])
 
 
 def _time(text: Any) -> datetime:
