@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import json.scanner
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
@@ -26,6 +26,7 @@ from eventcore.clock import uuid_from_text
 from eventcore.codec import ClassCodec
 from eventcore.errors import DeserializationError
 from eventcore.events import (
+    EventInfo,
     EventTypes,
     Metadata,
     RecordedEvent,
@@ -122,7 +123,7 @@ def decode_rows(
     # Rows of one write sit together and share their stream, metadata and often their time;
     # each is decoded once per run of equal values (a comparison, no hashing). Codecs and
     # stream ids are also kept per page, for logs where writes interleave.
-    codecs: dict[str, tuple[int, Callable[[Any, str], Any], str]] = {}
+    codecs: dict[str, _Codec] = {}
     streams: dict[str, StreamId] = {}
     last_type: Any = _NOTHING
     last_sid: Any = _NOTHING
@@ -147,15 +148,7 @@ def decode_rows(
             ):
                 raise _Slow
             if type_name != last_type:
-                codec = codecs.get(type_name)
-                if codec is None:
-                    info = by_name[type_name]
-                    codec = codecs[type_name] = (
-                        info.version,
-                        _fast_decoder(info.codec),
-                        info.cls.__name__,
-                    )
-                want_schema, decode, cls_name = codec
+                want_schema, decode, cls_name = _codec(codecs, by_name, type_name)
                 last_type = type_name
             if schema != want_schema:
                 raise _Slow
@@ -183,6 +176,20 @@ def decode_rows(
         except Exception:
             append(_decode_slowly(types, row, text_envelope))
     return out
+
+
+_Codec = tuple[int, Callable[[Any, str], Any], str]
+"""A type's schema version, its fast decoder and its class name, as a page decodes it."""
+
+
+def _codec(codecs: dict[str, _Codec], by_name: Mapping[str, EventInfo], type_name: str) -> _Codec:
+    """The fast decoding of ``type_name``, kept in ``codecs`` for the rest of the page (an
+    unknown name raises ``KeyError``: the row goes to the reference decoder)."""
+    codec = codecs.get(type_name)
+    if codec is None:
+        info = by_name[type_name]
+        codec = codecs[type_name] = (info.version, _fast_decoder(info.codec), info.cls.__name__)
+    return codec
 
 
 def _fast_decoder(codec: EventCodec) -> Callable[[Any, str], Any]:
@@ -260,14 +267,7 @@ def _decode_slowly(types: EventTypes, row: Sequence[Any], text_envelope: bool) -
         raise corrupt("stream_id", f"holds an invalid stream id: {exc}") from None
     if checked != sid:
         raise corrupt("stream_id", f"holds {_shown(sid)}, which is not trimmed")
-    if type(version) is not int or version < 1:
-        raise corrupt("stream_version", holds(version, "an int >= 1"))
-    if type(type_name) is not str:
-        raise corrupt("event_type", holds(type_name, "an event type name (text)"))
-    if type(schema) is not int or schema < 1:
-        raise corrupt("schema_version", holds(schema, "an int >= 1"))
-    if type(data) is not str:
-        raise corrupt("data", holds(data, "JSON text"))
+    _check_event_columns(where, version, type_name, schema, data)
     envelope_id: UUID
     if text_envelope:
         if type(event_id) is not str:
@@ -301,16 +301,33 @@ def _decode_slowly(types: EventTypes, row: Sequence[Any], text_envelope: bool) -
         meta_obj = Metadata.from_json(meta)
     except DeserializationError as exc:
         raise corrupt("metadata", f"cannot be read: {exc}") from None
-    try:
-        payload = loads_json(data)
-    except ValueError as exc:
-        raise corrupt("data", f"is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise corrupt("data", "nests too deeply for Python's recursion limit") from None
-    event = types.decode(type_name, schema, payload, where)
+    event = _decode_data(types, where, type_name, schema, data)
     return RecordedEvent(
         position, trusted_stream_id(sid), version, type_name, event, envelope_id, recorded, meta_obj
     )
+
+
+def _check_event_columns(where: str, version: Any, type_name: Any, schema: Any, data: Any) -> None:
+    """The columns of the event itself, after the position (and the stream id), in order."""
+    if type(version) is not int or version < 1:
+        raise _corrupt(where, "stream_version", _holds(version, "an int >= 1"))
+    if type(type_name) is not str:
+        raise _corrupt(where, "event_type", _holds(type_name, "an event type name (text)"))
+    if type(schema) is not int or schema < 1:
+        raise _corrupt(where, "schema_version", _holds(schema, "an int >= 1"))
+    if type(data) is not str:
+        raise _corrupt(where, "data", _holds(data, "JSON text"))
+
+
+def _decode_data(types: EventTypes, where: str, type_name: str, schema: int, data: str) -> Any:
+    """The event from its checked columns: JSON, then the registry (upcasting on the way)."""
+    try:
+        payload = loads_json(data)
+    except ValueError as exc:
+        raise _corrupt(where, "data", f"is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _corrupt(where, "data", "nests too deeply for Python's recursion limit") from None
+    return types.decode(type_name, schema, payload, where)
 
 
 def _where(position: Any, sid: Any, version: Any) -> str:
@@ -361,7 +378,7 @@ def decode_versioned(types: EventTypes, rows: Iterable[Sequence[Any]]) -> list[V
     by_name = types.by_name
     parse = _PARSE
     build = _versioned
-    codecs: dict[str, tuple[int, Callable[[Any, str], Any], str]] = {}
+    codecs: dict[str, _Codec] = {}
     last_type: Any = _NOTHING
     want_schema, cls_name = 0, ""
     decode: Callable[[Any, str], Any] = _never
@@ -379,15 +396,7 @@ def decode_versioned(types: EventTypes, rows: Iterable[Sequence[Any]]) -> list[V
             ):
                 raise _Slow
             if type_name != last_type:
-                codec = codecs.get(type_name)
-                if codec is None:
-                    info = by_name[type_name]
-                    codec = codecs[type_name] = (
-                        info.version,
-                        _fast_decoder(info.codec),
-                        info.cls.__name__,
-                    )
-                want_schema, decode, cls_name = codec
+                want_schema, decode, cls_name = _codec(codecs, by_name, type_name)
                 last_type = type_name
             if schema != want_schema:
                 raise _Slow
@@ -427,21 +436,8 @@ def _versioned_slowly(types: EventTypes, row: Sequence[Any]) -> VersionedEvent:
     where = _where(position, sid, version)
     if type(position) is not int or position < 1:
         raise _corrupt(where, "position", _holds(position, "an int >= 1"))
-    if type(version) is not int or version < 1:
-        raise _corrupt(where, "stream_version", _holds(version, "an int >= 1"))
-    if type(type_name) is not str:
-        raise _corrupt(where, "event_type", _holds(type_name, "an event type name (text)"))
-    if type(schema) is not int or schema < 1:
-        raise _corrupt(where, "schema_version", _holds(schema, "an int >= 1"))
-    if type(data) is not str:
-        raise _corrupt(where, "data", _holds(data, "JSON text"))
-    try:
-        payload = loads_json(data)
-    except ValueError as exc:
-        raise _corrupt(where, "data", f"is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise _corrupt(where, "data", "nests too deeply for Python's recursion limit") from None
-    return VersionedEvent(version, types.decode(type_name, schema, payload, where))
+    _check_event_columns(where, version, type_name, schema, data)
+    return VersionedEvent(version, _decode_data(types, where, type_name, schema, data))
 
 
 def _shown(value: object) -> str:
