@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from eventcore.events import EventTypes, Metadata, RecordedEvent
+from eventcore.events import EventTypes, Metadata, RecordedEvent, VersionedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.selection import Selection
 from eventcore.types import StreamId
@@ -89,3 +89,21 @@ class AsyncEventStore(Protocol):
     async def __aenter__(self) -> Any: ...
 
     async def __aexit__(self, *exc: object) -> None: ...
+
+
+async def read_versioned_async(
+    store: Any, stream_id: StreamId, after_version: int = 0
+) -> list[VersionedEvent | RecordedEvent]:
+    """:func:`eventcore.store.read_versioned` for an asyncio store (or session): its
+    ``read_stream_events`` when it has one, else ``read_stream``."""
+    read = getattr(store, "read_stream_events", None) or store.read_stream
+    return list(await read(stream_id, after_version=after_version))
+
+
+async def read_versioned_streams_async(
+    store: Any, stream_ids: Iterable[StreamId]
+) -> Mapping[StreamId, Sequence[VersionedEvent | RecordedEvent]]:
+    """:func:`eventcore.store.read_versioned_streams` for an asyncio store (or session)."""
+    read = getattr(store, "read_streams_events", None) or store.read_streams
+    found: Mapping[StreamId, Sequence[VersionedEvent | RecordedEvent]] = await read(stream_ids)
+    return found

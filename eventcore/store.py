@@ -310,15 +310,12 @@ def read_versioned(
 ) -> Iterable[VersionedEvent | RecordedEvent]:
     """One stream for a command's fold: the store's ``read_stream_events`` (events and
     versions, no envelopes) when it has one, else ``read_stream``."""
-    method = getattr(store, "read_stream_events", None)
-    if method is None:
-        method = store.read_stream
-    if after_version:
-        found: Iterable[VersionedEvent | RecordedEvent] = method(
-            stream_id, after_version=after_version
-        )
-        return found
-    return method(stream_id)
+    read = getattr(store, "read_stream_events", None) or store.read_stream
+    # after_version only when there is one, as execute always called read_stream
+    found: Iterable[VersionedEvent | RecordedEvent] = (
+        read(stream_id, after_version=after_version) if after_version else read(stream_id)
+    )
+    return found
 
 
 def read_versioned_streams(

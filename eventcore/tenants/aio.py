@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+from eventcore.asyncstore import read_versioned_async, read_versioned_streams_async
 from eventcore.events import Metadata, RecordedEvent, VersionedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import StreamInfo
@@ -93,16 +94,16 @@ class AsyncTenantStore:
     ) -> list[VersionedEvent]:
         """What ``execute_async`` folds: the store's fold read of the tenant's stream (its
         full read if it has none), each event's stream field without the prefix."""
-        read = getattr(self.store, "read_stream_events", None) or self.store.read_stream
         inner = self.scope.inner(stream_id)
-        return self.scope.versioned_out(await read(inner, after_version=after_version))
+        return self.scope.versioned_out(
+            await read_versioned_async(self.store, inner, after_version)
+        )
 
     async def read_streams_events(
         self, stream_ids: Iterable[StreamId]
     ) -> dict[StreamId, list[VersionedEvent]]:
         ids = unique_stream_ids(stream_ids)
-        read = getattr(self.store, "read_streams_events", None) or self.store.read_streams
-        found = await read([self.scope.inner(s) for s in ids])
+        found = await read_versioned_streams_async(self.store, [self.scope.inner(s) for s in ids])
         return {sid: self.scope.versioned_out(found.get(self.scope.inner(sid), ())) for sid in ids}
 
     async def stream_version(self, stream_id: StreamId) -> int:
@@ -253,16 +254,15 @@ class AsyncTenantSession:
         self, stream_id: StreamId, *, after_version: int = 0
     ) -> list[VersionedEvent]:
         scope = self._view.scope
-        read = getattr(self._session, "read_stream_events", None) or self._session.read_stream
-        return scope.versioned_out(await read(scope.inner(stream_id), after_version=after_version))
+        found = await read_versioned_async(self._session, scope.inner(stream_id), after_version)
+        return scope.versioned_out(found)
 
     async def read_streams_events(
         self, stream_ids: Iterable[StreamId]
     ) -> dict[StreamId, list[VersionedEvent]]:
         ids = unique_stream_ids(stream_ids)
         scope = self._view.scope
-        read = getattr(self._session, "read_streams_events", None) or self._session.read_streams
-        found = await read([scope.inner(s) for s in ids])
+        found = await read_versioned_streams_async(self._session, [scope.inner(s) for s in ids])
         return {sid: scope.versioned_out(found.get(scope.inner(sid), ())) for sid in ids}
 
     async def stream_version(self, stream_id: StreamId) -> int:

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, 
 from typing import Any, TypeVar
 from uuid import UUID
 
+from eventcore.asyncstore import read_versioned_async, read_versioned_streams_async
 from eventcore.events import Metadata, RecordedEvent
 from eventcore.idempotency import IdempotencyKey, RecordedWrite
 from eventcore.raw import LogProblem, RawEvent, StoreStats, StreamInfo
@@ -109,12 +110,10 @@ class SyncBridge:
     # The fold reads (``read_stream_events``): the store's own, or its full reads.
 
     def read_stream_events(self, stream_id: StreamId, *, after_version: int = 0) -> Iterator[Any]:
-        method = getattr(self.store, "read_stream_events", None) or self.store.read_stream
-        return iter(self._run(method(stream_id, after_version=after_version)))
+        return iter(self._run(read_versioned_async(self.store, stream_id, after_version)))
 
-    def read_streams_events(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[Any]]:
-        method = getattr(self.store, "read_streams_events", None) or self.store.read_streams
-        return dict(self._run(method(stream_ids)))
+    def read_streams_events(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, Sequence[Any]]:
+        return dict(self._run(read_versioned_streams_async(self.store, stream_ids)))
 
     def stream_version(self, stream_id: StreamId) -> int:
         return self._run(self.store.stream_version(stream_id))  # type: ignore[no-any-return]
@@ -275,18 +274,10 @@ class _BridgedSession:
         return found
 
     def read_stream_events(self, stream_id: StreamId, *, after_version: int = 0) -> Iterator[Any]:
-        def read(s: Any) -> Awaitable[Any]:
-            method = getattr(s, "read_stream_events", None) or s.read_stream
-            return method(stream_id, after_version=after_version)  # type: ignore[no-any-return]
+        return iter(self._call(lambda s: read_versioned_async(s, stream_id, after_version)))
 
-        return iter(self._call(read))
-
-    def read_streams_events(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, list[Any]]:
-        def read(s: Any) -> Awaitable[Any]:
-            method = getattr(s, "read_streams_events", None) or s.read_streams
-            return method(stream_ids)  # type: ignore[no-any-return]
-
-        return dict(self._call(read))
+    def read_streams_events(self, stream_ids: Iterable[StreamId]) -> dict[StreamId, Sequence[Any]]:
+        return dict(self._call(lambda s: read_versioned_streams_async(s, stream_ids)))
 
     def stream_version(self, stream_id: StreamId) -> int:
         return int(self._call(lambda s: s.stream_version(stream_id)))
