@@ -306,9 +306,8 @@ class VersionedEvent:
     """A domain event and its version in its stream, without the rest of the envelope: what
     a command's fold needs (``apply`` sees ``event``; the version is checked at append).
 
-    The SQL stores read these for ``execute`` (``read_stream_events``), which decodes the
-    event itself but not its id, time or metadata, about half the cost of a
-    :class:`RecordedEvent`.
+    The SQL stores' ``read_stream_events`` gives these to ``execute``: it decodes each event
+    but not its id, time or metadata, about half the cost of reading :class:`RecordedEvent`s.
     """
 
     stream_version: int
