@@ -34,6 +34,7 @@ from eventcore import (  # noqa: E402
     RetryPolicy,
     StoreFailure,
     StoreTimeout,
+    StreamDeleted,
     StreamId,
     StreamPattern,
     StreamPrefix,
@@ -98,6 +99,37 @@ def admin(postgres_dsn: str) -> Iterator[Any]:
     """A separate autocommit connection for inspecting and sabotaging."""
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         yield conn
+
+
+def test_fold_reads_page_as_read_stream_does(open_store: Callable[..., PostgresEventStore]) -> None:
+    """read_stream_events / read_streams_events over streams longer than a page (lazily, in
+    one query with its continuation, and in a session), and a deleted long stream."""
+    store = open_store(page_size=3)
+    a, b = StreamId("topic-a"), StreamId("topic-b")
+    for i in range(10):
+        store.append({a: i, b: i}, [Noted(b, str(i)), Noted(a, str(i))])
+
+    def pairs(items: Any) -> list[tuple[int, object]]:
+        return [(item.stream_version, item.event) for item in items]
+
+    expected = {sid: pairs(store.read_stream(sid)) for sid in (a, b)}
+    for after in (0, 4, 10):
+        assert pairs(store.read_stream_events(a, after_version=after)) == expected[a][after:]
+    found = store.read_streams_events([a, b])
+    assert {sid: pairs(found[sid]) for sid in (a, b)} == expected
+    with store.session([a, b]) as session:
+        inside = pairs(session.read_stream_events(b, after_version=2))
+        both = session.read_streams_events([b, a])
+    assert inside == expected[b][2:]
+    assert {sid: pairs(both[sid]) for sid in (a, b)} == expected
+    deleted = store.delete_stream(a)
+    for read in (
+        lambda: list(store.read_stream_events(a)),
+        lambda: store.read_streams_events([b, a]),
+    ):
+        with pytest.raises(StreamDeleted) as info:
+            read()
+        assert info.value.position == deleted.position
 
 
 def open_accounts(store: PostgresEventStore, n: int, deposit: int = 100) -> list[StreamId]:

@@ -25,6 +25,7 @@ from eventcore import (
     InvalidStreamSelector,
     Metadata,
     StoreFailure,
+    StreamDeleted,
     StreamId,
     StreamPattern,
     StreamPrefix,
@@ -174,6 +175,37 @@ def test_read_stream_pages_in_order(path: Path, count: int) -> None:
         after = [r.stream_version for r in store.read_stream(A, after_version=4)]
         assert after == list(range(5, count + 1))
         assert len(store.read_all(streams=StreamPrefix("account-a"))) == count
+
+
+def _pairs(items: Any) -> list[tuple[int, object]]:
+    return [(item.stream_version, item.event) for item in items]
+
+
+@pytest.mark.parametrize("count", [9, 10])
+def test_fold_reads_page_as_read_stream_does(path: Path, count: int) -> None:
+    """read_stream_events / read_streams_events over streams longer than a page (lazily, in
+    one query with its continuation, and in a session), and a deleted long stream."""
+    with SqliteEventStore(path, page_size=3) as store:
+        for i in range(count):
+            store.append({A: i, B: i}, [Deposited(B, i), Deposited(A, i)])
+        expected = {sid: _pairs(store.read_stream(sid)) for sid in (A, B)}
+        for after in (0, 4, count):
+            assert _pairs(store.read_stream_events(A, after_version=after)) == expected[A][after:]
+        found = store.read_streams_events([A, B])
+        assert {sid: _pairs(found[sid]) for sid in (A, B)} == expected
+        with store.session([A, B]) as session:
+            inside = _pairs(session.read_stream_events(B, after_version=2))
+            both = session.read_streams_events([B, A])
+        assert inside == expected[B][2:]
+        assert {sid: _pairs(both[sid]) for sid in (A, B)} == expected
+        deleted = store.delete_stream(A)
+        for read in (
+            lambda: list(store.read_stream_events(A)),
+            lambda: store.read_streams_events([B, A]),
+        ):
+            with pytest.raises(StreamDeleted) as info:
+                read()
+            assert info.value.position == deleted.position
 
 
 # -- corrupt rows --------------------------------------------------------------------------
