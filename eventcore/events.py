@@ -307,7 +307,8 @@ class VersionedEvent:
     a command's fold needs (``apply`` sees ``event``; the version is checked at append).
 
     The SQL stores' ``read_stream_events`` gives these to ``execute``: it decodes each event
-    but not its id, time or metadata, about half the cost of reading :class:`RecordedEvent`s.
+    but not its id, time or metadata: about half the cost of reading each as a
+    :class:`RecordedEvent`.
     """
 
     stream_version: int
